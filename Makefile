@@ -1,0 +1,64 @@
+# hakmem - the one top-level Makefile. Targets:
+#   make            build/libhakmem.so and build/libhakmem.a
+#   make test       install missing test packages, build, run every suite, end with "N passed, N failed"
+#   make bench      install missing bench packages, run the benchmarks against the peers
+#   make install PREFIX=/usr/local
+# Test and bench rules live in tests/tests.mk and bench/bench.mk, included below.
+
+CC      ?= gcc
+PREFIX  ?= /usr/local
+BUILD   := build
+VERSION := 0.1.0
+
+URCU_CFLAGS := $(shell pkg-config --cflags liburcu-bp 2>/dev/null)
+URCU_LIBS   := $(shell pkg-config --libs liburcu-bp 2>/dev/null || echo -lurcu-bp -lurcu-common)
+
+WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter
+# No builtin malloc knowledge inside the allocator: gcc must not turn malloc+memset into calloc.
+NOBUILTIN := -fno-builtin-malloc -fno-builtin-calloc -fno-builtin-realloc -fno-builtin-free
+LIB_CFLAGS := -O2 -g $(WARN) -fPIC -pthread -fvisibility=hidden -ftls-model=initial-exec \
+              -fno-semantic-interposition -fno-stack-protector $(NOBUILTIN) -I. $(URCU_CFLAGS) \
+              -DHAKMEM_VERSION_STRING='"$(VERSION)"' $(EXTRA_CFLAGS)
+LIB_LDLIBS := $(URCU_LIBS) -pthread -ldl
+
+LIB_SRCS := $(wildcard shared_contracts/*.c box1_tls/*.c box2_refill/*.c box3_ace/*.c)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+LIB_HDRS := $(wildcard shared_contracts/*.h box1_tls/*.h box2_refill/*.h box3_ace/*.h include/*.h)
+
+.PHONY: all lib test bench install clean deps-test deps-bench
+all: lib
+lib: $(BUILD)/libhakmem.so $(BUILD)/libhakmem.a
+
+$(BUILD)/obj/%.o: %.c $(LIB_HDRS) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(LIB_CFLAGS) -c $< -o $@
+
+$(BUILD)/libhakmem.so: $(LIB_OBJS)
+	$(CC) -shared -o $@ $^ -Wl,-soname,libhakmem.so -Wl,-z,now $(LIB_LDLIBS)
+
+$(BUILD)/libhakmem.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+deps-test:
+	@sh scripts/deps.sh test
+deps-bench:
+	@sh scripts/deps.sh bench
+
+$(BUILD)/hakmem.pc: Makefile
+	@mkdir -p $(BUILD)
+	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: hakmem\nDescription: hakmem malloc replacement\nVersion: %s\nLibs: -L$${libdir} -lhakmem\nLibs.private: %s -pthread -ldl\nCflags: -I$${includedir}\n' \
+	  '$(PREFIX)' '$(VERSION)' '$(URCU_LIBS)' > $@
+
+install: lib $(BUILD)/hakmem.pc
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 755 $(BUILD)/libhakmem.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 $(BUILD)/libhakmem.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 include/hakmem.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(BUILD)/hakmem.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+
+clean:
+	rm -rf $(BUILD)
+
+-include tests/tests.mk
+-include bench/bench.mk

@@ -1,0 +1,31 @@
+/* hakmem.h - public interface of the hakmem allocator.
+ *
+ * hakmem replaces the standard allocation functions (malloc, free, calloc, realloc,
+ * reallocarray, posix_memalign, aligned_alloc, memalign, valloc, pvalloc, malloc_usable_size,
+ * malloc_trim, mallinfo2): use it with LD_PRELOAD=libhakmem.so or link with -lhakmem
+ * (pkg-config hakmem). This header adds what is specific to hakmem.
+ */
+#ifndef HAKMEM_H
+#define HAKMEM_H
+
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HAKMEM_VERSION_MAJOR 0
+#define HAKMEM_VERSION_MINOR 1
+#define HAKMEM_VERSION_PATCH 0
+
+/* The library's version, "MAJOR.MINOR.PATCH". */
+const char *hakmem_version(void);
+
+/* Print the per-class statistics table (allocations, refills, spills, refill count, ACE
+ * events and drops) to `out`. Safe to call from any thread. */
+void hakmem_stats_print(FILE *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,115 @@
+/* shared_contracts/config.c - parses the options table of config.h from the environment. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "diag.h"
+
+hak_config_t hak_config = {
+#define HAK_CFG_DEFAULT(field, name, def, lo, hi, flags, meaning) .field = (def),
+    HAK_OPTIONS(HAK_CFG_DEFAULT)
+#undef HAK_CFG_DEFAULT
+};
+
+static int config_loaded; /* 0 never, 1 loading or loaded; set by the first caller (CAS) */
+
+/* Strict decimal parse: optional spaces, digits only. */
+static int parse_int(const char *s, int64_t *out)
+{
+    int64_t v = 0;
+    int digits = 0;
+    while (*s == ' ')
+        s++;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        if (v > (INT64_MAX - 9) / 10)
+            return 0;
+        v = v * 10 + (*s - '0');
+        digits++;
+    }
+    while (*s == ' ')
+        s++;
+    if (!digits || *s)
+        return 0;
+    *out = v;
+    return 1;
+}
+
+static void load_int(const char *name, int64_t *field, int64_t def, int64_t lo, int64_t hi,
+                     unsigned flags)
+{
+    const char *s = getenv(name);
+    int64_t v;
+    if (!s)
+        return;
+    if (!parse_int(s, &v) || v < lo || v > hi || ((flags & HAK_OPT_POW2) && (v & (v - 1)))) {
+        hak_warn("%s='%s' is not %s in [%ld, %ld]; using the default %ld", name, s,
+                 (flags & HAK_OPT_POW2) ? "a power of two" : "an integer", (long)lo, (long)hi,
+                 (long)def);
+        *field = def;
+        return;
+    }
+    *field = v;
+}
+
+/* POOL_REFILL_COUNT_<size>=N for a class size in bytes. */
+static void load_class_refills(void)
+{
+    extern char **environ;
+    static const char prefix[] = "POOL_REFILL_COUNT_";
+    for (char **e = environ; e && *e; e++) {
+        if (strncmp(*e, prefix, sizeof prefix - 1) != 0)
+            continue;
+        const char *rest = *e + sizeof prefix - 1;
+        const char *eq = strchr(rest, '=');
+        char sizebuf[16];
+        int64_t size, count;
+        size_t len = eq ? (size_t)(eq - rest) : 0;
+        if (!eq || len == 0 || len >= sizeof sizebuf)
+            goto bad;
+        memcpy(sizebuf, rest, len);
+        sizebuf[len] = '\0';
+        if (!parse_int(sizebuf, &size) || !parse_int(eq + 1, &count) || count < 1 ||
+            count > 1024)
+            goto bad;
+        for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+            if (hak_class_size(c) == size) {
+                hak_config.class_refill[c] = (uint16_t)count;
+                goto next;
+            }
+        }
+    bad:
+        hak_warn("%s: expected POOL_REFILL_COUNT_<class size in bytes>=<1..1024>, with a size "
+                 "from docs/TUNING.md; ignored",
+                 *e);
+    next:;
+    }
+}
+
+void hak_config_load(void)
+{
+    int expected = 0;
+    if (!__atomic_compare_exchange_n(&config_loaded, &expected, 1, 0, __ATOMIC_ACQ_REL,
+                                      __ATOMIC_ACQUIRE))
+        return;
+#define HAK_CFG_LOAD(field, name, def, lo, hi, flags, meaning) \
+    load_int(name, &hak_config.field, def, lo, hi, flags);
+    HAK_OPTIONS(HAK_CFG_LOAD)
+#undef HAK_CFG_LOAD
+    if (hak_config.ace_min > hak_config.ace_max) {
+        hak_warn("POOL_ACE_MIN=%ld is above POOL_ACE_MAX=%ld; using the defaults 4 and 256",
+                 (long)hak_config.ace_min, (long)hak_config.ace_max);
+        hak_config.ace_min = 4;
+        hak_config.ace_max = 256;
+    }
+    load_class_refills();
+    const char *log = getenv("POOL_ACE_LOG");
+    if (log) {
+        size_t len = strlen(log);
+        if (len >= sizeof hak_config.ace_log)
+            hak_warn("POOL_ACE_LOG is longer than %zu bytes; ACE logging is off",
+                     sizeof hak_config.ace_log - 1);
+        else
+            memcpy(hak_config.ace_log, log, len + 1);
+    }
+}

@@ -1,0 +1,61 @@
+/* shared_contracts/config.h - every environment variable hakmem reads, in one table.
+ *
+ * Each row: X(field, NAME, default, min, max, flags, meaning). Parsing (config.c), the
+ * HAKMEM_STATS print and docs/TUNING.md all follow this table. An invalid value (not an
+ * integer, out of range, not a power of two where one is needed) prints one warning on
+ * stderr naming the variable, and the default is used.
+ *
+ * hak_config is written once by hak_config_load() (at library init, before other threads can
+ * see it) and only read afterwards. Parsing uses getenv/environ and write(2): no allocation.
+ */
+#ifndef HAK_CONFIG_H
+#define HAK_CONFIG_H
+
+#include <stdint.h>
+#include "size_classes.h"
+
+#define HAK_OPT_POW2 1u /* value must be a power of two */
+
+#define HAK_OPTIONS(X)                                                                          \
+    X(refill_count, "POOL_REFILL_COUNT", 0, 0, 1024, 0,                                         \
+      "blocks per refill for every class; 0 keeps the per-class Phase 1 counts")                \
+    X(ace, "POOL_ACE", 0, 0, 1, 0, "1 starts the ACE learner thread (adaptive refill counts)")  \
+    X(ace_interval_ms, "POOL_ACE_INTERVAL_MS", 100, 10, 60000, 0,                               \
+      "how often the learner drains the rings and decides, in milliseconds")                   \
+    X(ace_min, "POOL_ACE_MIN", 4, 1, 1024, 0, "smallest refill count ACE may publish")         \
+    X(ace_max, "POOL_ACE_MAX", 256, 1, 1024, 0, "largest refill count ACE may publish")        \
+    X(ace_ring, "POOL_ACE_RING", 1024, 16, 65536, HAK_OPT_POW2,                                 \
+      "events per thread ring (power of two); a full ring drops events")                      \
+    X(stats, "HAKMEM_STATS", 0, 0, 1, 0, "1 prints a per-class table on stderr at exit")        \
+    X(debug, "HAKMEM_DEBUG", 0, 0, 1, 0, "1 adds fuller misuse checks on free (slower)")       \
+    X(decay_ms, "HAKMEM_DECAY_MS", 500, 0, 600000, 0,                                           \
+      "how long empty spans and idle depot blocks wait before their memory goes back to the OS") \
+    X(tcache_max_kib, "HAKMEM_TCACHE_MAX_KIB", 1024, 16, 1048576, 0,                           \
+      "per thread and class, the most bytes a thread list holds before it spills")
+
+typedef struct hak_config {
+#define HAK_CFG_FIELD(field, name, def, lo, hi, flags, meaning) int64_t field;
+    HAK_OPTIONS(HAK_CFG_FIELD)
+#undef HAK_CFG_FIELD
+    /* POOL_REFILL_COUNT_<class size in bytes>=N, e.g. POOL_REFILL_COUNT_32768=8 (0 = unset) */
+    uint16_t class_refill[HAK_NUM_CLASSES];
+    /* POOL_ACE_LOG=path: CSV of ACE decisions; empty = off */
+    char ace_log[512];
+} hak_config_t;
+
+extern hak_config_t hak_config;
+
+/* Parse the environment into hak_config. Idempotent; the first call does the work. */
+void hak_config_load(void);
+
+/* The Phase 1 (fixed) refill count of a class after POOL_REFILL_COUNT overrides. */
+static inline uint32_t hak_fixed_refill_count(unsigned class_idx)
+{
+    if (hak_config.class_refill[class_idx])
+        return hak_config.class_refill[class_idx];
+    if (hak_config.refill_count)
+        return (uint32_t)hak_config.refill_count;
+    return hak_default_refill[class_idx];
+}
+
+#endif

@@ -1,0 +1,59 @@
+/* shared_contracts/policy_table.h - the per-class refill counts ACE publishes.
+ *
+ * Writer: the ACE learner thread only (Box 3). It fills an idle, statically allocated table,
+ * publishes it with rcu_assign_pointer(hak_policy_current, t), waits synchronize_rcu(), and only
+ * then reuses the previous table. No allocation, no call_rcu.
+ *
+ * Readers: Box 2, once at the start of each refill, in an urcu-bp read-side section
+ * (hak_policy_refill_count below). The count read is the count of that whole refill; a table
+ * published meanwhile applies from the next refill on (contract B). The reader clamps what it
+ * reads to [1, HAK_REFILL_MAX], so a bad table cannot hurt.
+ *
+ * Flavor: urcu-bp ("bulletproof"): application threads that call malloc never register with
+ * RCU; urcu-bp registers a reader lazily on its first read lock, without malloc. See docs/ACE.md.
+ */
+#ifndef HAK_POLICY_TABLE_H
+#define HAK_POLICY_TABLE_H
+
+#include <stdint.h>
+#include <urcu-bp.h>
+#include "size_classes.h"
+
+#define HAK_REFILL_MAX 1024u
+
+typedef struct hak_policy_table {
+    uint64_t version;                         /* 1, 2, 3 ... in publication order */
+    uint16_t refill_count[HAK_NUM_CLASSES];   /* blocks per refill, per class */
+} hak_policy_table_t;
+
+/* NULL while ACE is off: Box 2 then uses the fixed Phase 1 counts. RCU-protected. */
+extern hak_policy_table_t *hak_policy_current;
+
+/* Read the published count for class_idx, or `fixed` when nothing is published. */
+static inline uint32_t hak_policy_refill_count(unsigned class_idx, uint32_t fixed)
+{
+    uint32_t n = fixed;
+    rcu_read_lock();
+    hak_policy_table_t *t = rcu_dereference(hak_policy_current);
+    if (t)
+        n = t->refill_count[class_idx];
+    rcu_read_unlock();
+    if (n < 1)
+        n = 1;
+    if (n > HAK_REFILL_MAX)
+        n = HAK_REFILL_MAX;
+    return n;
+}
+
+/* Box 3 entry points, called by Box 2's init and fork handling. All no-ops when POOL_ACE=0.
+ * hak_ace_start: start the learner (once; never with an allocator lock held).
+ * hak_ace_stop: stop and join it (process exit).
+ * hak_ace_fork_prepare/parent/child: around fork (urcu-bp's handlers). The child has no
+ *   learner: the table published last stays in force there, frozen (docs/ACE.md). */
+void hak_ace_start(void);
+void hak_ace_stop(void);
+void hak_ace_fork_prepare(void);
+void hak_ace_fork_parent(void);
+void hak_ace_fork_child(void);
+
+#endif

@@ -1,0 +1,66 @@
+/* shared_contracts/tcache.h - the contract between Box 1 (thread cache, hot path) and Box 2
+ * (refill engine and backend).
+ *
+ * The thread cache is one initial-exec TLS struct, defined in Box 1. It starts all zero for
+ * every thread (head NULL, count 0, cap 0), so the first malloc misses and the first free
+ * overflows: both land in Box 2, which initialises the thread. The hit path needs no
+ * "initialised?" test.
+ *
+ * Invariants, per thread and class:
+ *   - count == the number of blocks linked from head (a NULL-terminated singly linked list
+ *     through the first word of each block); the second word of each listed block holds
+ *     hak_free_key (the double-free mark), cleared when the block is handed out.
+ *   - count <= cap, except transiently inside free between the push and the spill call.
+ *   - Only the owning thread reads or writes its cache, except Box 2 at fork (child side)
+ *     and at thread exit, on behalf of the owning thread.
+ *
+ * Box 2 entry points below are cold (noinline) and called only on a miss or an overflow.
+ * They may take Box 2 locks and mmap; they never call back into malloc.
+ */
+#ifndef HAK_TCACHE_H
+#define HAK_TCACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "size_classes.h"
+
+typedef struct hak_bin {
+    void *head;     /* first free block of this class, or NULL */
+    uint32_t count; /* blocks in the list */
+    uint32_t cap;   /* spill when count exceeds this; 0 until the thread is initialised */
+} hak_bin_t;
+
+typedef struct hak_tcache {
+    hak_bin_t bin[HAK_NUM_CLASSES];
+} hak_tcache_t;
+
+extern __thread hak_tcache_t hak_tcache __attribute__((tls_model("initial-exec")));
+
+/* Random per-process value written into word 1 of every cached block; set once at init. */
+extern uint64_t hak_free_key;
+
+#define HAK_NOINLINE __attribute__((noinline, cold))
+#define HAK_LIKELY(x) __builtin_expect(!!(x), 1)
+#define HAK_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* Box 2: the list of class_idx is empty. Refill it with a batch (count read once from the
+ * policy table) and return one block, or NULL with errno = ENOMEM. */
+void *pool_refill_and_alloc(unsigned class_idx);
+
+/* Box 2: the list of class_idx holds more than cap blocks. Move the coldest part of it to the
+ * central depot. Preserves errno. */
+void pool_spill(unsigned class_idx);
+
+/* Box 2: a free that the hit path could not take (NULL, large, foreign, corrupt). Aborts on a
+ * pointer hakmem did not hand out. Preserves errno. */
+void hak_free_slow(void *ptr);
+
+/* Box 2: blocks above HAK_MAX_CLASS_SIZE or with alignment above what a class gives. */
+void *hak_large_alloc(size_t size, size_t align);
+size_t hak_large_usable_size(const void *ptr);   /* ptr must be a live large block */
+void *hak_large_realloc(void *ptr, size_t size); /* ptr a live large block; NULL+ENOMEM on fail */
+
+/* Box 2: the thread's state. Box 1 calls it to learn whether frees still go to the cache. */
+void hak_thread_flush_all(void); /* return every cached block to Box 2 (malloc_trim, exit) */
+
+#endif
