@@ -48,6 +48,10 @@ size_t hak_vfmt(char *buf, size_t cap, const char *fmt, va_list ap)
             continue;
         }
         f++;
+        unsigned width = 0;
+        while (*f >= '0' && *f <= '9')
+            width = width * 10 + (unsigned)(*f++ - '0');
+        size_t start = n;
         int longs = 0, size_t_arg = 0;
         while (*f == 'l') {
             longs++;
@@ -97,6 +101,17 @@ size_t hak_vfmt(char *buf, size_t cap, const char *fmt, va_list ap)
             if (!*f)
                 f--;
             break;
+        }
+        /* right-align in `width` columns: shift what was written (if it fit) */
+        if (n - start < width) {
+            size_t pad = width - (n - start);
+            for (size_t i = n; i-- > start;)
+                if (i + pad + 1 < cap)
+                    buf[i + pad] = buf[i];
+            for (size_t i = start; i < start + pad; i++)
+                if (i + 1 < cap)
+                    buf[i] = ' ';
+            n += pad;
         }
     }
     if (cap)

@@ -1,6 +1,7 @@
 /* shared_contracts/diag.h - messages from inside the allocator, without malloc or stdio.
  *
- * hak_fmt understands %s %d %u %ld %lu %zu %llu %x %lx %p and %%; it never allocates and
+ * hak_fmt understands %s %d %u %ld %lu %zu %llu %x %lx %p and %%, each with an optional
+ * width (right-aligned, e.g. %8zu); it never allocates and
  * always NUL-terminates. hak_warn writes "hakmem: warning: ..." to fd 2; hak_fatal writes
  * "hakmem: ..." to fd 2 and aborts. Safe in any thread, under any hakmem lock, and in a
  * forked child.

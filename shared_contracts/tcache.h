@@ -32,6 +32,7 @@ typedef struct hak_bin {
 
 typedef struct hak_tcache {
     hak_bin_t bin[HAK_NUM_CLASSES];
+    uint64_t allocs[HAK_NUM_CLASSES]; /* blocks handed out by the hit path (statistics) */
 } hak_tcache_t;
 
 extern __thread hak_tcache_t hak_tcache __attribute__((tls_model("initial-exec")));

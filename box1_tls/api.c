@@ -1,0 +1,164 @@
+/* box1_tls/api.c - the exported allocation API, with glibc 2.36's semantics.
+ *
+ * malloc and free are the hit paths of fastpath.h. The rest is built on them and on Box 2's
+ * large path. Every returned pointer is 16-byte aligned; failures return NULL with errno
+ * ENOMEM (EINVAL for a bad posix_memalign alignment, returned, not stored); free keeps errno.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fastpath.h"
+#include "shared_contracts/diag.h"
+
+#define HAK_API __attribute__((visibility("default")))
+#define HAK_PAGE 4096u
+
+#ifndef HAKMEM_VERSION_STRING
+#define HAKMEM_VERSION_STRING "0.0.0"
+#endif
+
+HAK_API void *malloc(size_t size) { return hak_alloc_fast(size); }
+
+HAK_API void free(void *ptr) { hak_free_fast(ptr); }
+
+/* Usable size of a live block; aborts on a pointer hakmem did not hand out. */
+static size_t block_usable_size(void *ptr, int *is_large)
+{
+    uint64_t entry = hak_pagemap_get((uintptr_t)ptr);
+    unsigned class_idx = (unsigned)(entry & HAK_PM_TAG_MASK) - 1u;
+    if (class_idx < HAK_NUM_CLASSES) {
+        const hak_class_info_t *ci = &hak_class_info[class_idx];
+        uint64_t off = (uintptr_t)ptr & ci->span_mask;
+        if (hak_block_index(off, ci) * ci->size != off)
+            hak_free_interior(ptr, class_idx);
+        *is_large = 0;
+        return ci->size;
+    }
+    *is_large = 1;
+    return hak_large_usable_size(ptr); /* aborts unless ptr is a live large block */
+}
+
+HAK_API size_t malloc_usable_size(void *ptr)
+{
+    int is_large;
+    return ptr ? block_usable_size(ptr, &is_large) : 0;
+}
+
+HAK_API void *calloc(size_t nmemb, size_t size)
+{
+    size_t total;
+    if (__builtin_mul_overflow(nmemb, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (total > HAK_MAX_CLASS_SIZE)
+        return hak_large_alloc(total, HAK_MIN_ALIGN); /* fresh mappings are zero */
+    void *p = hak_alloc_fast(total);
+    if (p)
+        memset(p, 0, total);
+    return p;
+}
+
+HAK_API void *realloc(void *ptr, size_t size)
+{
+    if (!ptr)
+        return hak_alloc_fast(size);
+    if (size == 0) { /* glibc: free and return NULL */
+        hak_free_fast(ptr);
+        return NULL;
+    }
+    int is_large;
+    size_t old_size = block_usable_size(ptr, &is_large);
+    if (is_large && size > HAK_MAX_CLASS_SIZE)
+        return hak_large_realloc(ptr, size);
+    /* Stay in place when the block fits and would not waste more than half. */
+    if (size <= old_size && (size > old_size / 2 || old_size <= 16))
+        return ptr;
+    void *fresh = hak_alloc_fast(size);
+    if (!fresh)
+        return NULL; /* the old block stays valid */
+    memcpy(fresh, ptr, size < old_size ? size : old_size);
+    hak_free_fast(ptr);
+    return fresh;
+}
+
+HAK_API void *reallocarray(void *ptr, size_t nmemb, size_t size)
+{
+    size_t total;
+    if (__builtin_mul_overflow(nmemb, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return realloc(ptr, total);
+}
+
+/* align: a power of two > 16. A class whose size is a multiple of align gives aligned blocks
+ * (spans are aligned to at least 64 KiB and blocks start at multiples of the class size). */
+static void *aligned_alloc_pow2(size_t align, size_t size)
+{
+    if (align <= HAK_MAX_CLASS_SIZE && size <= HAK_MAX_CLASS_SIZE) {
+        size_t want = size > align ? size : align;
+        for (unsigned c = hak_size_to_class(want); c < HAK_NUM_CLASSES; c++) {
+            if (hak_class_size(c) % align == 0)
+                return hak_alloc_class(c);
+        }
+    }
+    return hak_large_alloc(size, align);
+}
+
+/* glibc 2.36 memalign: alignment <= 16 is malloc; above SIZE_MAX/2+1 is EINVAL; otherwise a
+ * non-power of two is rounded up to the next power of two. */
+HAK_API void *memalign(size_t align, size_t size)
+{
+    if (align <= HAK_MIN_ALIGN)
+        return hak_alloc_fast(size);
+    if (align > SIZE_MAX / 2 + 1) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (align & (align - 1))
+        align = (size_t)1 << (64 - __builtin_clzll(align));
+    return aligned_alloc_pow2(align, size);
+}
+
+HAK_API void *aligned_alloc(size_t align, size_t size) { return memalign(align, size); }
+
+HAK_API int posix_memalign(void **memptr, size_t align, size_t size)
+{
+    if (align == 0 || align % sizeof(void *) != 0 || (align & (align - 1)))
+        return EINVAL;
+    int saved = errno;
+    void *p = align <= HAK_MIN_ALIGN ? hak_alloc_fast(size) : aligned_alloc_pow2(align, size);
+    if (!p)
+        return ENOMEM;
+    errno = saved;
+    *memptr = p;
+    return 0;
+}
+
+HAK_API void *valloc(size_t size) { return aligned_alloc_pow2(HAK_PAGE, size); }
+
+HAK_API void *pvalloc(size_t size)
+{
+    size_t rounded;
+    if (__builtin_add_overflow(size, HAK_PAGE - 1, &rounded)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    rounded &= ~(size_t)(HAK_PAGE - 1);
+    return aligned_alloc_pow2(HAK_PAGE, rounded ? rounded : HAK_PAGE);
+}
+
+HAK_API const char *hakmem_version(void) { return HAKMEM_VERSION_STRING; }
+
+/* glibc's internal names, for programs that call them directly: they must reach the same
+ * heap as malloc/free. */
+HAK_API void *__libc_malloc(size_t size) __attribute__((alias("malloc")));
+HAK_API void __libc_free(void *ptr) __attribute__((alias("free")));
+HAK_API void *__libc_calloc(size_t n, size_t size) __attribute__((alias("calloc")));
+HAK_API void *__libc_realloc(void *ptr, size_t size) __attribute__((alias("realloc")));
+HAK_API void *__libc_memalign(size_t align, size_t size) __attribute__((alias("memalign")));
+HAK_API void *__libc_valloc(size_t size) __attribute__((alias("valloc")));
+HAK_API void *__libc_pvalloc(size_t size) __attribute__((alias("pvalloc")));

@@ -1,0 +1,171 @@
+/* box2_refill/init.c - library init, process exit, and fork.
+ *
+ * Init is lazy and recursion-safe: the central lists are statically initialised, so malloc
+ * works before init and during it. hak_init runs once (CAS); a nested call from the thread
+ * running it (dlsym, pthread_create's calloc) returns at once and proceeds with defaults.
+ *
+ * Fork. glibc runs pthread_atfork prepare handlers before it takes its stdio list lock; an
+ * allocator that locks in a prepare handler deadlocks against a thread inside fflush(NULL)
+ * that holds that lock and calls malloc. So hakmem exports fork(): it takes the stdio list
+ * lock first (glibc's recursive _IO_list_lock), then ACE's and every Box 2 lock, then calls
+ * the real fork. The atfork handlers cover forks that do not come through the wrapper.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdint.h>
+#include <sys/auxv.h>
+#include <unistd.h>
+
+#include "central.h"
+#include "lock.h"
+#include "shared_contracts/config.h"
+#include "shared_contracts/policy_table.h"
+#include "shared_contracts/tcache.h"
+#include "span.h"
+#include "stats.h"
+#include "thread.h"
+
+#define HAK_API __attribute__((visibility("default")))
+
+extern pthread_key_t hak_thread_key;
+void hak_thread_exit(void *arg);
+extern void _IO_list_lock(void);
+extern void _IO_list_unlock(void);
+
+__thread int hak_fork_holder __attribute__((tls_model("initial-exec")));
+static __thread int fork_by_wrapper __attribute__((tls_model("initial-exec")));
+
+enum { INIT_NONE = 0, INIT_RUNNING = 1, INIT_DONE = 2 };
+static int init_state;        /* CAS NONE->RUNNING by one thread; RUNNING->DONE by it */
+static pthread_t init_owner;  /* written by that thread before anything it calls can recurse */
+
+static void fork_prepare(void);
+static void fork_parent(void);
+static void fork_child(void);
+
+static uint64_t make_free_key(void)
+{
+    uint64_t key = 0;
+    const unsigned char *rnd = (const unsigned char *)getauxval(AT_RANDOM);
+    if (rnd)
+        for (int i = 0; i < 8; i++)
+            key = key << 8 | rnd[8 + i];
+    key ^= (uint64_t)(uintptr_t)&key * 0x9e3779b97f4a7c15ull;
+    key |= 1; /* odd: never a block address, never zero */
+    return key;
+}
+
+int hak_init_done(void) { return __atomic_load_n(&init_state, __ATOMIC_ACQUIRE) == INIT_DONE; }
+
+void hak_init(void)
+{
+    int state = __atomic_load_n(&init_state, __ATOMIC_ACQUIRE);
+    if (HAK_LIKELY(state == INIT_DONE))
+        return;
+    if (state == INIT_NONE && __atomic_compare_exchange_n(&init_state, &state, INIT_RUNNING, 0,
+                                                          __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        init_owner = pthread_self();
+        hak_config_load();
+        hak_free_key = make_free_key();
+        hak_central_configure();
+        pthread_key_create(&hak_thread_key, hak_thread_exit);
+        pthread_atfork(fork_prepare, fork_parent, fork_child);
+        __atomic_store_n(&init_state, INIT_DONE, __ATOMIC_RELEASE);
+        if (hak_config.ace)
+            hak_ace_start(); /* last: it creates a thread, which allocates */
+        return;
+    }
+    if (pthread_equal(init_owner, pthread_self()))
+        return; /* nested call from inside init */
+    while (__atomic_load_n(&init_state, __ATOMIC_ACQUIRE) != INIT_DONE)
+        sched_yield();
+}
+
+__attribute__((constructor)) static void hak_constructor(void) { hak_init(); }
+
+__attribute__((destructor)) static void hak_destructor(void)
+{
+    hak_ace_stop();
+    if (hak_config.stats)
+        hak_stats_write(2);
+}
+
+/* ---- fork ----------------------------------------------------------------------------- */
+
+static void lock_all(void)
+{
+    hak_ace_fork_prepare();
+    hak_thread_fork_lock();
+    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
+        pthread_mutex_lock(&hak_central[c].lock);
+    hak_span_fork_lock();
+    hak_fork_holder = 1;
+}
+
+static void unlock_all_parent(void)
+{
+    hak_fork_holder = 0;
+    hak_span_fork_unlock();
+    for (unsigned c = HAK_NUM_CLASSES; c-- > 0;)
+        pthread_mutex_unlock(&hak_central[c].lock);
+    hak_thread_fork_unlock();
+    hak_ace_fork_parent();
+}
+
+static void reset_all_child(void)
+{
+    hak_fork_holder = 0;
+    hak_span_fork_child();
+    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
+        pthread_mutex_init(&hak_central[c].lock, NULL);
+    hak_thread_fork_child();
+    hak_ace_fork_child();
+}
+
+static void fork_prepare(void)
+{
+    if (!fork_by_wrapper)
+        lock_all();
+}
+static void fork_parent(void)
+{
+    if (!fork_by_wrapper)
+        unlock_all_parent();
+}
+static void fork_child(void)
+{
+    if (!fork_by_wrapper)
+        reset_all_child();
+}
+
+HAK_API pid_t fork(void)
+{
+    static pid_t (*real_fork)(void);
+    pid_t (*fn)(void) = __atomic_load_n(&real_fork, __ATOMIC_ACQUIRE);
+    if (!fn) {
+        fn = (pid_t(*)(void))dlsym(RTLD_NEXT, "fork");
+        if (!fn) {
+            errno = ENOSYS;
+            return -1;
+        }
+        __atomic_store_n(&real_fork, fn, __ATOMIC_RELEASE);
+    }
+    hak_init();
+    _IO_list_lock();
+    lock_all();
+    fork_by_wrapper = 1;
+    pid_t pid = fn();
+    int saved = errno;
+    fork_by_wrapper = 0;
+    if (pid == 0) {
+        reset_all_child(); /* glibc has already reset its stdio list lock in the child */
+    } else {
+        unlock_all_parent();
+        _IO_list_unlock();
+    }
+    errno = saved;
+    return pid;
+}

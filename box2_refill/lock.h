@@ -1,0 +1,41 @@
+/* box2_refill/lock.h - Box 2's locks, fork-aware.
+ *
+ * Lock order (never reversed): ACE fork lock -> threads lock -> class locks (by index) ->
+ * span pool lock. hak_fork_holder is set in the one thread that holds every lock across a
+ * fork; inside it (atfork handlers of other libraries that call malloc) locking is skipped,
+ * since that thread already owns everything and no other thread runs Box 2 code.
+ */
+#ifndef HAK_BOX2_LOCK_H
+#define HAK_BOX2_LOCK_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <time.h>
+
+extern __thread int hak_fork_holder __attribute__((tls_model("initial-exec")));
+
+static inline void hak_lock(pthread_mutex_t *m)
+{
+    if (!hak_fork_holder)
+        pthread_mutex_lock(m);
+}
+
+static inline void hak_unlock(pthread_mutex_t *m)
+{
+    if (!hak_fork_holder)
+        pthread_mutex_unlock(m);
+}
+
+static inline int hak_trylock(pthread_mutex_t *m)
+{
+    return hak_fork_holder ? 1 : pthread_mutex_trylock(m) == 0;
+}
+
+static inline uint64_t hak_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+#endif

@@ -1,0 +1,51 @@
+/* box2_refill/os.c - default OS layer: mmap, munmap, madvise(MADV_DONTNEED). */
+#include "os.h"
+
+#include <errno.h>
+#include <sys/mman.h>
+
+static void *os_map(size_t len)
+{
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void os_unmap(void *addr, size_t len)
+{
+    int saved = errno;
+    munmap(addr, len);
+    errno = saved;
+}
+
+static void os_purge(void *addr, size_t len)
+{
+    int saved = errno;
+    madvise(addr, len, MADV_DONTNEED);
+    errno = saved;
+}
+
+hak_os_t hak_os = {os_map, os_unmap, os_purge};
+
+void *hak_os_map_aligned(size_t len, size_t align)
+{
+    size_t span = len + align;
+    if (span < len) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    int saved = errno;
+    char *raw = hak_os.map(span);
+    if (!raw) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    errno = saved;
+    uintptr_t start = ((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1);
+    size_t head = start - (uintptr_t)raw;
+    size_t tail = span - head - len;
+    if (head)
+        hak_os.unmap(raw, head);
+    if (tail)
+        hak_os.unmap((char *)start + len, tail);
+    return (void *)start;
+}

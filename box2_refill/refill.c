@@ -1,0 +1,163 @@
+/* box2_refill/refill.c - refill on a miss, spill on an overflow (shared_contracts/tcache.h).
+ *
+ * A refill reads its count once, at its start: the ACE table when POOL_ACE=1 (an urcu-bp
+ * read-side section, never inside a class lock), else the fixed Phase 1 count. That count is
+ * the whole refill's (contract B). It then takes a batch under the class lock, links it into
+ * the thread's list, sets the list's cap from the count, and reports one event to ACE.
+ */
+#include "refill.h"
+
+#include <errno.h>
+
+#include "central.h"
+#include "lock.h"
+#include "shared_contracts/config.h"
+#include "shared_contracts/event_ring.h"
+#include "shared_contracts/policy_table.h"
+#include "shared_contracts/tcache.h"
+#include "thread.h"
+
+void (*hak_refill_hook)(unsigned class_idx, uint32_t refill_count);
+
+static void report_event(hak_thread_t *t, unsigned class_idx, uint32_t count, uint32_t list_len,
+                         unsigned kind)
+{
+    hak_event_t ev = {.tsc = hak_event_clock(),
+                      .class_idx = (uint16_t)class_idx,
+                      .count = (uint16_t)(count > 65535 ? 65535 : count),
+                      .list_len = (uint16_t)(list_len > 65535 ? 65535 : list_len),
+                      .kind = (uint8_t)kind};
+    hak_tstat_add(t, HAK_TSTAT_events, class_idx, 1);
+    if (!t->ring) {
+        hak_ring_count_no_ring_drop();
+        hak_tstat_add(t, HAK_TSTAT_drops, class_idx, 1);
+    } else if (!hak_ring_push(t->ring, &ev)) {
+        hak_tstat_add(t, HAK_TSTAT_drops, class_idx, 1);
+    }
+}
+
+/* A thread past its exit destructor: one block straight from the central lists. */
+static void *alloc_uncached(unsigned class_idx)
+{
+    void *head, *tail;
+    hak_lock(&hak_central[class_idx].lock);
+    uint32_t got = hak_central_take(class_idx, 1, &head, &tail);
+    hak_unlock(&hak_central[class_idx].lock);
+    if (!got) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    ((uint64_t *)head)[1] = 0;
+    return head;
+}
+
+void *pool_refill_and_alloc(unsigned class_idx)
+{
+    hak_thread_t *t = hak_thread_get();
+    if (HAK_UNLIKELY(t->state != HAK_THREAD_LIVE))
+        return alloc_uncached(class_idx);
+
+    uint32_t fixed = hak_fixed_refill_count(class_idx);
+    uint32_t count = hak_config.ace ? hak_policy_refill_count(class_idx, fixed) : fixed;
+    if (HAK_UNLIKELY(hak_refill_hook != NULL))
+        hak_refill_hook(class_idx, count);
+
+    hak_bin_t *bin = &hak_tcache.bin[class_idx];
+    uint32_t list_len = bin->count;
+    void *head, *tail;
+    hak_lock(&hak_central[class_idx].lock);
+    uint32_t got = hak_central_take(class_idx, count, &head, &tail);
+    hak_unlock(&hak_central[class_idx].lock);
+    if (!got) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    uint64_t *block = head;
+    if (got > 1) {
+        ((uint64_t *)tail)[0] = (uint64_t)bin->head;
+        bin->head = (void *)block[0];
+        bin->count += got - 1;
+    }
+    bin->cap = hak_thread_cap(class_idx, count);
+    block[1] = 0;
+    hak_tcache.allocs[class_idx]++;
+
+    hak_tstat_add(t, HAK_TSTAT_refills, class_idx, 1);
+    hak_tstat_add(t, HAK_TSTAT_refill_blocks, class_idx, got);
+    if (hak_config.ace)
+        report_event(t, class_idx, got, list_len, HAK_EV_REFILL);
+    hak_decay_maybe(hak_now_ms());
+    return block;
+}
+
+void pool_spill(unsigned class_idx)
+{
+    int saved = errno;
+    hak_thread_t *t = hak_thread_get();
+    hak_bin_t *bin = &hak_tcache.bin[class_idx];
+    uint64_t now = hak_now_ms();
+    if (bin->count <= bin->cap) { /* a new thread's first free: the caps were just set */
+        errno = saved;
+        return;
+    }
+    /* Keep the hot half of the cap at the head; the colder rest goes to the central lists.
+     * A thread past its exit destructor (cap 0) keeps nothing. */
+    uint32_t keep = t->state == HAK_THREAD_LIVE ? bin->cap / 2 : 0;
+    uint32_t spill = bin->count - keep;
+    uint64_t *cut = NULL, *head = bin->head;
+    if (keep) {
+        cut = bin->head;
+        for (uint32_t i = 1; i < keep; i++)
+            cut = (uint64_t *)cut[0];
+        head = (uint64_t *)cut[0];
+    }
+    uint64_t *tail = head;
+    while (tail[0])
+        tail = (uint64_t *)tail[0];
+    uint32_t list_len = bin->count;
+    if (cut)
+        cut[0] = 0;
+    else
+        bin->head = NULL;
+    bin->count = keep;
+
+    hak_lock(&hak_central[class_idx].lock);
+    hak_central_put(class_idx, head, tail, spill, now);
+    hak_unlock(&hak_central[class_idx].lock);
+
+    hak_tstat_add(t, HAK_TSTAT_spills, class_idx, 1);
+    hak_tstat_add(t, HAK_TSTAT_spill_blocks, class_idx, spill);
+    if (hak_config.ace && t->state == HAK_THREAD_LIVE)
+        report_event(t, class_idx, spill, list_len, HAK_EV_SPILL);
+    hak_decay_maybe(now);
+    errno = saved;
+}
+
+/* ---- decay ---------------------------------------------------------------------------- */
+
+static uint64_t next_tick_ms; /* CAS-claimed by the thread that runs a tick */
+
+void hak_decay_maybe(uint64_t now_ms)
+{
+    uint64_t due = __atomic_load_n(&next_tick_ms, __ATOMIC_RELAXED);
+    if (HAK_LIKELY(now_ms < due))
+        return;
+    uint64_t interval = (uint64_t)hak_config.decay_ms / 4;
+    if (interval < 10)
+        interval = 10;
+    if (!__atomic_compare_exchange_n(&next_tick_ms, &due, now_ms + interval, 0, __ATOMIC_RELAXED,
+                                     __ATOMIC_RELAXED))
+        return;
+    /* Each class returns half of the depot blocks nobody took since the last tick. */
+    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+        hak_central_t *cc = &hak_central[c];
+        if (!__atomic_load_n(&cc->depot_count, __ATOMIC_RELAXED) || !hak_trylock(&cc->lock))
+            continue;
+        uint32_t idle = cc->depot_low;
+        if (idle)
+            hak_central_release_depot(c, (idle + 1) / 2, now_ms);
+        cc->depot_low = cc->depot_count;
+        hak_unlock(&cc->lock);
+    }
+    hak_span_decay(now_ms, (uint64_t)hak_config.decay_ms, 0);
+}

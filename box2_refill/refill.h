@@ -1,0 +1,18 @@
+/* box2_refill/refill.h - Box 2's refill and spill engine (implements the Box 1 contract of
+ * shared_contracts/tcache.h), plus what tests may hook.
+ */
+#ifndef HAK_BOX2_REFILL_H
+#define HAK_BOX2_REFILL_H
+
+#include <stdint.h>
+
+/* Test hook: when set, called by every refill after its count is read (once, from the
+ * published table or the fixed count) and before any block is taken. Contract B's test
+ * publishes a new table from here and checks this refill still uses the count it read.
+ * Written only by tests, while no other thread allocates. */
+extern void (*hak_refill_hook)(unsigned class_idx, uint32_t refill_count);
+
+/* Decay: at most every tick, return idle depot blocks and old empty spans to the OS. */
+void hak_decay_maybe(uint64_t now_ms);
+
+#endif

@@ -1,0 +1,170 @@
+/* box2_refill/span.c - span descriptors, chunks, and the pool of empty spans (span.h). */
+#include "span.h"
+
+#include <errno.h>
+#include <pthread.h>
+
+#include "lock.h"
+#include "os.h"
+#include "pagemap_write.h"
+#include "shared_contracts/pagemap.h"
+#include "shared_contracts/size_classes.h"
+
+#define CHUNK_SPANS 16u          /* spans per chunk: 1 MiB of 64 KiB spans .. 8 MiB of 512 KiB */
+#define META_BLOCK (64u * 1024u) /* descriptors are bump-allocated from blocks this big */
+
+/* Everything below is guarded by pool_lock. */
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static hak_span_t *pooled[HAK_SPAN_KINDS];  /* resident empty spans, newest first */
+static hak_span_t *pooled_tail[HAK_SPAN_KINDS];
+static hak_span_t *purged[HAK_SPAN_KINDS];  /* purged empty spans (a stack) */
+static uintptr_t chunk_next[HAK_SPAN_KINDS], chunk_end[HAK_SPAN_KINDS];
+static char *meta_next, *meta_end;
+static hak_span_totals_t totals;
+
+static hak_span_t *new_descriptor(void)
+{
+    if (meta_next == meta_end) {
+        char *block = hak_os.map(META_BLOCK);
+        if (!block)
+            return NULL;
+        meta_next = block;
+        meta_end = block + META_BLOCK;
+    }
+    hak_span_t *s = (hak_span_t *)meta_next;
+    meta_next += sizeof(hak_span_t);
+    return s;
+}
+
+/* Carve a new span of `kind` from the current chunk, mapping a chunk when needed. Under
+ * tight address-space limits a chunk may not fit: then map just the one span. */
+static uintptr_t new_span_memory(unsigned kind)
+{
+    size_t len = hak_span_len(kind);
+    if (chunk_next[kind] == chunk_end[kind]) {
+        size_t chunk = len * CHUNK_SPANS;
+        void *p = hak_os_map_aligned(chunk, len);
+        if (!p) {
+            chunk = len;
+            p = hak_os_map_aligned(chunk, len);
+        }
+        if (!p)
+            return 0;
+        if (hak_pagemap_reserve((uintptr_t)p, chunk) != 0) {
+            hak_os.unmap(p, chunk);
+            return 0;
+        }
+        chunk_next[kind] = (uintptr_t)p;
+        chunk_end[kind] = (uintptr_t)p + chunk;
+        totals.mapped += chunk;
+    }
+    uintptr_t base = chunk_next[kind];
+    chunk_next[kind] += len;
+    return base;
+}
+
+static void pool_unlink(hak_span_t *s)
+{
+    unsigned k = s->kind;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        pooled[k] = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    else
+        pooled_tail[k] = s->prev;
+}
+
+hak_span_t *hak_span_get(unsigned kind, unsigned class_idx)
+{
+    size_t len = hak_span_len(kind);
+    hak_lock(&pool_lock);
+    hak_span_t *s = pooled[kind];
+    if (s) {
+        pool_unlink(s);
+        totals.pooled -= len;
+    } else if ((s = purged[kind]) != NULL) {
+        purged[kind] = s->next;
+        totals.purged -= len;
+    } else {
+        hak_span_t *d = new_descriptor();
+        uintptr_t base = d ? new_span_memory(kind) : 0;
+        if (!base) {
+            if (d) /* hand the unused descriptor back to the bump area */
+                meta_next -= sizeof(hak_span_t);
+            hak_unlock(&pool_lock);
+            errno = ENOMEM;
+            return NULL;
+        }
+        s = d;
+        s->base = base;
+        s->kind = (uint8_t)kind;
+    }
+    s->state = HAK_SPAN_ACTIVE;
+    s->class_idx = (uint16_t)class_idx;
+    s->capacity = (uint32_t)(len / hak_class_size(class_idx));
+    s->carved = 0;
+    s->in_use = 0;
+    s->free = NULL;
+    s->next = s->prev = NULL;
+    totals.active += len;
+    /* Cannot fail: the chunk's page map tables were reserved when it was mapped. */
+    hak_pagemap_set_range(s->base, len, (uint64_t)(uintptr_t)s | (class_idx + 1u));
+    hak_unlock(&pool_lock);
+    return s;
+}
+
+void hak_span_put(hak_span_t *s, uint64_t now_ms)
+{
+    size_t len = hak_span_len(s->kind);
+    hak_pagemap_set_range(s->base, len, 0);
+    hak_lock(&pool_lock);
+    s->state = HAK_SPAN_POOLED;
+    s->empty_since_ms = now_ms;
+    s->free = NULL;
+    s->prev = NULL;
+    s->next = pooled[s->kind];
+    if (s->next)
+        s->next->prev = s;
+    else
+        pooled_tail[s->kind] = s;
+    pooled[s->kind] = s;
+    totals.active -= len;
+    totals.pooled += len;
+    hak_unlock(&pool_lock);
+}
+
+size_t hak_span_decay(uint64_t now_ms, uint64_t decay_ms, int force)
+{
+    size_t released = 0;
+    hak_lock(&pool_lock);
+    for (unsigned k = 0; k < HAK_SPAN_KINDS; k++) {
+        hak_span_t *s;
+        while ((s = pooled_tail[k]) != NULL &&
+               (force || now_ms - s->empty_since_ms >= decay_ms)) {
+            size_t len = hak_span_len(k);
+            pool_unlink(s);
+            hak_os.purge((void *)s->base, len);
+            s->state = HAK_SPAN_PURGED;
+            s->next = purged[k];
+            purged[k] = s;
+            totals.pooled -= len;
+            totals.purged += len;
+            released += len;
+        }
+    }
+    hak_unlock(&pool_lock);
+    return released;
+}
+
+void hak_span_totals(hak_span_totals_t *out)
+{
+    hak_lock(&pool_lock);
+    *out = totals;
+    hak_unlock(&pool_lock);
+}
+
+void hak_span_fork_lock(void) { pthread_mutex_lock(&pool_lock); }
+void hak_span_fork_unlock(void) { pthread_mutex_unlock(&pool_lock); }
+void hak_span_fork_child(void) { pthread_mutex_init(&pool_lock, NULL); }

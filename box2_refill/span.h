@@ -1,0 +1,65 @@
+/* box2_refill/span.h - spans: the unit Box 2 carves blocks from and returns to the OS.
+ *
+ * A span is 64, 128, 256 or 512 KiB ("kind" 0..3), aligned to its own length, cut from a
+ * chunk mapped for that kind. Its descriptor lives outside it (a metadata arena, never freed),
+ * and the page map points every 64 KiB page of an active span at the descriptor.
+ *
+ * States: ACTIVE (owned by one class's central list), POOLED (empty, pages still resident,
+ * waiting out the decay delay), PURGED (empty, pages given back with MADV_DONTNEED).
+ *
+ * Invariants of an ACTIVE span (under its class lock):
+ *   capacity == in_use + length(free) + (capacity - carved)
+ *   it is on its class's partial list  <=>  free != NULL || carved < capacity
+ *   in_use == 0  =>  it is handed back to the pool at once
+ * POOLED and PURGED spans sit on the pool lists, under the pool lock, with page map entries 0.
+ */
+#ifndef HAK_BOX2_SPAN_H
+#define HAK_BOX2_SPAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define HAK_SPAN_KINDS 4u
+enum hak_span_state { HAK_SPAN_ACTIVE = 1, HAK_SPAN_POOLED = 2, HAK_SPAN_PURGED = 3 };
+
+typedef struct hak_span {
+    uintptr_t base;        /* first byte; aligned to the span length */
+    void *free;            /* blocks returned to this span (word 0 links) */
+    uint32_t capacity;     /* blocks in the span */
+    uint32_t carved;       /* blocks carved so far: the next is base + carved * size */
+    uint32_t in_use;       /* blocks outside the span: thread lists, depot, program */
+    uint16_t class_idx;
+    uint8_t kind;          /* length = 64 KiB << kind */
+    uint8_t state;         /* enum hak_span_state */
+    struct hak_span *next; /* partial list (ACTIVE) or pool list */
+    struct hak_span *prev;
+    uint64_t empty_since_ms; /* when it entered the pool */
+} __attribute__((aligned(64))) hak_span_t;
+
+static inline size_t hak_span_len(unsigned kind) { return (size_t)65536 << kind; }
+
+/* An empty span of `kind` for class_idx (state ACTIVE, page map set, nothing carved), or
+ * NULL with errno ENOMEM. Takes the pool lock; callers may hold a class lock. */
+hak_span_t *hak_span_get(unsigned kind, unsigned class_idx);
+
+/* Give an ACTIVE span with in_use == 0 back to the pool. Takes the pool lock. */
+void hak_span_put(hak_span_t *span, uint64_t now_ms);
+
+/* Purge pooled spans empty for at least decay_ms (all of them when decay_ms == 0 and
+ * force). Returns the bytes purged. Takes the pool lock. */
+size_t hak_span_decay(uint64_t now_ms, uint64_t decay_ms, int force);
+
+typedef struct hak_span_totals {
+    size_t mapped;   /* bytes of span chunks mapped */
+    size_t pooled;   /* bytes in POOLED spans (resident, empty) */
+    size_t purged;   /* bytes in PURGED spans */
+    size_t active;   /* bytes in ACTIVE spans */
+} hak_span_totals_t;
+void hak_span_totals(hak_span_totals_t *out);
+
+/* Fork: lock/unlock the pool lock; reinitialise it in the child. */
+void hak_span_fork_lock(void);
+void hak_span_fork_unlock(void);
+void hak_span_fork_child(void);
+
+#endif
