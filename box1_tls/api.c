@@ -29,12 +29,10 @@ static size_t block_usable_size(void *ptr, int *is_large)
     uint64_t entry = hak_pagemap_get((uintptr_t)ptr);
     unsigned class_idx = (unsigned)(entry & HAK_PM_TAG_MASK) - 1u;
     if (class_idx < HAK_NUM_CLASSES) {
-        const hak_class_info_t *ci = &hak_class_info[class_idx];
-        uint64_t off = (uintptr_t)ptr & ci->span_mask;
-        if (hak_block_index(off, ci) * ci->size != off)
+        if (!hak_is_block_start(hak_span_offset((uintptr_t)ptr, class_idx), class_idx))
             hak_free_interior(ptr, class_idx);
         *is_large = 0;
-        return ci->size;
+        return hak_class_size(class_idx);
     }
     *is_large = 1;
     return hak_large_usable_size(ptr); /* aborts unless ptr is a live large block */
@@ -102,7 +100,7 @@ static void *aligned_alloc_pow2(size_t align, size_t size)
         size_t want = size > align ? size : align;
         for (unsigned c = hak_size_to_class(want); c < HAK_NUM_CLASSES; c++) {
             if (hak_class_size(c) % align == 0)
-                return hak_alloc_class(c);
+                return hak_pop(c);
         }
     }
     return hak_large_alloc(size, align);

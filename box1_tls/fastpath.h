@@ -25,66 +25,53 @@
 void hak_free_recheck(void *ptr, unsigned class_idx);
 __attribute__((noreturn, cold)) void hak_free_interior(void *ptr, unsigned class_idx);
 
+static inline __attribute__((always_inline)) void *hak_pop(size_t class_idx)
+{
+    uint64_t *block = hak_tcache.head[class_idx];
+    if (HAK_UNLIKELY(!block))
+        return pool_refill_and_alloc(class_idx);
+    hak_tcache.head[class_idx] = (void *)block[0];
+    hak_tcache.room[class_idx]++;
+    block[1] = 0; /* clear the free key: the block is no longer cached */
+    hak_tcache.allocs[class_idx]++;
+    return block;
+}
+
 static inline __attribute__((always_inline)) void *hak_alloc_fast(size_t size)
 {
-    unsigned class_idx;
+    size_t class_idx;
     if (HAK_LIKELY(size <= HAK_SMALL_LOOKUP_MAX))
         class_idx = hak_small_class[(size + 15) >> 4];
     else if (size <= HAK_MAX_CLASS_SIZE)
         class_idx = hak_pool_class(size);
     else
         return hak_large_alloc(size, HAK_MIN_ALIGN);
-
-    hak_bin_t *bin = &hak_tcache.bin[class_idx];
-    uint64_t *block = bin->head;
-    if (HAK_UNLIKELY(!block))
-        return pool_refill_and_alloc(class_idx);
-    bin->head = (void *)block[0];
-    bin->count--;
-    block[1] = 0; /* clear the free key: the block is no longer cached */
-    hak_tcache.allocs[class_idx]++;
-    return block;
+    return hak_pop(class_idx);
 }
 
 static inline __attribute__((always_inline)) void hak_free_fast(void *ptr)
 {
     uintptr_t addr = (uintptr_t)ptr;
     uint64_t entry = hak_pagemap_get(addr);
-    unsigned class_idx = (unsigned)(entry & HAK_PM_TAG_MASK) - 1u;
+    size_t class_idx = (entry & HAK_PM_TAG_MASK) - 1u;
     if (HAK_UNLIKELY(class_idx >= HAK_NUM_CLASSES)) { /* NULL, large, or not ours */
         hak_free_slow(ptr);
         return;
     }
-    const hak_class_info_t *ci = &hak_class_info[class_idx];
-    uint64_t off = addr & ci->span_mask;
-    if (HAK_UNLIKELY(hak_block_index(off, ci) * ci->size != off))
+    if (HAK_UNLIKELY(!hak_is_block_start(hak_span_offset(addr, class_idx), class_idx)))
         hak_free_interior(ptr, class_idx);
 
     uint64_t *block = ptr;
-    if (HAK_UNLIKELY(block[1] == hak_free_key)) {
+    uint64_t key = hak_tcache.free_key;
+    if (HAK_UNLIKELY(block[1] == key)) {
         hak_free_recheck(ptr, class_idx);
         return;
     }
-    hak_bin_t *bin = &hak_tcache.bin[class_idx];
-    block[0] = (uint64_t)bin->head;
-    block[1] = hak_free_key;
-    bin->head = block;
-    if (HAK_UNLIKELY(++bin->count > bin->cap))
+    block[0] = (uint64_t)hak_tcache.head[class_idx];
+    block[1] = key;
+    hak_tcache.head[class_idx] = block;
+    if (HAK_UNLIKELY(--hak_tcache.room[class_idx] < 0))
         pool_spill(class_idx);
-}
-
-/* Pop one block of a given class (aligned allocations pick the class themselves). */
-static inline void *hak_alloc_class(unsigned class_idx)
-{
-    hak_bin_t *bin = &hak_tcache.bin[class_idx];
-    uint64_t *block = bin->head;
-    if (HAK_UNLIKELY(!block))
-        return pool_refill_and_alloc(class_idx);
-    bin->head = (void *)block[0];
-    bin->count--;
-    block[1] = 0;
-    hak_tcache.allocs[class_idx]++;
-    return block;
 }
 
 #endif

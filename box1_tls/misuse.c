@@ -6,12 +6,11 @@
 
 void hak_free_interior(void *ptr, unsigned class_idx)
 {
-    const hak_class_info_t *ci = &hak_class_info[class_idx];
     uintptr_t addr = (uintptr_t)ptr;
-    uintptr_t span = addr & ~(uintptr_t)ci->span_mask;
-    uintptr_t start = span + hak_block_index(addr - span, ci) * ci->size;
-    hak_fatal("free(%p): invalid pointer: it points %lu bytes into the %u-byte block at %p",
-              ptr, (unsigned long)(addr - start), ci->size, (void *)start);
+    uint32_t size = hak_class_size(class_idx);
+    uint32_t into = hak_span_offset(addr, class_idx) % size;
+    hak_fatal("free(%p): invalid pointer: it points %u bytes into the %u-byte block at %p", ptr,
+              into, size, (void *)(addr - into));
 }
 
 /* Word 1 of the block equals the free key: either the block is already in this thread's
@@ -19,18 +18,17 @@ void hak_free_interior(void *ptr, unsigned class_idx)
  * know; a chance match is pushed as usual. */
 void hak_free_recheck(void *ptr, unsigned class_idx)
 {
-    hak_bin_t *bin = &hak_tcache.bin[class_idx];
-    uint32_t n = 0;
-    for (uint64_t *b = bin->head; b && n <= bin->count; b = (uint64_t *)b[0], n++) {
+    uint32_t n = 0, count = hak_bin_count(class_idx);
+    for (uint64_t *b = hak_tcache.head[class_idx]; b && n <= count; b = (uint64_t *)b[0], n++) {
         if (b == ptr)
             hak_fatal("free(%p): double free: the %u-byte block is already free "
                       "(in this thread's cache)",
                       ptr, hak_class_size(class_idx));
     }
     uint64_t *block = ptr;
-    block[0] = (uint64_t)bin->head;
-    block[1] = hak_free_key;
-    bin->head = block;
-    if (++bin->count > bin->cap)
+    block[0] = (uint64_t)hak_tcache.head[class_idx];
+    block[1] = hak_tcache.free_key;
+    hak_tcache.head[class_idx] = block;
+    if (--hak_tcache.room[class_idx] < 0)
         pool_spill(class_idx);
 }

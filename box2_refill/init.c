@@ -22,6 +22,7 @@
 #include "central.h"
 #include "lock.h"
 #include "shared_contracts/config.h"
+#include "shared_contracts/pagemap.h"
 #include "shared_contracts/policy_table.h"
 #include "shared_contracts/tcache.h"
 #include "span.h"
@@ -68,6 +69,7 @@ void hak_init(void)
     if (state == INIT_NONE && __atomic_compare_exchange_n(&init_state, &state, INIT_RUNNING, 0,
                                                           __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
         init_owner = pthread_self();
+        hak_pagemap_boot();
         hak_config_load();
         hak_free_key = make_free_key();
         hak_central_configure();

@@ -62,8 +62,7 @@ void *pool_refill_and_alloc(unsigned class_idx)
     if (HAK_UNLIKELY(hak_refill_hook != NULL))
         hak_refill_hook(class_idx, count);
 
-    hak_bin_t *bin = &hak_tcache.bin[class_idx];
-    uint32_t list_len = bin->count;
+    uint32_t list_len = hak_bin_count(class_idx);
     void *head, *tail;
     hak_lock(&hak_central[class_idx].lock);
     uint32_t got = hak_central_take(class_idx, count, &head, &tail);
@@ -74,11 +73,11 @@ void *pool_refill_and_alloc(unsigned class_idx)
     }
     uint64_t *block = head;
     if (got > 1) {
-        ((uint64_t *)tail)[0] = (uint64_t)bin->head;
-        bin->head = (void *)block[0];
-        bin->count += got - 1;
+        ((uint64_t *)tail)[0] = (uint64_t)hak_tcache.head[class_idx];
+        hak_tcache.head[class_idx] = (void *)block[0];
+        hak_tcache.room[class_idx] -= (int32_t)(got - 1);
     }
-    bin->cap = hak_thread_cap(class_idx, count);
+    hak_bin_set_cap(class_idx, hak_thread_cap(class_idx, count));
     block[1] = 0;
     hak_tcache.allocs[class_idx]++;
 
@@ -94,19 +93,20 @@ void pool_spill(unsigned class_idx)
 {
     int saved = errno;
     hak_thread_t *t = hak_thread_get();
-    hak_bin_t *bin = &hak_tcache.bin[class_idx];
     uint64_t now = hak_now_ms();
-    if (bin->count <= bin->cap) { /* a new thread's first free: the caps were just set */
+    if (hak_tcache.room[class_idx] >= 0) { /* a new thread's first free: the caps were just set */
         errno = saved;
         return;
     }
     /* Keep the hot half of the cap at the head; the colder rest goes to the central lists.
      * A thread past its exit destructor (cap 0) keeps nothing. */
-    uint32_t keep = t->state == HAK_THREAD_LIVE ? bin->cap / 2 : 0;
-    uint32_t spill = bin->count - keep;
-    uint64_t *cut = NULL, *head = bin->head;
+    uint32_t cap = hak_tcache.cap[class_idx];
+    uint32_t keep = t->state == HAK_THREAD_LIVE ? cap / 2 : 0;
+    uint32_t list_len = hak_bin_count(class_idx);
+    uint32_t spill = list_len - keep;
+    uint64_t *cut = NULL, *head = hak_tcache.head[class_idx];
     if (keep) {
-        cut = bin->head;
+        cut = head;
         for (uint32_t i = 1; i < keep; i++)
             cut = (uint64_t *)cut[0];
         head = (uint64_t *)cut[0];
@@ -114,12 +114,11 @@ void pool_spill(unsigned class_idx)
     uint64_t *tail = head;
     while (tail[0])
         tail = (uint64_t *)tail[0];
-    uint32_t list_len = bin->count;
     if (cut)
         cut[0] = 0;
     else
-        bin->head = NULL;
-    bin->count = keep;
+        hak_tcache.head[class_idx] = NULL;
+    hak_tcache.room[class_idx] = (int32_t)cap - (int32_t)keep;
 
     hak_lock(&hak_central[class_idx].lock);
     hak_central_put(class_idx, head, tail, spill, now);

@@ -80,7 +80,8 @@ static void thread_start(void)
     t->state = HAK_THREAD_LIVE;
     t->tcache = &hak_tcache;
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
-        hak_tcache.bin[c].cap = hak_thread_cap(c, hak_fixed_refill_count(c));
+        hak_bin_set_cap(c, hak_thread_cap(c, hak_fixed_refill_count(c)));
+    hak_tcache.free_key = hak_free_key;
     if (hak_config.ace)
         t->ring = hak_ring_acquire();
     thread_self = t;
@@ -111,7 +112,7 @@ void hak_thread_exit(void *arg)
     int saved = errno;
     hak_thread_flush_all();
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
-        hak_tcache.bin[c].cap = 0; /* later frees go straight to the central lists */
+        hak_bin_set_cap(c, 0); /* later frees go straight to the central lists */
     if (t->ring)
         hak_ring_release(t->ring);
     hak_lock(&threads_lock);
@@ -137,17 +138,17 @@ void hak_thread_flush_all(void)
 {
     uint64_t now = hak_now_ms();
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
-        hak_bin_t *bin = &hak_tcache.bin[c];
-        if (!bin->count)
+        uint32_t count = hak_bin_count(c);
+        if (!count)
             continue;
-        uint64_t *tail = bin->head;
+        uint64_t *tail = hak_tcache.head[c];
         while (tail[0])
             tail = (uint64_t *)tail[0];
         hak_lock(&hak_central[c].lock);
-        hak_central_put(c, bin->head, tail, bin->count, now);
+        hak_central_put(c, hak_tcache.head[c], tail, count, now);
         hak_unlock(&hak_central[c].lock);
-        bin->head = NULL;
-        bin->count = 0;
+        hak_tcache.head[c] = NULL;
+        hak_tcache.room[c] = (int32_t)hak_tcache.cap[c];
     }
 }
 

@@ -2,8 +2,12 @@
  * only) and Box 2 (the only writer).
  *
  * Layout: a two-level radix map over the 47-bit user address space at 64 KiB granularity
- * ("map pages"). Level 1 is a static array of 8192 pointers (one per 16 GiB); level 2 is an
- * mmap'd array of 2^18 entries created on first use and never freed.
+ * ("map pages"). Level 1 is a static array of 8192 slots (one per 16 GiB); level 2 is an
+ * mmap'd array of 2^18 entries created on first use and never freed. A level-1 slot holds its
+ * level-2 table's address biased by minus (slot << 18) entries, so the lookup indexes it with
+ * addr >> 16 directly; a slot with no table points (biased) at one shared all-zero table, so
+ * the lookup needs no NULL test. hak_pagemap_boot() fills the slots; it runs from a
+ * constructor and from library init, before any block exists.
  *
  * An entry is 0 when hakmem owns nothing there. Otherwise:
  *   entry & 63 == class_idx + 1 (1..HAK_NUM_CLASSES): a small span; entry & ~63 is its span_t.
@@ -27,15 +31,16 @@
 #define HAK_PM_TAG_MASK 63u
 #define HAK_PM_LARGE 63u
 
-extern uint64_t *hak_pagemap_l1[HAK_PM_L1_SIZE];
+extern uintptr_t hak_pagemap_l1[HAK_PM_L1_SIZE];
+
+void hak_pagemap_boot(void);
 
 static inline uint64_t hak_pagemap_get(uintptr_t addr)
 {
-    uint64_t *l2 = __atomic_load_n(&hak_pagemap_l1[(addr >> HAK_PM_L1_SHIFT) & (HAK_PM_L1_SIZE - 1)],
-                                   __ATOMIC_ACQUIRE);
-    if (!l2)
-        return 0;
-    return __atomic_load_n(&l2[(addr >> HAK_PM_SHIFT) & (HAK_PM_L2_SIZE - 1)], __ATOMIC_RELAXED);
+    uintptr_t biased = __atomic_load_n(
+        &hak_pagemap_l1[(addr >> HAK_PM_L1_SHIFT) & (HAK_PM_L1_SIZE - 1)], __ATOMIC_ACQUIRE);
+    return __atomic_load_n((const uint64_t *)(biased + ((addr >> HAK_PM_SHIFT) << 3)),
+                           __ATOMIC_RELAXED);
 }
 
 #endif

@@ -13,7 +13,9 @@
  *   - Spans of class c are span_bytes(c) long (a power of two, 64 KiB..512 KiB) and aligned to
  *     their own length, so a block's offset in its span is (addr & (span_bytes - 1)) and every
  *     block starts at a multiple of the class size from the span start.
- *   - recip(c) = ceil(2^40 / size): for any offset < 2^19, (off * recip) >> 40 == off / size.
+ *   - divmagic(c) = ceil(2^64 / size): for any 32-bit offset, off % size == 0 exactly when
+ *     (uint64_t)off * divmagic <= divmagic - 1 (Lemire, Kaser, Kurz 2019), a multiply and a
+ *     compare on the free hit path instead of a division.
  */
 #ifndef HAK_SIZE_CLASSES_H
 #define HAK_SIZE_CLASSES_H
@@ -39,19 +41,29 @@
 #define HAK_MAX_CLASS_SIZE 32768u
 #define HAK_SMALL_LOOKUP_MAX 1024u /* sizes <= this use the byte table */
 #define HAK_MIN_ALIGN 16u
-#define HAK_RECIP_SHIFT 40
 
-/* Hot, read-only facts about one class: 16 bytes, four classes per cache line. */
-typedef struct hak_class_info {
-    uint32_t size;      /* block size in bytes */
-    uint32_t span_mask; /* span_bytes - 1 */
-    uint64_t recip;     /* ceil(2^40 / size) */
-} hak_class_info_t;
+/* Hot, read-only facts, as parallel arrays so the free hit path indexes them from one base. */
+typedef struct hak_class_table {
+    uint64_t divmagic[HAK_NUM_CLASSES];  /* ceil(2^64 / size) */
+    uint64_t divlimit[HAK_NUM_CLASSES];  /* divmagic - 1 */
+    uint32_t span_mask[HAK_NUM_CLASSES]; /* span_bytes - 1 */
+    uint32_t size[HAK_NUM_CLASSES];      /* block size in bytes */
+} hak_class_table_t;
 
-#define HAK_CI_ROW(size, span_kib, refill) \
-    {(size), (span_kib) * 1024u - 1u, ((1ull << HAK_RECIP_SHIFT) + (size) - 1) / (size)},
-static const hak_class_info_t hak_class_info[HAK_NUM_CLASSES] = {HAK_CLASS_LIST(HAK_CI_ROW)};
-#undef HAK_CI_ROW
+#define HAK_CT_MAGIC(size, span_kib, refill) (UINT64_MAX / (size) + 1),
+#define HAK_CT_LIMIT(size, span_kib, refill) (UINT64_MAX / (size)),
+#define HAK_CT_MASK(size, span_kib, refill) ((span_kib) * 1024u - 1u),
+#define HAK_CT_SIZE(size, span_kib, refill) (size),
+static const hak_class_table_t hak_classes = {
+    {HAK_CLASS_LIST(HAK_CT_MAGIC)},
+    {HAK_CLASS_LIST(HAK_CT_LIMIT)},
+    {HAK_CLASS_LIST(HAK_CT_MASK)},
+    {HAK_CLASS_LIST(HAK_CT_SIZE)},
+};
+#undef HAK_CT_MAGIC
+#undef HAK_CT_LIMIT
+#undef HAK_CT_MASK
+#undef HAK_CT_SIZE
 
 #define HAK_REFILL_ROW(size, span_kib, refill) (refill),
 static const uint16_t hak_default_refill[HAK_NUM_CLASSES] = {HAK_CLASS_LIST(HAK_REFILL_ROW)};
@@ -69,10 +81,22 @@ static const uint8_t hak_small_class[65] = {
     19, 19, 19, 19, 19, 19, 19, 19,       /* ..1024 */
 };
 
-static inline uint32_t hak_class_size(unsigned class_idx) { return hak_class_info[class_idx].size; }
+static inline uint32_t hak_class_size(unsigned class_idx) { return hak_classes.size[class_idx]; }
 static inline uint32_t hak_span_bytes(unsigned class_idx)
 {
-    return hak_class_info[class_idx].span_mask + 1u;
+    return hak_classes.span_mask[class_idx] + 1u;
+}
+
+/* Offset of an address inside its span of class_idx. */
+static inline uint32_t hak_span_offset(uintptr_t addr, unsigned class_idx)
+{
+    return (uint32_t)addr & hak_classes.span_mask[class_idx];
+}
+
+/* Does a block of class_idx start at this span offset? */
+static inline int hak_is_block_start(uint32_t off, unsigned class_idx)
+{
+    return (uint64_t)off * hak_classes.divmagic[class_idx] <= hak_classes.divlimit[class_idx];
 }
 static inline uint32_t hak_blocks_per_span(unsigned class_idx)
 {
@@ -93,12 +117,6 @@ static inline unsigned hak_size_to_class(size_t size)
     if (size <= HAK_SMALL_LOOKUP_MAX)
         return hak_small_class[(size + 15) >> 4];
     return hak_pool_class(size);
-}
-
-/* Block index of a pointer's offset inside its span: exact for off < 2^19. */
-static inline uint64_t hak_block_index(uint64_t off, const hak_class_info_t *ci)
-{
-    return (off * ci->recip) >> HAK_RECIP_SHIFT;
 }
 
 #endif

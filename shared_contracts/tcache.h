@@ -2,14 +2,15 @@
  * (refill engine and backend).
  *
  * The thread cache is one initial-exec TLS struct, defined in Box 1. It starts all zero for
- * every thread (head NULL, count 0, cap 0), so the first malloc misses and the first free
+ * every thread (head NULL, room 0, cap 0, free_key 0), so the first malloc misses and the first free
  * overflows: both land in Box 2, which initialises the thread. The hit path needs no
  * "initialised?" test.
  *
  * Invariants, per thread and class:
- *   - count == the number of blocks linked from head (a NULL-terminated singly linked list
+ *   - count (== cap - room) == the number of blocks linked from head (a NULL-terminated singly linked list
  *     through the first word of each block); the second word of each listed block holds
- *     hak_free_key (the double-free mark), cleared when the block is handed out.
+ *     hak_free_key (the double-free mark), cleared when the block is handed out. A thread
+ *     checks against its copy, free_key, which is 0 until the thread's first slow path.
  *   - count <= cap, except transiently inside free between the push and the spill call.
  *   - Only the owning thread reads or writes its cache, except Box 2 at fork (child side)
  *     and at thread exit, on behalf of the owning thread.
@@ -24,18 +25,32 @@
 #include <stdint.h>
 #include "size_classes.h"
 
-typedef struct hak_bin {
-    void *head;     /* first free block of this class, or NULL */
-    uint32_t count; /* blocks in the list */
-    uint32_t cap;   /* spill when count exceeds this; 0 until the thread is initialised */
-} hak_bin_t;
-
+/* Parallel arrays indexed by class, so the hit paths address each field straight off the
+ * thread pointer with a scaled index. */
 typedef struct hak_tcache {
-    hak_bin_t bin[HAK_NUM_CLASSES];
+    void *head[HAK_NUM_CLASSES];     /* first free block of each class, or NULL */
+    int32_t room[HAK_NUM_CLASSES];   /* cap - count: pushes left before a spill; < 0 = over */
+    uint32_t cap[HAK_NUM_CLASSES];   /* spill when count exceeds it; 0 until thread init */
+    uint64_t free_key;               /* hak_free_key, copied at thread init (0 before) */
     uint64_t allocs[HAK_NUM_CLASSES]; /* blocks handed out by the hit path (statistics) */
 } hak_tcache_t;
 
 extern __thread hak_tcache_t hak_tcache __attribute__((tls_model("initial-exec")));
+
+/* Blocks in the calling thread's list of class_idx. (The cache stores room, not count, so
+ * the free hit path decrements one field and tests its sign.) */
+static inline uint32_t hak_bin_count(unsigned class_idx)
+{
+    return (uint32_t)((int64_t)hak_tcache.cap[class_idx] - hak_tcache.room[class_idx]);
+}
+
+/* Change the cap of the calling thread's list of class_idx, keeping its count. */
+static inline void hak_bin_set_cap(unsigned class_idx, uint32_t cap)
+{
+    uint32_t count = hak_bin_count(class_idx);
+    hak_tcache.cap[class_idx] = cap;
+    hak_tcache.room[class_idx] = (int32_t)((int64_t)cap - count);
+}
 
 /* Random per-process value written into word 1 of every cached block; set once at init. */
 extern uint64_t hak_free_key;
