@@ -16,6 +16,7 @@
 #include "os.h"
 #include "pagemap_write.h"
 #include "large.h"
+#include "span.h"
 #include "shared_contracts/diag.h"
 #include "shared_contracts/pagemap.h"
 #include "shared_contracts/tcache.h"
@@ -52,6 +53,8 @@ void *hak_large_alloc(size_t size, size_t align)
     }
     size_t map_len = round_map(lead + size);
     char *base = hak_os_map_aligned(map_len, map_align);
+    if (!base && hak_span_unmap_purged())
+        base = hak_os_map_aligned(map_len, map_align);
     if (!base)
         return NULL;
     char *user = base + lead;
@@ -118,7 +121,10 @@ void *hak_large_realloc(void *ptr, size_t size)
      * aligned place, replacing a reservation made for it. */
     void *moved = mremap(old_base, old_len, new_len, 0);
     if (moved == MAP_FAILED) {
-        void *dest = hak_os_map_aligned(new_len, hdr->lead > MAP_PAGE ? hdr->lead : MAP_PAGE);
+        size_t dest_align = hdr->lead > MAP_PAGE ? hdr->lead : MAP_PAGE;
+        void *dest = hak_os_map_aligned(new_len, dest_align);
+        if (!dest && hak_span_unmap_purged())
+            dest = hak_os_map_aligned(new_len, dest_align);
         if (!dest)
             return NULL;
         moved = mremap(old_base, old_len, new_len, MREMAP_MAYMOVE | MREMAP_FIXED, dest);

@@ -20,10 +20,16 @@ static hak_span_t *pooled_tail[HAK_SPAN_KINDS];
 static hak_span_t *purged[HAK_SPAN_KINDS];  /* purged empty spans (a stack) */
 static uintptr_t chunk_next[HAK_SPAN_KINDS], chunk_end[HAK_SPAN_KINDS];
 static char *meta_next, *meta_end;
+static hak_span_t *spare_desc; /* descriptors of spans whose pages were unmapped */
 static hak_span_totals_t totals;
 
 static hak_span_t *new_descriptor(void)
 {
+    if (spare_desc) {
+        hak_span_t *s = spare_desc;
+        spare_desc = s->next;
+        return s;
+    }
     if (meta_next == meta_end) {
         char *block = hak_os.map(META_BLOCK);
         if (!block)
@@ -36,14 +42,48 @@ static hak_span_t *new_descriptor(void)
     return s;
 }
 
+/* Unmap every purged span, keeping the descriptors: gives address space back (RLIMIT_AS,
+ * vm.max_map_count) when a mapping has failed. Pool lock held. */
+static size_t unmap_purged_locked(void)
+{
+    size_t released = 0;
+    for (unsigned k = 0; k < HAK_SPAN_KINDS; k++) {
+        hak_span_t *s;
+        while ((s = purged[k]) != NULL) {
+            size_t len = hak_span_len(k);
+            purged[k] = s->next;
+            hak_os.unmap((void *)s->base, len);
+            s->base = 0;
+            s->state = 0;
+            s->next = spare_desc;
+            spare_desc = s;
+            totals.purged -= len;
+            totals.mapped -= len;
+            released += len;
+        }
+    }
+    return released;
+}
+
+size_t hak_span_unmap_purged(void)
+{
+    hak_lock(&pool_lock);
+    size_t released = unmap_purged_locked();
+    hak_unlock(&pool_lock);
+    return released;
+}
+
 /* Carve a new span of `kind` from the current chunk, mapping a chunk when needed. Under
- * tight address-space limits a chunk may not fit: then map just the one span. */
+ * tight address-space limits a chunk may not fit: then unmap purged spans, and map just the
+ * one span. */
 static uintptr_t new_span_memory(unsigned kind)
 {
     size_t len = hak_span_len(kind);
     if (chunk_next[kind] == chunk_end[kind]) {
         size_t chunk = len * CHUNK_SPANS;
         void *p = hak_os_map_aligned(chunk, len);
+        if (!p && unmap_purged_locked())
+            p = hak_os_map_aligned(chunk, len);
         if (!p) {
             chunk = len;
             p = hak_os_map_aligned(chunk, len);
@@ -91,8 +131,10 @@ hak_span_t *hak_span_get(unsigned kind, unsigned class_idx)
         hak_span_t *d = new_descriptor();
         uintptr_t base = d ? new_span_memory(kind) : 0;
         if (!base) {
-            if (d) /* hand the unused descriptor back to the bump area */
-                meta_next -= sizeof(hak_span_t);
+            if (d) { /* keep the unused descriptor for the next span */
+                d->next = spare_desc;
+                spare_desc = d;
+            }
             hak_unlock(&pool_lock);
             errno = ENOMEM;
             return NULL;

@@ -49,6 +49,10 @@ void hak_span_put(hak_span_t *span, uint64_t now_ms);
  * force). Returns the bytes purged. Takes the pool lock. */
 size_t hak_span_decay(uint64_t now_ms, uint64_t decay_ms, int force);
 
+/* Unmap all PURGED spans (their descriptors are kept for reuse); returns the bytes unmapped.
+ * For when a mapping failed: address space, not just memory, may be what ran out. */
+size_t hak_span_unmap_purged(void);
+
 typedef struct hak_span_totals {
     size_t mapped;   /* bytes of span chunks mapped */
     size_t pooled;   /* bytes in POOLED spans (resident, empty) */

@@ -1,0 +1,141 @@
+/* tests/unit/test_box1_hotpath.c - Box 1's thread cache through the real malloc and free:
+ * LIFO reuse, the room/cap bookkeeping, the free key mark, a chance match of the key that
+ * must not abort, and aligned requests served from classes.
+ *
+ * Runs on hakmem itself (libhakmem.a is linked in); each scenario runs in a fresh thread so
+ * its cache starts empty, on classes CMocka does not use.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "shared_contracts/pagemap.h"
+#include "shared_contracts/tcache.h"
+
+static void run_in_thread(void *(*fn)(void *))
+{
+    pthread_t t;
+    void *ret = NULL;
+    assert_int_equal(pthread_create(&t, NULL, fn, NULL), 0);
+    assert_int_equal(pthread_join(t, &ret), 0);
+    if (ret)
+        fail_msg("%s", (const char *)ret);
+}
+
+#define CHECK(cond, msg) \
+    do {                 \
+        if (!(cond))     \
+            return (void *)(msg); \
+    } while (0)
+
+static void *lifo_thread(void *arg)
+{
+    size_t size = 12000; /* class 33 (12288 B) */
+    unsigned c = hak_size_to_class(size);
+    void *a = malloc(size);
+    CHECK(a, "malloc failed");
+    uint32_t before = hak_bin_count(c);
+    free(a);
+    CHECK(hak_bin_count(c) == before + 1, "free did not push exactly one block");
+    CHECK(hak_tcache.head[c] == a, "the freed block is not at the head");
+    CHECK(((uint64_t *)a)[1] == hak_tcache.free_key && hak_tcache.free_key != 0,
+          "a cached block does not carry the free key");
+    void *b = malloc(size - 100);
+    CHECK(b == a, "malloc of the same class did not reuse the last freed block");
+    CHECK(((uint64_t *)b)[1] == 0, "the free key was not cleared on malloc");
+    CHECK(hak_bin_count(c) == before, "malloc did not pop exactly one block");
+    free(b);
+    return arg;
+}
+
+static void test_lifo_reuse_and_key(void **state)
+{
+    (void)state;
+    run_in_thread(lifo_thread);
+}
+
+/* A program may store the key's value in word 1 of a live block by chance: free must walk
+ * its list, find the block absent, and cache it as usual. */
+static void *chance_key_thread(void *arg)
+{
+    unsigned c = hak_size_to_class(14000);
+    void *warm = malloc(14000); /* initialises the thread and its free key */
+    CHECK(warm, "malloc failed");
+    uint64_t *p = malloc(14000);
+    CHECK(p, "malloc failed");
+    p[1] = hak_tcache.free_key;
+    uint32_t before = hak_bin_count(c);
+    free(p);
+    CHECK(hak_bin_count(c) == before + 1, "a chance key match was not cached");
+    CHECK(hak_tcache.head[c] == p, "the block is not at the head");
+    free(warm);
+    return arg;
+}
+
+static void test_chance_key_match_is_not_a_double_free(void **state)
+{
+    (void)state;
+    run_in_thread(chance_key_thread);
+}
+
+/* Aligned requests come from a class whose size is a multiple of the alignment. */
+static void test_aligned_requests_use_classes(void **state)
+{
+    (void)state;
+    for (size_t align = 32; align <= 32768; align *= 2) {
+        for (size_t size = 1; size <= 20000; size = size * 3 + 7) {
+            void *p = NULL;
+            assert_int_equal(posix_memalign(&p, align, size), 0);
+            assert_int_equal((uintptr_t)p % align, 0);
+            uint64_t e = hak_pagemap_get((uintptr_t)p);
+            unsigned tag = e & HAK_PM_TAG_MASK;
+            if (size <= HAK_MAX_CLASS_SIZE && tag != HAK_PM_LARGE) {
+                assert_true(tag >= 1 && tag <= HAK_NUM_CLASSES);
+                assert_int_equal(hak_class_size(tag - 1) % align, 0);
+                assert_true(hak_class_size(tag - 1) >= size);
+            }
+            free(p);
+        }
+    }
+}
+
+/* The list holds exactly the blocks freed into it: count == the chain's length. */
+static void *count_thread(void *arg)
+{
+    unsigned c = hak_size_to_class(9000);
+    enum { N = 20 };
+    void *blocks[N];
+    for (int i = 0; i < N; i++)
+        CHECK((blocks[i] = malloc(9000)) != NULL, "malloc failed");
+    for (int i = 0; i < N; i++)
+        free(blocks[i]);
+    uint32_t n = 0;
+    for (uint64_t *b = hak_tcache.head[c]; b; b = (uint64_t *)b[0])
+        n++;
+    CHECK(n == hak_bin_count(c), "count differs from the list's length");
+    CHECK(n <= hak_tcache.cap[c], "count above cap");
+    return arg;
+}
+
+static void test_count_matches_list(void **state)
+{
+    (void)state;
+    run_in_thread(count_thread);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lifo_reuse_and_key),
+        cmocka_unit_test(test_chance_key_match_is_not_a_double_free),
+        cmocka_unit_test(test_aligned_requests_use_classes),
+        cmocka_unit_test(test_count_matches_list),
+    };
+    return cmocka_run_group_tests_name("box1_hotpath", tests, NULL, NULL);
+}

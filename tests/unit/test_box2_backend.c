@@ -1,0 +1,301 @@
+/* tests/unit/test_box2_backend.c - Box 2 through its own entry points: refill counts, caps
+ * and spills, thread exit returning the cache, decay and trim returning memory, the large
+ * path and its page map entries, and out-of-memory answers from the OS layer.
+ *
+ * The test process itself runs on hakmem (libhakmem.a is linked in), so CMocka's own
+ * allocations go through it too. Each scenario uses the largest classes (20-32 KiB), which
+ * CMocka never asks for, and runs in a fresh thread, whose cache starts empty.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <malloc.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "box2_refill/central.h"
+#include "box2_refill/os.h"
+#include "box2_refill/span.h"
+#include "box2_refill/thread.h"
+#include "shared_contracts/config.h"
+#include "shared_contracts/pagemap.h"
+#include "shared_contracts/tcache.h"
+
+static void run_in_thread(void *(*fn)(void *), void *arg)
+{
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, fn, arg), 0);
+    void *ret = NULL;
+    assert_int_equal(pthread_join(t, &ret), 0);
+    if (ret) /* a thread returns a message on failure */
+        fail_msg("%s", (const char *)ret);
+}
+
+#define CHECK(cond, msg) \
+    do {                 \
+        if (!(cond))     \
+            return (void *)(msg); \
+    } while (0)
+
+/* ---- refill counts ---------------------------------------------------------------------- */
+
+static void *refill_fixed_thread(void *arg)
+{
+    unsigned c = 38; /* 28672 B: Phase 1 count 16 */
+    void *p = malloc(hak_class_size(c));
+    CHECK(p, "malloc failed");
+    CHECK(hak_bin_count(c) == hak_fixed_refill_count(c) - 1, "list != refill count - 1");
+    CHECK(hak_fixed_refill_count(c) == 16, "Phase 1 count of the largest classes is not 16");
+    free(p);
+    CHECK(hak_bin_count(c) == hak_fixed_refill_count(c), "free did not push on the list");
+    return arg;
+}
+
+static void test_refill_uses_phase1_count(void **state)
+{
+    (void)state;
+    assert_int_equal(hak_fixed_refill_count(0), 64);
+    assert_int_equal(hak_fixed_refill_count(31), 32);
+    run_in_thread(refill_fixed_thread, NULL);
+}
+
+static void *refill_override_thread(void *arg)
+{
+    unsigned c = 37; /* 24576 B */
+    void *p = malloc(hak_class_size(c));
+    CHECK(p, "malloc failed");
+    CHECK(hak_bin_count(c) == 4, "POOL_REFILL_COUNT_24576=5 did not refill 5 blocks");
+    free(p);
+    return arg;
+}
+
+static void test_refill_count_per_class_override(void **state)
+{
+    (void)state;
+    hak_config.class_refill[37] = 5; /* what POOL_REFILL_COUNT_24576=5 sets */
+    run_in_thread(refill_override_thread, NULL);
+    hak_config.class_refill[37] = 0;
+}
+
+/* ---- caps and spills -------------------------------------------------------------------- */
+
+static void *spill_thread(void *arg)
+{
+    unsigned c = 36; /* 20480 B */
+    enum { N = 200 };
+    void *blocks[N];
+    for (int i = 0; i < N; i++) {
+        blocks[i] = malloc(hak_class_size(c));
+        CHECK(blocks[i], "malloc failed");
+    }
+    uint32_t cap = hak_tcache.cap[c];
+    CHECK(cap >= hak_fixed_refill_count(c), "cap below the refill count");
+    uint32_t max_seen = 0;
+    for (int i = 0; i < N; i++) {
+        free(blocks[i]);
+        uint32_t n = hak_bin_count(c);
+        if (n > max_seen)
+            max_seen = n;
+        CHECK(n <= cap, "the thread list grew past its cap");
+    }
+    CHECK(max_seen == cap, "the list never reached its cap");
+    CHECK(hak_bin_count(c) >= cap / 2, "a spill kept less than half the cap");
+    return arg;
+}
+
+static void test_list_never_exceeds_cap(void **state)
+{
+    (void)state;
+    run_in_thread(spill_thread, NULL);
+    hak_central_t *cc = &hak_central[36];
+    assert_true(cc->depot_count <= cc->depot_max);
+}
+
+/* ---- thread exit, trim, decay ----------------------------------------------------------- */
+
+static int purge_calls;
+static void (*real_purge)(void *, size_t);
+static void counting_purge(void *addr, size_t len)
+{
+    purge_calls++;
+    real_purge(addr, len);
+}
+
+static void *cache_and_exit_thread(void *arg)
+{
+    unsigned c = 39; /* 32 KiB */
+    enum { N = 100 };
+    void *blocks[N];
+    for (int i = 0; i < N; i++) {
+        blocks[i] = malloc(hak_class_size(c));
+        CHECK(blocks[i], "malloc failed");
+        memset(blocks[i], 0xab, hak_class_size(c));
+    }
+    for (int i = 0; i < N; i++)
+        free(blocks[i]);
+    CHECK(hak_bin_count(c) > 0, "nothing cached before exit");
+    return arg; /* the exit destructor must give the cached blocks back */
+}
+
+static void test_thread_exit_and_trim_release_everything(void **state)
+{
+    (void)state;
+    run_in_thread(cache_and_exit_thread, NULL);
+    assert_true(hak_central[39].spans > 0); /* held by the depot until trimmed */
+    real_purge = hak_os.purge;
+    hak_os.purge = counting_purge;
+    purge_calls = 0;
+    malloc_trim(0);
+    hak_os.purge = real_purge;
+    /* Every block of class 39 came back (from the exited thread's cache and the depot), so
+     * no span of it stays active, and the empty spans were handed back to the OS. */
+    assert_int_equal(hak_central[39].spans, 0);
+    assert_int_equal(hak_central[39].depot_count, 0);
+    assert_true(purge_calls > 0);
+    hak_span_totals_t t;
+    hak_span_totals(&t);
+    assert_int_equal(t.pooled, 0);
+    assert_true(t.purged >= 512u * 1024u);
+}
+
+/* ---- the large path --------------------------------------------------------------------- */
+
+static void test_large_blocks_and_page_map(void **state)
+{
+    (void)state;
+    size_t n = 3u << 20;
+    char *p = malloc(n);
+    assert_non_null(p);
+    assert_int_equal((uintptr_t)p % 16, 0);
+    assert_true(malloc_usable_size(p) >= n);
+    assert_int_equal(hak_pagemap_get((uintptr_t)p) & HAK_PM_TAG_MASK, HAK_PM_LARGE);
+    memset(p, 0x5a, n);
+    char *q = realloc(p, 40u << 20); /* grows by moving pages, not bytes */
+    assert_non_null(q);
+    for (size_t i = 0; i < n; i += 4096)
+        assert_int_equal((unsigned char)q[i], 0x5a);
+    assert_true(malloc_usable_size(q) >= (40u << 20));
+    if (q != p)
+        assert_int_equal(hak_pagemap_get((uintptr_t)p), 0);
+    free(q);
+    assert_int_equal(hak_pagemap_get((uintptr_t)q), 0);
+
+    void *a = memalign(1u << 22, 100);
+    assert_non_null(a);
+    assert_int_equal((uintptr_t)a % (1u << 22), 0);
+    free(a);
+}
+
+static void test_page_map_knows_only_hakmem_blocks(void **state)
+{
+    (void)state;
+    int on_stack;
+    static int in_data;
+    assert_int_equal(hak_pagemap_get((uintptr_t)&on_stack), 0);
+    assert_int_equal(hak_pagemap_get((uintptr_t)&in_data), 0);
+    assert_int_equal(hak_pagemap_get(0), 0);
+    void *p = malloc(100);
+    uint64_t e = hak_pagemap_get((uintptr_t)p);
+    assert_int_equal(e & HAK_PM_TAG_MASK, hak_size_to_class(100) + 1);
+    hak_span_t *s = (hak_span_t *)(uintptr_t)(e & ~(uint64_t)HAK_PM_TAG_MASK);
+    assert_true((uintptr_t)p >= s->base && (uintptr_t)p < s->base + hak_span_len(s->kind));
+    free(p);
+}
+
+/* ---- out of memory ---------------------------------------------------------------------- */
+
+static void *failing_map(size_t len)
+{
+    (void)len;
+    return NULL;
+}
+
+static void test_os_failure_gives_enomem_then_recovers(void **state)
+{
+    (void)state;
+    void *(*real_map)(size_t) = hak_os.map;
+    hak_os.map = failing_map;
+    errno = 0;
+    void *p = malloc(5u << 20);
+    int err = errno;
+    hak_os.map = real_map;
+    assert_null(p);
+    assert_int_equal(err, ENOMEM);
+    p = malloc(5u << 20);
+    assert_non_null(p);
+    free(p);
+}
+
+/* Under RLIMIT_AS, in a child: small blocks until NULL, which must come with ENOMEM; after
+ * freeing, allocation works again. */
+static int oom_child(void)
+{
+    struct rlimit rl = {256u << 20, 256u << 20};
+    if (setrlimit(RLIMIT_AS, &rl) != 0)
+        return 10;
+    enum { MAX = 1 << 20 };
+    static void *blocks[MAX];
+    int n = 0;
+    errno = 0;
+    while (n < MAX) {
+        void *p = malloc(16384);
+        if (!p)
+            break;
+        memset(p, 1, 64);
+        blocks[n++] = p;
+    }
+    if (n == MAX)
+        return 11; /* the limit never bit */
+    if (errno != ENOMEM)
+        return 12;
+    for (int i = 0; i < n; i++)
+        free(blocks[i]);
+    malloc_trim(0);
+    for (int i = 0; i < 1000; i++) {
+        void *p = malloc(16384);
+        if (!p)
+            return 13;
+        blocks[i] = p;
+    }
+    void *big = malloc(64u << 20);
+    if (!big)
+        return 14;
+    free(big);
+    return 0;
+}
+
+static void test_address_space_limit_enomem_and_recovery(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(oom_child());
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_refill_uses_phase1_count),
+        cmocka_unit_test(test_refill_count_per_class_override),
+        cmocka_unit_test(test_list_never_exceeds_cap),
+        cmocka_unit_test(test_thread_exit_and_trim_release_everything),
+        cmocka_unit_test(test_large_blocks_and_page_map),
+        cmocka_unit_test(test_page_map_knows_only_hakmem_blocks),
+        cmocka_unit_test(test_os_failure_gives_enomem_then_recovers),
+        cmocka_unit_test(test_address_space_limit_enomem_and_recovery),
+    };
+    return cmocka_run_group_tests_name("box2_backend", tests, NULL, NULL);
+}
