@@ -35,6 +35,7 @@ extern pthread_key_t hak_thread_key;
 void hak_thread_exit(void *arg);
 extern void _IO_list_lock(void);
 extern void _IO_list_unlock(void);
+extern void _IO_list_resetlock(void);
 
 __thread int hak_fork_holder __attribute__((tls_model("initial-exec")));
 static __thread int fork_by_wrapper __attribute__((tls_model("initial-exec")));
@@ -163,7 +164,10 @@ HAK_API pid_t fork(void)
     int saved = errno;
     fork_by_wrapper = 0;
     if (pid == 0) {
-        reset_all_child(); /* glibc has already reset its stdio list lock in the child */
+        /* glibc resets the list lock in the child only when the parent had threads; reset it
+         * always, or the count we took stays held by the child's main thread. */
+        _IO_list_resetlock();
+        reset_all_child();
     } else {
         unlock_all_parent();
         _IO_list_unlock();

@@ -118,17 +118,21 @@ void *hak_large_realloc(void *ptr, size_t size)
     void *old_base = (void *)hdr->base;
     int saved = errno;
     /* In place first (always works for a shrink); else move the pages to a fresh 64 KiB
-     * aligned place, replacing a reservation made for it. */
+     * aligned place, replacing a reservation made for it. The old page map entry is cleared
+     * before the move: once the pages are gone, another thread may map that place. */
     void *moved = mremap(old_base, old_len, new_len, 0);
     if (moved == MAP_FAILED) {
+        uint64_t old_entry = hak_pagemap_get((uintptr_t)ptr);
         size_t dest_align = hdr->lead > MAP_PAGE ? hdr->lead : MAP_PAGE;
         void *dest = hak_os_map_aligned(new_len, dest_align);
         if (!dest && hak_span_unmap_purged())
             dest = hak_os_map_aligned(new_len, dest_align);
         if (!dest)
             return NULL;
+        hak_pagemap_set_range(page_of(ptr), MAP_PAGE, 0);
         moved = mremap(old_base, old_len, new_len, MREMAP_MAYMOVE | MREMAP_FIXED, dest);
         if (moved == MAP_FAILED) {
+            hak_pagemap_set_range(page_of(ptr), MAP_PAGE, old_entry);
             hak_os.unmap(dest, new_len);
             errno = ENOMEM;
             return NULL;
@@ -141,7 +145,6 @@ void *hak_large_realloc(void *ptr, size_t size)
     nh->base = (uintptr_t)moved;
     nh->map_len = new_len;
     if (moved != old_base) {
-        hak_pagemap_set_range(page_of(ptr), MAP_PAGE, 0);
         if (hak_pagemap_set_range(page_of(user), MAP_PAGE, (uint64_t)(uintptr_t)nh | HAK_PM_LARGE))
             hak_fatal("realloc(%p): out of memory for the page map after moving the block", ptr);
     }
