@@ -1,0 +1,27 @@
+/* tests/misuse/prog_free_interior8.c - free() of p+8 of a live 64-byte block.
+ * Run by tests/misuse/test_misuse.c with LD_PRELOAD: must die by SIGABRT after a line
+ * "hakmem: ..." on stderr naming the pointer printed below (%p). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* opaque to the optimiser, so the misuse happens exactly as written */
+static void *volatile launder;
+static void *hide(void *p) { launder = p; return launder; }
+
+static void say(const char *what, void *p)
+{
+    printf("%s %p\n", what, p);
+    fflush(stdout);
+}
+
+int main(void)
+{
+    char *b = malloc(64);
+    memset(b, 2, 64);
+    void *p = hide(b + 8);
+    say("ptr", p);
+    free(p);
+    say("survived", p);
+    return 0; /* reaching here means the misuse went unnoticed */
+}

@@ -1,0 +1,200 @@
+/* tests/unit/test_ace_registry.c - contract C: the ring registry of box3_ace/ring_registry.c.
+ *
+ * acquire / release / orphan / recycle, exhaustion (every slot taken: NULL, and the events of
+ * a ringless thread counted as no-ring drops), and a thread that exits: it leaves an ORPHANED
+ * ring that one learner interval (hak_ace_step) drains, counts and sets FREE.
+ * The tests run in order in one process and share the one registry.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "box3_ace/ace.h"
+#include "shared_contracts/config.h"
+#include "shared_contracts/event_ring.h"
+
+#define CAP 64u
+
+static uint32_t state_of(hak_ring_t *r) { return __atomic_load_n(&r->state, __ATOMIC_ACQUIRE); }
+
+static unsigned count_state(uint32_t st)
+{
+    unsigned n = 0;
+    for (uint32_t i = 0; i < HAK_RING_SLOTS; i++)
+        n += state_of(hak_ring_get(i)) == st;
+    return n;
+}
+
+static void before_init_nothing(void **state)
+{
+    (void)state;
+    hak_config_load();
+    assert_null(hak_ring_get(0));
+    assert_null(hak_ring_acquire());
+    assert_false(hak_ring_registry_init(100)); /* not a power of two */
+    assert_true(hak_ring_registry_init(CAP));
+    assert_true(hak_ring_registry_init(CAP)); /* idempotent */
+    assert_null(hak_ring_get(HAK_RING_SLOTS));
+    for (uint32_t i = 0; i < HAK_RING_SLOTS; i++) {
+        hak_ring_t *r = hak_ring_get(i);
+        assert_non_null(r);
+        assert_int_equal(r->mask, CAP - 1);
+        assert_int_equal(state_of(r), HAK_RING_FREE);
+        if (i)
+            assert_ptr_equal(r->slots, hak_ring_get(i - 1)->slots + CAP);
+    }
+}
+
+static void acquire_release_recycle(void **state)
+{
+    (void)state;
+    hak_ring_t *r = hak_ring_acquire();
+    assert_non_null(r);
+    assert_int_equal(state_of(r), HAK_RING_OWNED);
+    hak_event_t e = {.class_idx = 7, .count = 32, .kind = HAK_EV_REFILL};
+    for (int i = 0; i < 10; i++)
+        assert_true(hak_ring_push(r, &e));
+    uint64_t seen = hak_ace_events_seen(7);
+    hak_ring_release(r);
+    assert_int_equal(state_of(r), HAK_RING_ORPHANED);
+    hak_ace_step(); /* the learner: drains, counts, recycles */
+    assert_int_equal(state_of(r), HAK_RING_FREE);
+    assert_int_equal(hak_ace_events_seen(7), seen + 10);
+    assert_int_equal(r->head, r->tail);
+    hak_ring_release(NULL); /* no-op */
+}
+
+static void exhaustion_and_no_ring_drops(void **state)
+{
+    (void)state;
+    hak_ring_t *mine[HAK_RING_SLOTS];
+    for (uint32_t i = 0; i < HAK_RING_SLOTS; i++) {
+        mine[i] = hak_ring_acquire();
+        assert_non_null(mine[i]);
+        for (uint32_t j = 0; j < i; j++)
+            assert_ptr_not_equal(mine[i], mine[j]);
+    }
+    assert_null(hak_ring_acquire());
+    assert_int_equal(count_state(HAK_RING_OWNED), HAK_RING_SLOTS);
+    uint64_t before = hak_ring_no_ring_drops();
+    uint64_t seen_before = hak_ace_drops_seen();
+    for (int i = 0; i < 5; i++)
+        hak_ring_count_no_ring_drop(); /* what Box 2 does for a ringless thread's event */
+    assert_int_equal(hak_ring_no_ring_drops(), before + 5);
+    /* An OWNED ring stays owned across learner intervals; an ORPHANED one is not reusable
+     * until the learner has drained it. */
+    hak_ring_release(mine[3]);
+    assert_null(hak_ring_acquire());
+    hak_ace_step();
+    assert_int_equal(hak_ace_drops_seen(), seen_before + 5);
+    assert_int_equal(count_state(HAK_RING_OWNED), HAK_RING_SLOTS - 1);
+    hak_ring_t *again = hak_ring_acquire();
+    assert_ptr_equal(again, mine[3]);
+    mine[3] = again;
+    for (uint32_t i = 0; i < HAK_RING_SLOTS; i++)
+        hak_ring_release(mine[i]);
+    hak_ace_step();
+    assert_int_equal(count_state(HAK_RING_FREE), HAK_RING_SLOTS);
+}
+
+/* A full ring's drops are counted by the learner too. */
+static void ring_full_drops_reach_the_learner(void **state)
+{
+    (void)state;
+    hak_ring_t *r = hak_ring_acquire();
+    assert_non_null(r);
+    hak_event_t e = {.class_idx = 2, .count = 8, .kind = HAK_EV_REFILL};
+    uint64_t d0 = hak_ace_drops_seen(), s0 = hak_ace_events_seen(2);
+    for (uint32_t i = 0; i < CAP + 40; i++)
+        hak_ring_push(r, &e);
+    hak_ace_step();
+    assert_int_equal(hak_ace_drops_seen(), d0 + 40);
+    assert_int_equal(hak_ace_events_seen(2), s0 + CAP);
+    hak_ring_release(r);
+    hak_ace_step();
+}
+
+/* Threads that exit leave ORPHANED rings; the learner drains and frees them. */
+#define NTHREADS 8
+static void *short_lived(void *arg)
+{
+    hak_ring_t *r = hak_ring_acquire();
+    if (!r)
+        return (void *)1;
+    hak_event_t e = {.class_idx = 11, .count = 16, .kind = HAK_EV_SPILL, .list_len = 33};
+    for (uintptr_t i = 0; i < (uintptr_t)arg; i++)
+        hak_ring_push(r, &e);
+    hak_ring_release(r); /* Box 2 does this in its thread-exit destructor */
+    return NULL;
+}
+
+static void exited_threads_leave_orphans_the_learner_frees(void **state)
+{
+    (void)state;
+    uint64_t s0 = hak_ace_events_seen(11);
+    pthread_t t[NTHREADS];
+    for (uintptr_t i = 0; i < NTHREADS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, short_lived, (void *)(i + 1)), 0);
+    for (int i = 0; i < NTHREADS; i++) {
+        void *ret;
+        pthread_join(t[i], &ret);
+        assert_null(ret);
+    }
+    assert_int_equal(count_state(HAK_RING_ORPHANED), NTHREADS);
+    hak_ace_step();
+    assert_int_equal(count_state(HAK_RING_ORPHANED), 0);
+    assert_int_equal(count_state(HAK_RING_FREE), HAK_RING_SLOTS);
+    assert_int_equal(hak_ace_events_seen(11), s0 + NTHREADS * (NTHREADS + 1) / 2);
+}
+
+/* Many threads racing for few free slots: no slot is ever handed out twice. */
+static int owners[HAK_RING_SLOTS];
+static void *racer(void *arg)
+{
+    (void)arg;
+    for (int k = 0; k < 2000; k++) {
+        hak_ring_t *r = hak_ring_acquire();
+        if (!r)
+            continue;
+        uint32_t slot = (uint32_t)(r - hak_ring_get(0));
+        if (__atomic_fetch_add(&owners[slot], 1, __ATOMIC_RELAXED) != 0)
+            return (void *)1; /* someone else holds it too */
+        __atomic_fetch_sub(&owners[slot], 1, __ATOMIC_RELAXED);
+        hak_ring_release(r);
+    }
+    return NULL;
+}
+
+static void concurrent_acquire_is_exclusive(void **state)
+{
+    (void)state;
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        pthread_create(&t[i], NULL, racer, NULL);
+    for (int k = 0; k < 50; k++)
+        hak_ace_step(); /* recycles while they race */
+    for (int i = 0; i < 4; i++) {
+        void *ret;
+        pthread_join(t[i], &ret);
+        assert_null(ret);
+    }
+    hak_ace_step();
+    assert_int_equal(count_state(HAK_RING_FREE), HAK_RING_SLOTS);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(before_init_nothing),
+        cmocka_unit_test(acquire_release_recycle),
+        cmocka_unit_test(exhaustion_and_no_ring_drops),
+        cmocka_unit_test(ring_full_drops_reach_the_learner),
+        cmocka_unit_test(exited_threads_leave_orphans_the_learner_frees),
+        cmocka_unit_test(concurrent_acquire_is_exclusive),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
