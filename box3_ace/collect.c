@@ -1,0 +1,115 @@
+/* box3_ace/collect.c - the learner's side of the rings: drain, tally per class, recycle.
+ *
+ * Runs under hak_ace_mu (the learner, or hak_ace_step in tests): it is the single consumer of
+ * every ring (contract C), so hak_ring_pop needs no further coordination.
+ *
+ * Per ring it keeps a tally per class (refills, spills, blocks in, blocks out) so the policy can
+ * tell the busiest thread apart from the sum, and a thread that both refills and spills
+ * (churn) apart from a producer/consumer pair. An OWNED ring is drained at most 2 * capacity
+ * events per interval (its producer keeps pushing); an ORPHANED ring has no producer, so it is
+ * drained to empty and then set FREE (release: the next owner sees tail == head).
+ */
+#include <string.h>
+
+#include "box3_ace/ace_internal.h"
+#include "shared_contracts/event_ring.h"
+
+#define DRAIN_BATCH 256u
+
+static uint64_t last_drops[HAK_RING_SLOTS]; /* per slot: ring->drops at the last harvest; mu */
+static uint64_t last_no_ring_drops;         /* hak_ring_no_ring_drops() at the last harvest; mu */
+
+typedef struct ring_tally {
+    uint32_t refills, spills;
+    uint64_t in, out;
+} ring_tally_t;
+
+static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
+/* A full ring dropped events: the drained ones are a sample of all this ring's events in the
+ * interval (contract A drops the newest), so scale the tally up by (drained + dropped) / drained
+ * to keep rates and ratios right. */
+static void scale_tally(ring_tally_t *t, uint64_t num, uint64_t den)
+{
+    uint64_t r = t->refills * num / den, s = t->spills * num / den;
+    t->refills = r > UINT32_MAX ? UINT32_MAX : (uint32_t)r;
+    t->spills = s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
+    t->in = t->in * num / den;
+    t->out = t->out * num / den;
+}
+
+static void drain_ring(uint32_t slot, hak_ring_t *r, hak_ace_interval_t *iv)
+{
+    /* Acquire: for ORPHANED, everything the dead owner pushed is visible below. */
+    uint32_t state = __atomic_load_n(&r->state, __ATOMIC_ACQUIRE);
+    if (state == HAK_RING_FREE)
+        return;
+    ring_tally_t tally[HAK_NUM_CLASSES];
+    memset(tally, 0, sizeof tally);
+    hak_event_t buf[DRAIN_BATCH];
+    uint64_t budget = state == HAK_RING_ORPHANED ? UINT64_MAX : 2ull * (r->mask + 1ull);
+    uint64_t seen = 0;
+    uint32_t n;
+    do {
+        n = hak_ring_pop(r, buf, DRAIN_BATCH);
+        seen += n;
+        for (uint32_t i = 0; i < n; i++) {
+            const hak_event_t *e = &buf[i];
+            if (e->class_idx >= HAK_NUM_CLASSES)
+                continue; /* not a valid event: ignore rather than trust it */
+            hak_ace_class_stats_t *cs = &iv->cls[e->class_idx];
+            ring_tally_t *t = &tally[e->class_idx];
+            if (e->kind == HAK_EV_REFILL) {
+                t->refills++;
+                t->in += e->count;
+            } else if (e->kind == HAK_EV_SPILL) {
+                t->spills++;
+                t->out += e->count;
+            } else {
+                continue;
+            }
+            if (e->list_len > cs->list_hwm)
+                cs->list_hwm = e->list_len;
+        }
+    } while (n == DRAIN_BATCH && seen < budget);
+    iv->events += seen;
+
+    uint64_t drops = __atomic_load_n(&r->drops, __ATOMIC_RELAXED);
+    uint64_t dropped = drops - last_drops[slot];
+    last_drops[slot] = drops;
+    iv->drops += dropped;
+
+    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+        ring_tally_t *t = &tally[c];
+        iv->drained[c] += t->refills + t->spills;
+        if (dropped && seen)
+            scale_tally(t, seen + dropped, seen);
+        if (!t->refills && !t->spills)
+            continue;
+        hak_ace_class_stats_t *cs = &iv->cls[c];
+        cs->refills += t->refills;
+        cs->spills += t->spills;
+        cs->blocks_refilled += t->in;
+        cs->blocks_spilled += t->out;
+        cs->churn_blocks += min_u64(t->in, t->out);
+        if (t->refills > cs->peak_refills)
+            cs->peak_refills = t->refills;
+    }
+
+    if (state == HAK_RING_ORPHANED) /* drained to empty: n < DRAIN_BATCH ended the loop */
+        __atomic_store_n(&r->state, HAK_RING_FREE, __ATOMIC_RELEASE);
+}
+
+void hak_ace_collect(hak_ace_interval_t *iv)
+{
+    memset(iv, 0, sizeof *iv);
+    for (uint32_t slot = 0; slot < HAK_RING_SLOTS; slot++) {
+        hak_ring_t *r = hak_ring_get(slot);
+        if (!r)
+            break; /* registry not mapped: nothing to drain */
+        drain_ring(slot, r, iv);
+    }
+    uint64_t nr = hak_ring_no_ring_drops();
+    iv->drops += nr - last_no_ring_drops;
+    last_no_ring_drops = nr;
+}

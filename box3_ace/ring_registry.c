@@ -1,0 +1,107 @@
+/* box3_ace/ring_registry.c - the fixed array of event rings (contract C of
+ * shared_contracts/event_ring.h).
+ *
+ * Layout: one anonymous private mapping, made once by hak_ring_registry_init and never
+ * unmapped: HAK_RING_SLOTS ring headers, then HAK_RING_SLOTS * capacity events. Untouched
+ * event pages cost no memory (MAP_NORESERVE, faulted in on first push).
+ *
+ * Invariants
+ *   - reg_rings is NULL until the mapping is complete, then constant (release/acquire).
+ *   - state transitions: FREE->OWNED by a CAS of the acquiring thread; OWNED->ORPHANED by a
+ *     release store of that thread (hak_ring_release); ORPHANED->FREE by the learner, after it
+ *     drained the ring (box3_ace/collect.c). head, tail, pushed and drops are never reset: a
+ *     recycled ring continues its monotonic counters, so the learner's per-slot "last seen"
+ *     marks stay valid and a new owner finds tail == head (empty).
+ *   - A new owner sees its predecessor's head/tail_cache through the chain
+ *     release(ORPHANED) -> acquire+release(learner, FREE) -> acquire(CAS FREE->OWNED).
+ */
+#include <pthread.h>
+#include <stddef.h>
+#include <sys/mman.h>
+
+#include "shared_contracts/diag.h"
+#include "shared_contracts/event_ring.h"
+
+static hak_ring_t *reg_rings;        /* published once: release store, acquire loads */
+static uint32_t reg_capacity;        /* written before reg_rings is published; then constant */
+static uint32_t reg_hint;            /* where acquire starts scanning; relaxed, a hint only */
+static uint64_t reg_no_ring_drops;   /* relaxed atomic add by ringless threads */
+static pthread_mutex_t reg_init_mu = PTHREAD_MUTEX_INITIALIZER; /* serialises init only */
+
+bool hak_ring_registry_init(uint32_t capacity)
+{
+    if (__atomic_load_n(&reg_rings, __ATOMIC_ACQUIRE))
+        return true;
+    if (capacity < 2 || capacity > (1u << 16) || (capacity & (capacity - 1)))
+        return false;
+    pthread_mutex_lock(&reg_init_mu);
+    bool ok = true;
+    if (!reg_rings) {
+        size_t head_bytes = (size_t)HAK_RING_SLOTS * sizeof(hak_ring_t);
+        size_t ev_bytes = (size_t)HAK_RING_SLOTS * capacity * sizeof(hak_event_t);
+        char *base = mmap(NULL, head_bytes + ev_bytes, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (base == MAP_FAILED) {
+            ok = false;
+        } else {
+            hak_ring_t *rings = (hak_ring_t *)base;
+            hak_event_t *events = (hak_event_t *)(base + head_bytes);
+            for (uint32_t i = 0; i < HAK_RING_SLOTS; i++) {
+                rings[i].mask = capacity - 1;
+                rings[i].slots = events + (size_t)i * capacity;
+                rings[i].state = HAK_RING_FREE; /* the mapping is zero: counters start at 0 */
+            }
+            reg_capacity = capacity;
+            __atomic_store_n(&reg_rings, rings, __ATOMIC_RELEASE);
+        }
+    }
+    pthread_mutex_unlock(&reg_init_mu);
+    return ok;
+}
+
+hak_ring_t *hak_ring_acquire(void)
+{
+    hak_ring_t *rings = __atomic_load_n(&reg_rings, __ATOMIC_ACQUIRE);
+    if (!rings)
+        return NULL;
+    uint32_t start = __atomic_fetch_add(&reg_hint, 1, __ATOMIC_RELAXED);
+    for (uint32_t k = 0; k < HAK_RING_SLOTS; k++) {
+        hak_ring_t *r = &rings[(start + k) % HAK_RING_SLOTS];
+        uint32_t expected = HAK_RING_FREE;
+        if (__atomic_load_n(&r->state, __ATOMIC_RELAXED) == HAK_RING_FREE &&
+            __atomic_compare_exchange_n(&r->state, &expected, HAK_RING_OWNED, false,
+                                        __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+            return r;
+    }
+    return NULL;
+}
+
+void hak_ring_release(hak_ring_t *ring)
+{
+    if (!ring)
+        return;
+    /* Release: every event this thread pushed is visible to the learner that sees ORPHANED. */
+    uint32_t expected = HAK_RING_OWNED;
+    if (!__atomic_compare_exchange_n(&ring->state, &expected, HAK_RING_ORPHANED, false,
+                                     __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+        hak_warn("ACE: releasing an event ring that is not owned (state %u); ignored",
+                 expected);
+}
+
+hak_ring_t *hak_ring_get(uint32_t slot)
+{
+    hak_ring_t *rings = __atomic_load_n(&reg_rings, __ATOMIC_ACQUIRE);
+    if (!rings || slot >= HAK_RING_SLOTS)
+        return NULL;
+    return &rings[slot];
+}
+
+void hak_ring_count_no_ring_drop(void)
+{
+    __atomic_fetch_add(&reg_no_ring_drops, 1, __ATOMIC_RELAXED);
+}
+
+uint64_t hak_ring_no_ring_drops(void)
+{
+    return __atomic_load_n(&reg_no_ring_drops, __ATOMIC_RELAXED);
+}
