@@ -25,7 +25,7 @@ LIB_SRCS := $(wildcard shared_contracts/*.c box1_tls/*.c box2_refill/*.c box3_ac
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 LIB_HDRS := $(wildcard shared_contracts/*.h box1_tls/*.h box2_refill/*.h box3_ace/*.h include/*.h)
 
-.PHONY: all lib test bench install clean deps-test deps-bench
+.PHONY: all lib lib-valgrind test-valgrind test bench install clean deps-test deps-bench
 all: lib
 lib: $(BUILD)/libhakmem.so $(BUILD)/libhakmem.a
 
@@ -39,6 +39,14 @@ $(BUILD)/libhakmem.so: $(LIB_OBJS)
 $(BUILD)/libhakmem.a: $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
+
+# The valgrind build: memcheck client requests compiled in (shared_contracts/valgrind_hooks.h).
+lib-valgrind:
+	@$(MAKE) --no-print-directory BUILD=$(BUILD)/valgrind EXTRA_CFLAGS=-DHAKMEM_VALGRIND lib
+
+# memcheck reports a program's leaks and invalid reads on hakmem's valgrind build
+test-valgrind: deps-test lib-valgrind
+	@sh tests/valgrind/run.sh
 
 deps-test:
 	@sh scripts/deps.sh test

@@ -11,6 +11,7 @@
 
 #include "fastpath.h"
 #include "shared_contracts/diag.h"
+#include "shared_contracts/valgrind_hooks.h"
 
 #define HAK_API __attribute__((visibility("default")))
 #define HAK_PAGE 4096u
@@ -19,29 +20,46 @@
 #define HAKMEM_VERSION_STRING "0.0.0"
 #endif
 
-HAK_API void *malloc(size_t size) { return hak_alloc_fast(size); }
+/* The HAK_VG_* hooks are empty outside the valgrind build (valgrind_hooks.h). */
+HAK_API void *malloc(size_t size)
+{
+    HAK_VG_ENTER();
+    void *p = hak_alloc_fast(size);
+    HAK_VG_LEAVE();
+    HAK_VG_ALLOC(p, size, 0);
+    return p;
+}
 
-HAK_API void free(void *ptr) { hak_free_fast(ptr); }
+HAK_API void free(void *ptr)
+{
+    HAK_VG_FREE(ptr);
+    HAK_VG_ENTER();
+    hak_free_fast(ptr);
+    HAK_VG_LEAVE();
+}
 
-/* Usable size of a live block; aborts on a pointer hakmem did not hand out. */
-static size_t block_usable_size(void *ptr, int *is_large)
+/* Usable size of a live block; aborts on a pointer hakmem did not hand out, naming `caller`. */
+static size_t block_usable_size(void *ptr, int *is_large, const char *caller)
 {
     uint64_t entry = hak_pagemap_get((uintptr_t)ptr);
     unsigned class_idx = (unsigned)(entry & HAK_PM_TAG_MASK) - 1u;
     if (class_idx < HAK_NUM_CLASSES) {
         if (!hak_is_block_start(hak_span_offset((uintptr_t)ptr, class_idx), class_idx))
-            hak_free_interior(ptr, class_idx);
+            hak_bad_interior(ptr, class_idx, caller);
         *is_large = 0;
         return hak_class_size(class_idx);
     }
     *is_large = 1;
-    return hak_large_usable_size(ptr); /* aborts unless ptr is a live large block */
+    return hak_large_usable_size(ptr, caller); /* aborts unless ptr is a live large block */
 }
 
 HAK_API size_t malloc_usable_size(void *ptr)
 {
     int is_large;
-    return ptr ? block_usable_size(ptr, &is_large) : 0;
+    HAK_VG_ENTER();
+    size_t n = ptr ? block_usable_size(ptr, &is_large, "malloc_usable_size") : 0;
+    HAK_VG_LEAVE();
+    return n;
 }
 
 HAK_API void *calloc(size_t nmemb, size_t size)
@@ -51,16 +69,44 @@ HAK_API void *calloc(size_t nmemb, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    if (total > HAK_MAX_CLASS_SIZE)
-        return hak_large_alloc(total, HAK_MIN_ALIGN); /* fresh mappings are zero */
-    void *p = hak_alloc_fast(total);
-    if (p)
-        memset(p, 0, total);
+    HAK_VG_ENTER();
+    void *p;
+    if (total > HAK_MAX_CLASS_SIZE) {
+        p = hak_large_alloc(total, HAK_MIN_ALIGN); /* fresh mappings are zero */
+    } else {
+        p = hak_alloc_fast(total);
+        if (p)
+            memset(p, 0, total);
+    }
+    HAK_VG_LEAVE();
+    HAK_VG_ALLOC(p, total, 1);
     return p;
+}
+
+/* Valgrind build: always move, so memcheck sees one block end and another begin. */
+static void *realloc_by_moving(void *ptr, size_t size)
+{
+    if (!ptr)
+        return malloc(size);
+    if (size == 0) {
+        free(ptr);
+        return NULL;
+    }
+    size_t old_size = malloc_usable_size(ptr);
+    void *fresh = malloc(size);
+    if (!fresh)
+        return NULL;
+    HAK_VG_ENTER();
+    memcpy(fresh, ptr, size < old_size ? size : old_size);
+    HAK_VG_LEAVE();
+    free(ptr);
+    return fresh;
 }
 
 HAK_API void *realloc(void *ptr, size_t size)
 {
+    if (HAK_VALGRIND_BUILD)
+        return realloc_by_moving(ptr, size);
     if (!ptr)
         return hak_alloc_fast(size);
     if (size == 0) { /* glibc: free and return NULL */
@@ -68,7 +114,7 @@ HAK_API void *realloc(void *ptr, size_t size)
         return NULL;
     }
     int is_large;
-    size_t old_size = block_usable_size(ptr, &is_large);
+    size_t old_size = block_usable_size(ptr, &is_large, "realloc");
     if (is_large && size > HAK_MAX_CLASS_SIZE)
         return hak_large_realloc(ptr, size);
     /* Stay in place when the block fits and would not waste more than half. */
@@ -96,14 +142,20 @@ HAK_API void *reallocarray(void *ptr, size_t nmemb, size_t size)
  * (spans are aligned to at least 64 KiB and blocks start at multiples of the class size). */
 static void *aligned_alloc_pow2(size_t align, size_t size)
 {
+    void *p = NULL;
+    HAK_VG_ENTER();
     if (align <= HAK_MAX_CLASS_SIZE && size <= HAK_MAX_CLASS_SIZE) {
         size_t want = size > align ? size : align;
-        for (unsigned c = hak_size_to_class(want); c < HAK_NUM_CLASSES; c++) {
-            if (hak_class_size(c) % align == 0)
-                return hak_pop(c);
-        }
+        unsigned c = hak_size_to_class(want);
+        while (hak_class_size(c) % align != 0) /* a power-of-two class always ends this */
+            c++;
+        p = hak_pop(c);
+    } else {
+        p = hak_large_alloc(size, align);
     }
-    return hak_large_alloc(size, align);
+    HAK_VG_LEAVE();
+    HAK_VG_ALLOC(p, size, 0);
+    return p;
 }
 
 /* glibc 2.36 memalign: alignment <= 16 is malloc; above SIZE_MAX/2+1 is EINVAL; otherwise a
@@ -111,7 +163,7 @@ static void *aligned_alloc_pow2(size_t align, size_t size)
 HAK_API void *memalign(size_t align, size_t size)
 {
     if (align <= HAK_MIN_ALIGN)
-        return hak_alloc_fast(size);
+        return malloc(size);
     if (align > SIZE_MAX / 2 + 1) {
         errno = EINVAL;
         return NULL;
@@ -128,7 +180,7 @@ HAK_API int posix_memalign(void **memptr, size_t align, size_t size)
     if (align == 0 || align % sizeof(void *) != 0 || (align & (align - 1)))
         return EINVAL;
     int saved = errno;
-    void *p = align <= HAK_MIN_ALIGN ? hak_alloc_fast(size) : aligned_alloc_pow2(align, size);
+    void *p = align <= HAK_MIN_ALIGN ? malloc(size) : aligned_alloc_pow2(align, size);
     if (!p)
         return ENOMEM;
     errno = saved;

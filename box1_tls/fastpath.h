@@ -23,7 +23,8 @@
 
 /* Cold paths of Box 1 (box1_tls/misuse.c). */
 void hak_free_recheck(void *ptr, unsigned class_idx);
-__attribute__((noreturn, cold)) void hak_free_interior(void *ptr, unsigned class_idx);
+__attribute__((noreturn, cold)) void hak_bad_interior(void *ptr, unsigned class_idx,
+                                                      const char *caller);
 
 static inline __attribute__((always_inline)) void *hak_pop(size_t class_idx)
 {
@@ -59,7 +60,7 @@ static inline __attribute__((always_inline)) void hak_free_fast(void *ptr)
         return;
     }
     if (HAK_UNLIKELY(!hak_is_block_start(hak_span_offset(addr, class_idx), class_idx)))
-        hak_free_interior(ptr, class_idx);
+        hak_bad_interior(ptr, class_idx, "free");
 
     uint64_t *block = ptr;
     uint64_t key = hak_tcache.free_key;

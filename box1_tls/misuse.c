@@ -4,13 +4,13 @@
 #include "fastpath.h"
 #include "shared_contracts/diag.h"
 
-void hak_free_interior(void *ptr, unsigned class_idx)
+void hak_bad_interior(void *ptr, unsigned class_idx, const char *caller)
 {
     uintptr_t addr = (uintptr_t)ptr;
     uint32_t size = hak_class_size(class_idx);
     uint32_t into = hak_span_offset(addr, class_idx) % size;
-    hak_fatal("free(%p): invalid pointer: it points %u bytes into the %u-byte block at %p", ptr,
-              into, size, (void *)(addr - into));
+    hak_fatal("%s(%p): invalid pointer: it points %u bytes into the %u-byte block at %p", caller,
+              ptr, into, size, (void *)(addr - into));
 }
 
 /* Word 1 of the block equals the free key: either the block is already in this thread's

@@ -1,6 +1,7 @@
 /* box2_refill/central.c - depot and span free lists per class (central.h). */
 #include "central.h"
 
+#include "debug.h"
 #include "shared_contracts/config.h"
 #include "shared_contracts/diag.h"
 #include "shared_contracts/pagemap.h"
@@ -51,6 +52,15 @@ static void partial_remove(hak_central_t *cc, hak_span_t *s)
 
 static int span_full(const hak_span_t *s) { return !s->free && s->carved == s->capacity; }
 
+/* The span of a block the central lists hold; aborts if the page map disagrees. */
+static hak_span_t *span_of(void *block)
+{
+    uint64_t entry = hak_pagemap_get((uintptr_t)block);
+    if ((entry & HAK_PM_TAG_MASK) == 0 || (entry & HAK_PM_TAG_MASK) > HAK_NUM_CLASSES)
+        hak_fatal("corrupted free list: %p is not a small block", block);
+    return (hak_span_t *)(uintptr_t)(entry & ~(uint64_t)HAK_PM_TAG_MASK);
+}
+
 /* Append `block` to the chain being built. */
 #define CHAIN_APPEND(head, tail, block)        \
     do {                                       \
@@ -75,8 +85,13 @@ uint32_t hak_central_take(unsigned class_idx, uint32_t want, void **head_out, vo
         uint32_t n = cc->depot_count < want ? cc->depot_count : want;
         uint64_t *b = cc->depot;
         head = b;
-        for (uint32_t i = 1; i < n; i++)
+        if (HAK_UNLIKELY(hak_config.debug))
+            hak_debug_take(span_of(b), b, 1);
+        for (uint32_t i = 1; i < n; i++) {
             b = (uint64_t *)b[0];
+            if (HAK_UNLIKELY(hak_config.debug))
+                hak_debug_take(span_of(b), b, 1);
+        }
         tail = b;
         cc->depot = (void *)b[0];
         cc->depot_count -= n;
@@ -97,14 +112,18 @@ uint32_t hak_central_take(unsigned class_idx, uint32_t want, void **head_out, vo
         }
         while (got < want && s->free) {
             uint64_t *b = s->free;
+            if (HAK_UNLIKELY(hak_config.debug))
+                hak_debug_take(s, b, 1);
             s->free = (void *)b[0];
             CHAIN_APPEND(head, tail, b);
             s->in_use++;
             got++;
         }
         while (got < want && s->carved < s->capacity) {
-            void *b = (char *)s->base + (size_t)s->carved * size;
+            void *b = (char *)hak_span_base(s) + (size_t)s->carved * size;
             s->carved++;
+            if (HAK_UNLIKELY(hak_config.debug))
+                hak_debug_take(s, b, 0);
             CHAIN_APPEND(head, tail, b);
             s->in_use++;
             got++;
@@ -154,6 +173,11 @@ static void return_chain(hak_central_t *cc, unsigned class_idx, void *head, uint
 void hak_central_put(unsigned class_idx, void *head, void *tail, uint32_t n, uint64_t now_ms)
 {
     hak_central_t *cc = &hak_central[class_idx];
+    if (HAK_UNLIKELY(hak_config.debug)) {
+        uint64_t *b = head;
+        for (uint32_t i = 0; i < n; i++, b = (uint64_t *)b[0])
+            hak_debug_put(span_of(b), b);
+    }
     uint32_t room = cc->depot_max > cc->depot_count ? cc->depot_max - cc->depot_count : 0;
     if (room >= n) {
         ((uint64_t *)tail)[0] = (uint64_t)cc->depot;

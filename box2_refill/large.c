@@ -26,7 +26,8 @@
 
 typedef struct large_hdr {
     uint64_t magic;
-    void *user;        /* the block this header describes */
+    uintptr_t user_key; /* the block this header describes, xor LARGE_MAGIC (not a pointer a
+                         * leak checker would follow) */
     uintptr_t base;    /* mapping start */
     size_t map_len;    /* mapping length */
     size_t lead;       /* user - base */
@@ -51,7 +52,9 @@ void *hak_large_alloc(size_t size, size_t align)
         errno = ENOMEM;
         return NULL;
     }
-    size_t map_len = round_map(lead + size);
+    /* At least one byte past user, so user's map page lies inside the mapping even for
+     * memalign(64 KiB or more, 0). */
+    size_t map_len = round_map(lead + (size ? size : 1));
     char *base = hak_os_map_aligned(map_len, map_align);
     if (!base && hak_span_unmap_purged())
         base = hak_os_map_aligned(map_len, map_align);
@@ -60,7 +63,7 @@ void *hak_large_alloc(size_t size, size_t align)
     char *user = base + lead;
     large_hdr_t *hdr = (large_hdr_t *)(user - sizeof(large_hdr_t));
     hdr->magic = LARGE_MAGIC;
-    hdr->user = user;
+    hdr->user_key = (uintptr_t)user ^ LARGE_MAGIC;
     hdr->base = (uintptr_t)base;
     hdr->map_len = map_len;
     hdr->lead = lead;
@@ -79,7 +82,7 @@ static large_hdr_t *large_lookup(const void *ptr, uint64_t entry, const char *wh
 {
     large_hdr_t *hdr = (large_hdr_t *)(uintptr_t)(entry & ~(uint64_t)HAK_PM_TAG_MASK);
     if ((entry & HAK_PM_TAG_MASK) != HAK_PM_LARGE || hdr->magic != LARGE_MAGIC ||
-        hdr->user != ptr)
+        hdr->user_key != ((uintptr_t)ptr ^ LARGE_MAGIC))
         hak_fatal("%s(%p): invalid pointer: hakmem did not allocate it, or it was freed already",
                   what, ptr);
     return hdr;
@@ -97,9 +100,9 @@ void hak_large_free(void *ptr, uint64_t entry)
     __atomic_fetch_sub(&large_live_bytes, map_len, __ATOMIC_RELAXED);
 }
 
-size_t hak_large_usable_size(const void *ptr)
+size_t hak_large_usable_size(const void *ptr, const char *caller)
 {
-    large_hdr_t *hdr = large_lookup(ptr, hak_pagemap_get((uintptr_t)ptr), "malloc_usable_size");
+    large_hdr_t *hdr = large_lookup(ptr, hak_pagemap_get((uintptr_t)ptr), caller);
     return hdr->base + hdr->map_len - (uintptr_t)ptr;
 }
 
@@ -141,7 +144,7 @@ void *hak_large_realloc(void *ptr, size_t size)
     errno = saved;
     char *user = (char *)moved + lead;
     large_hdr_t *nh = (large_hdr_t *)(user - sizeof(large_hdr_t));
-    nh->user = user;
+    nh->user_key = (uintptr_t)user ^ LARGE_MAGIC;
     nh->base = (uintptr_t)moved;
     nh->map_len = new_len;
     if (moved != old_base) {

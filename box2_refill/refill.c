@@ -59,6 +59,8 @@ void *pool_refill_and_alloc(unsigned class_idx)
 
     uint32_t fixed = hak_fixed_refill_count(class_idx);
     uint32_t count = hak_config.ace ? hak_policy_refill_count(class_idx, fixed) : fixed;
+    if (HAK_UNLIKELY(hak_config.debug))
+        count = 1; /* debug: every malloc comes through here (debug.h) */
     if (HAK_UNLIKELY(hak_refill_hook != NULL))
         hak_refill_hook(class_idx, count);
 
@@ -77,7 +79,8 @@ void *pool_refill_and_alloc(unsigned class_idx)
         hak_tcache.head[class_idx] = (void *)block[0];
         hak_tcache.room[class_idx] -= (int32_t)(got - 1);
     }
-    hak_bin_set_cap(class_idx, hak_thread_cap(class_idx, count));
+    if (HAK_LIKELY(!hak_config.debug))
+        hak_bin_set_cap(class_idx, hak_thread_cap(class_idx, count));
     block[1] = 0;
     hak_tcache.allocs[class_idx]++;
 
@@ -94,14 +97,17 @@ void pool_spill(unsigned class_idx)
     int saved = errno;
     hak_thread_t *t = hak_thread_get();
     uint64_t now = hak_now_ms();
-    if (hak_tcache.room[class_idx] >= 0) { /* a new thread's first free: the caps were just set */
+    if (hak_tcache.room[class_idx] >= 0) {
+        /* A new thread's first free: the caps and the free key were just set; the block
+         * pushed before that carries key 0, so mark it now. */
+        ((uint64_t *)hak_tcache.head[class_idx])[1] = hak_tcache.free_key;
         errno = saved;
         return;
     }
     /* Keep the hot half of the cap at the head; the colder rest goes to the central lists.
      * A thread past its exit destructor (cap 0) keeps nothing. */
     uint32_t cap = hak_tcache.cap[class_idx];
-    uint32_t keep = t->state == HAK_THREAD_LIVE ? cap / 2 : 0;
+    uint32_t keep = t->state == HAK_THREAD_LIVE && !hak_config.debug ? cap / 2 : 0;
     uint32_t list_len = hak_bin_count(class_idx);
     uint32_t spill = list_len - keep;
     uint64_t *cut = NULL, *head = hak_tcache.head[class_idx];

@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <pthread.h>
 
+#include "debug.h"
 #include "lock.h"
+#include "shared_contracts/config.h"
 #include "os.h"
 #include "pagemap_write.h"
 #include "shared_contracts/pagemap.h"
@@ -52,8 +54,8 @@ static size_t unmap_purged_locked(void)
         while ((s = purged[k]) != NULL) {
             size_t len = hak_span_len(k);
             purged[k] = s->next;
-            hak_os.unmap((void *)s->base, len);
-            s->base = 0;
+            hak_os.unmap((void *)hak_span_base(s), len);
+            s->base_page = 0;
             s->state = 0;
             s->next = spare_desc;
             spare_desc = s;
@@ -140,7 +142,7 @@ hak_span_t *hak_span_get(unsigned kind, unsigned class_idx)
             return NULL;
         }
         s = d;
-        s->base = base;
+        s->base_page = base >> 16;
         s->kind = (uint8_t)kind;
     }
     s->state = HAK_SPAN_ACTIVE;
@@ -150,9 +152,19 @@ hak_span_t *hak_span_get(unsigned kind, unsigned class_idx)
     s->in_use = 0;
     s->free = NULL;
     s->next = s->prev = NULL;
+    if (hak_config.debug && hak_debug_span_init(s) != 0) {
+        s->state = HAK_SPAN_POOLED; /* back to the pool, untouched */
+        s->empty_since_ms = 0;
+        s->next = purged[kind];
+        purged[kind] = s;
+        totals.purged += len;
+        hak_unlock(&pool_lock);
+        errno = ENOMEM;
+        return NULL;
+    }
     totals.active += len;
     /* Cannot fail: the chunk's page map tables were reserved when it was mapped. */
-    hak_pagemap_set_range(s->base, len, (uint64_t)(uintptr_t)s | (class_idx + 1u));
+    hak_pagemap_set_range(hak_span_base(s), len, (uint64_t)(uintptr_t)s | (class_idx + 1u));
     hak_unlock(&pool_lock);
     return s;
 }
@@ -160,7 +172,7 @@ hak_span_t *hak_span_get(unsigned kind, unsigned class_idx)
 void hak_span_put(hak_span_t *s, uint64_t now_ms)
 {
     size_t len = hak_span_len(s->kind);
-    hak_pagemap_set_range(s->base, len, 0);
+    hak_pagemap_set_range(hak_span_base(s), len, 0);
     hak_lock(&pool_lock);
     s->state = HAK_SPAN_POOLED;
     s->empty_since_ms = now_ms;
@@ -187,7 +199,7 @@ size_t hak_span_decay(uint64_t now_ms, uint64_t decay_ms, int force)
                (force || now_ms - s->empty_since_ms >= decay_ms)) {
             size_t len = hak_span_len(k);
             pool_unlink(s);
-            hak_os.purge((void *)s->base, len);
+            hak_os.purge((void *)hak_span_base(s), len);
             s->state = HAK_SPAN_PURGED;
             s->next = purged[k];
             purged[k] = s;

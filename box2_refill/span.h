@@ -12,6 +12,7 @@
  *   it is on its class's partial list  <=>  free != NULL || carved < capacity
  *   in_use == 0  =>  it is handed back to the pool at once
  * POOLED and PURGED spans sit on the pool lists, under the pool lock, with page map entries 0.
+ * With HAKMEM_DEBUG=1, debug_bits[i] is set exactly while block i is in a program's hands.
  */
 #ifndef HAK_BOX2_SPAN_H
 #define HAK_BOX2_SPAN_H
@@ -23,7 +24,9 @@
 enum hak_span_state { HAK_SPAN_ACTIVE = 1, HAK_SPAN_POOLED = 2, HAK_SPAN_PURGED = 3 };
 
 typedef struct hak_span {
-    uintptr_t base;        /* first byte; aligned to the span length */
+    uintptr_t base_page;   /* first byte >> 16 (aligned to the span length); kept as a page
+                            * number, not a pointer, so leak checkers do not see block 0 as
+                            * referenced from here */
     void *free;            /* blocks returned to this span (word 0 links) */
     uint32_t capacity;     /* blocks in the span */
     uint32_t carved;       /* blocks carved so far: the next is base + carved * size */
@@ -34,9 +37,11 @@ typedef struct hak_span {
     struct hak_span *next; /* partial list (ACTIVE) or pool list */
     struct hak_span *prev;
     uint64_t empty_since_ms; /* when it entered the pool */
+    uint64_t *debug_bits;    /* HAKMEM_DEBUG only: one bit per block, set while handed out */
 } __attribute__((aligned(64))) hak_span_t;
 
 static inline size_t hak_span_len(unsigned kind) { return (size_t)65536 << kind; }
+static inline uintptr_t hak_span_base(const hak_span_t *s) { return s->base_page << 16; }
 
 /* An empty span of `kind` for class_idx (state ACTIVE, page map set, nothing carved), or
  * NULL with errno ENOMEM. Takes the pool lock; callers may hold a class lock. */

@@ -18,6 +18,7 @@
 #include "shared_contracts/event_ring.h"
 #include "shared_contracts/policy_table.h"
 #include "shared_contracts/tcache.h"
+#include "shared_contracts/valgrind_hooks.h"
 #include "span.h"
 #include "thread.h"
 
@@ -81,6 +82,7 @@ HAK_API void hakmem_stats_print(FILE *out)
 HAK_API int malloc_trim(size_t pad)
 {
     (void)pad;
+    HAK_VG_ENTER();
     uint64_t now = hak_now_ms();
     if (hak_init_done())
         hak_thread_flush_all();
@@ -90,7 +92,9 @@ HAK_API int malloc_trim(size_t pad)
         hak_central[c].depot_low = 0;
         hak_unlock(&hak_central[c].lock);
     }
-    return hak_span_decay(now, 0, 1) > 0;
+    int released = hak_span_decay(now, 0, 1) > 0;
+    HAK_VG_LEAVE();
+    return released;
 }
 
 HAK_API struct mallinfo2 mallinfo2(void)

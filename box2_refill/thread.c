@@ -10,6 +10,7 @@
 #include "os.h"
 #include "shared_contracts/config.h"
 #include "shared_contracts/diag.h"
+#include "shared_contracts/valgrind_hooks.h"
 
 #define RECORD_BLOCK (64u * 1024u)
 
@@ -80,7 +81,7 @@ static void thread_start(void)
     t->state = HAK_THREAD_LIVE;
     t->tcache = &hak_tcache;
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
-        hak_bin_set_cap(c, hak_thread_cap(c, hak_fixed_refill_count(c)));
+        hak_bin_set_cap(c, hak_config.debug ? 0 : hak_thread_cap(c, hak_fixed_refill_count(c)));
     hak_tcache.free_key = hak_free_key;
     if (hak_config.ace)
         t->ring = hak_ring_acquire();
@@ -110,6 +111,7 @@ void hak_thread_exit(void *arg)
 {
     hak_thread_t *t = arg;
     int saved = errno;
+    HAK_VG_ENTER();
     hak_thread_flush_all();
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
         hak_bin_set_cap(c, 0); /* later frees go straight to the central lists */
@@ -131,6 +133,7 @@ void hak_thread_exit(void *arg)
     spare = t;
     hak_unlock(&threads_lock);
     thread_self = &fallback; /* DEAD from now on */
+    HAK_VG_LEAVE();
     errno = saved;
 }
 
@@ -158,6 +161,9 @@ void hak_thread_sum_stats(uint64_t out[HAK_TSTAT_COUNT][HAK_NUM_CLASSES],
     hak_lock(&threads_lock);
     memcpy(out, retired_stat, sizeof retired_stat);
     memcpy(allocs, retired_allocs, sizeof retired_allocs);
+    for (unsigned s = 0; s < HAK_TSTAT_COUNT; s++) /* threads past their exit destructor */
+        for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
+            out[s][c] += __atomic_load_n(&fallback.stat[s][c], __ATOMIC_RELAXED);
     for (hak_thread_t *t = live; t; t = t->next) {
         for (unsigned s = 0; s < HAK_TSTAT_COUNT; s++)
             for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)

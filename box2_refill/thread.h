@@ -7,7 +7,9 @@
  * DEAD (the destructor flushed the cache and set every cap to 0; later mallocs and frees of
  * this thread, from other TLS destructors, go straight to the central lists).
  *
- * Stats counters are written by the owner thread only (relaxed) and read by anyone.
+ * Stats counters are written by the owner thread only (relaxed) and read by anyone; the one
+ * shared record of threads past their exit destructor is written by all of them, so its
+ * counts may miss concurrent updates.
  * The list of live records is guarded by the threads lock.
  */
 #ifndef HAK_BOX2_THREAD_H

@@ -2,8 +2,9 @@
  *
  * hakmem replaces the standard allocation functions (malloc, free, calloc, realloc,
  * reallocarray, posix_memalign, aligned_alloc, memalign, valloc, pvalloc, malloc_usable_size,
- * malloc_trim, mallinfo2): use it with LD_PRELOAD=libhakmem.so or link with -lhakmem
- * (pkg-config hakmem). This header adds what is specific to hakmem.
+ * malloc_trim, mallinfo2, mallinfo, and glibc's __libc_* aliases of them) and wraps fork()
+ * to keep the heap consistent in the child: use it with LD_PRELOAD=libhakmem.so or link with
+ * -lhakmem (pkg-config hakmem). This header adds what is specific to hakmem.
  */
 #ifndef HAKMEM_H
 #define HAKMEM_H

@@ -1,7 +1,7 @@
 /* shared_contracts/config.h - every environment variable hakmem reads, in one table.
  *
- * Each row: X(field, NAME, default, min, max, flags, meaning). Parsing (config.c), the
- * HAKMEM_STATS print and docs/TUNING.md all follow this table. An invalid value (not an
+ * Each row: X(field, NAME, default, min, max, flags, meaning). Parsing (config.c) and
+ * docs/TUNING.md follow this table. An invalid value (not an
  * integer, out of range, not a power of two where one is needed) prints one warning on
  * stderr naming the variable, and the default is used.
  *
@@ -27,11 +27,15 @@
     X(ace_ring, "POOL_ACE_RING", 1024, 16, 65536, HAK_OPT_POW2,                                 \
       "events per thread ring (power of two); a full ring drops events")                      \
     X(stats, "HAKMEM_STATS", 0, 0, 1, 0, "1 prints a per-class table on stderr at exit")        \
-    X(debug, "HAKMEM_DEBUG", 0, 0, 1, 0, "1 adds fuller misuse checks on free (slower)")       \
+    X(debug, "HAKMEM_DEBUG", 0, 0, 1, 0,                                                        \
+      "1 bypasses thread caches and checks every malloc and free: double frees anywhere, "      \
+      "writes after free, corrupted free lists (much slower)")                                 \
     X(decay_ms, "HAKMEM_DECAY_MS", 500, 0, 600000, 0,                                           \
-      "how long empty spans and idle depot blocks wait before their memory goes back to the OS") \
+      "how long an empty span waits before its pages go back to the OS; idle depot blocks are " \
+      "halved every decay_ms/4 (ticks run on allocation slow paths)")                           \
     X(tcache_max_kib, "HAKMEM_TCACHE_MAX_KIB", 1024, 16, 1048576, 0,                           \
-      "per thread and class, the most bytes a thread list holds before it spills")
+      "per thread and class, the bytes a thread list may hold before it spills (the list cap "  \
+      "never goes below one refill count)")
 
 typedef struct hak_config {
 #define HAK_CFG_FIELD(field, name, def, lo, hi, flags, meaning) int64_t field;

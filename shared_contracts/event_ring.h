@@ -9,7 +9,7 @@
  * Contract C (ownership): rings live in one registry, an array of HAK_RING_SLOTS slots mapped
  * once with mmap when ACE starts, never grown, never freed, never malloc'd. A slot is
  *   FREE      nobody uses it;
- *   OWNED     a live thread produces into it (acquired at the thread's first refill);
+ *   OWNED     a live thread produces into it (acquired at the thread's first slow path);
  *   ORPHANED  its thread exited; the learner drains what is left, then sets it FREE.
  * Only the owner thread moves FREE->OWNED (CAS) and OWNED->ORPHANED; only the learner moves
  * ORPHANED->FREE. So a ring is never reused while it holds another thread's events, and the

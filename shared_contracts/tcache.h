@@ -15,8 +15,10 @@
  *   - Only the owning thread reads or writes its cache, except Box 2 at fork (child side)
  *     and at thread exit, on behalf of the owning thread.
  *
- * Box 2 entry points below are cold (noinline) and called only on a miss or an overflow.
- * They may take Box 2 locks and mmap; they never call back into malloc.
+ * Box 2 entry points below are cold and called only on a miss or an overflow. They may take
+ * Box 2 locks and mmap. A thread's first slow path may run library init, which calls
+ * pthread_atfork and (with POOL_ACE=1) pthread_create, and those may call malloc: Box 2 runs
+ * init before it takes any lock, and serves such nested calls uncached.
  */
 #ifndef HAK_TCACHE_H
 #define HAK_TCACHE_H
@@ -73,10 +75,12 @@ void hak_free_slow(void *ptr);
 
 /* Box 2: blocks above HAK_MAX_CLASS_SIZE or with alignment above what a class gives. */
 void *hak_large_alloc(size_t size, size_t align);
-size_t hak_large_usable_size(const void *ptr);   /* ptr must be a live large block */
+/* ptr must be a live large block, else abort naming `caller` (the API function). */
+size_t hak_large_usable_size(const void *ptr, const char *caller);
 void *hak_large_realloc(void *ptr, size_t size); /* ptr a live large block; NULL+ENOMEM on fail */
 
-/* Box 2: the thread's state. Box 1 calls it to learn whether frees still go to the cache. */
-void hak_thread_flush_all(void); /* return every cached block to Box 2 (malloc_trim, exit) */
+/* Box 2: return every block cached by the calling thread to the central lists (used by
+ * malloc_trim and at thread exit). */
+void hak_thread_flush_all(void);
 
 #endif

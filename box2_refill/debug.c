@@ -1,0 +1,79 @@
+/* box2_refill/debug.c - HAKMEM_DEBUG=1 checks (debug.h). */
+#include "debug.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#include "lock.h"
+#include "os.h"
+#include "shared_contracts/diag.h"
+#include "shared_contracts/pagemap.h"
+#include "shared_contracts/size_classes.h"
+
+#define BITS_BYTES 512u /* 4096 bits: the most blocks any span holds (64 KiB of 16 B) */
+#define ARENA_BYTES (1u << 20)
+
+static pthread_mutex_t arena_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *arena_next, *arena_end; /* under arena_lock */
+
+int hak_debug_span_init(hak_span_t *s)
+{
+    if (!s->debug_bits) {
+        hak_lock(&arena_lock);
+        if (arena_next == arena_end) {
+            char *a = hak_os.map(ARENA_BYTES);
+            if (a) {
+                arena_next = a;
+                arena_end = a + ARENA_BYTES;
+            }
+        }
+        if (arena_next != arena_end) {
+            s->debug_bits = (uint64_t *)arena_next;
+            arena_next += BITS_BYTES;
+        }
+        hak_unlock(&arena_lock);
+        if (!s->debug_bits)
+            return -1;
+    }
+    memset(s->debug_bits, 0, BITS_BYTES);
+    return 0;
+}
+
+static uint32_t block_index(hak_span_t *s, void *block)
+{
+    return (uint32_t)(((uintptr_t)block - hak_span_base(s)) / hak_class_size(s->class_idx));
+}
+
+void hak_debug_take(hak_span_t *s, void *block, int was_free)
+{
+    uint32_t size = hak_class_size(s->class_idx);
+    uint32_t i = block_index(s, block);
+    if (was_free) {
+        const unsigned char *b = block;
+        for (uint32_t k = 16; k < size; k++)
+            if (b[k] != HAK_DEBUG_POISON)
+                hak_fatal("malloc: the free %u-byte block %p was written %u bytes in after it "
+                          "was freed (use after free)",
+                          size, block, k);
+        uint64_t next = ((uint64_t *)block)[0];
+        if (next && (hak_pagemap_get(next) & HAK_PM_TAG_MASK) != s->class_idx + 1u)
+            hak_fatal("malloc: corrupted free list: block %p links to %p, not a free %u-byte "
+                      "block (use after free?)",
+                      block, (void *)next, size);
+    }
+    uint64_t bit = 1ull << (i & 63);
+    if (s->debug_bits[i >> 6] & bit)
+        hak_fatal("malloc: block %p is already allocated (corrupted free list)", block);
+    s->debug_bits[i >> 6] |= bit;
+}
+
+void hak_debug_put(hak_span_t *s, void *block)
+{
+    uint32_t size = hak_class_size(s->class_idx);
+    uint32_t i = block_index(s, block);
+    uint64_t bit = 1ull << (i & 63);
+    if (!(s->debug_bits[i >> 6] & bit))
+        hak_fatal("free(%p): double free: the %u-byte block is not allocated", block, size);
+    s->debug_bits[i >> 6] &= ~bit;
+    memset((char *)block + 16, HAK_DEBUG_POISON, size - 16);
+}

@@ -1,0 +1,29 @@
+/* box2_refill/debug.h - HAKMEM_DEBUG=1: fuller misuse checks, paid only when asked for.
+ *
+ * With debug on, a thread's lists are bypassed (cap 0, refill count 1): every malloc and free
+ * goes through Box 2 under its class lock, where:
+ *   - a per-span bitmap records which blocks are in a program's hands, so a double free is
+ *     caught wherever the block is (thread list, depot, span), and so is a free of a block
+ *     hakmem never handed out;
+ *   - a freed block is filled with a poison byte past its two link words; when it is handed
+ *     out again the poison must be intact (a write after free aborts) and its link must point
+ *     at a block of the same class (a corrupted free list aborts).
+ * Cost: a lock and a fill and check of the whole block per malloc/free (measured in
+ * docs/TUNING.md). Large blocks are checked exactly in every mode.
+ */
+#ifndef HAK_BOX2_DEBUG_H
+#define HAK_BOX2_DEBUG_H
+
+#include "span.h"
+
+#define HAK_DEBUG_POISON 0xdb
+
+/* Give span s a cleared bitmap (once per descriptor; reused). -1 when out of memory. */
+int hak_debug_span_init(hak_span_t *s);
+/* A block leaves the central lists for a program. `was_free` is 0 for a freshly carved
+ * block (no poison to check). Class lock held. */
+void hak_debug_take(hak_span_t *s, void *block, int was_free);
+/* A block comes back from a program. Aborts on a double free. Class lock held. */
+void hak_debug_put(hak_span_t *s, void *block);
+
+#endif
