@@ -56,7 +56,7 @@ void *hak_large_alloc(size_t size, size_t align)
      * memalign(64 KiB or more, 0). */
     size_t map_len = round_map(lead + (size ? size : 1));
     char *base = hak_os_map_aligned(map_len, map_align);
-    if (!base && hak_span_unmap_purged())
+    if (!base && hak_reclaim())
         base = hak_os_map_aligned(map_len, map_align);
     if (!base)
         return NULL;
@@ -128,7 +128,7 @@ void *hak_large_realloc(void *ptr, size_t size)
         uint64_t old_entry = hak_pagemap_get((uintptr_t)ptr);
         size_t dest_align = hdr->lead > MAP_PAGE ? hdr->lead : MAP_PAGE;
         void *dest = hak_os_map_aligned(new_len, dest_align);
-        if (!dest && hak_span_unmap_purged())
+        if (!dest && hak_reclaim())
             dest = hak_os_map_aligned(new_len, dest_align);
         if (!dest)
             return NULL;

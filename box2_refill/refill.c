@@ -69,6 +69,11 @@ void *pool_refill_and_alloc(unsigned class_idx)
     hak_lock(&hak_central[class_idx].lock);
     uint32_t got = hak_central_take(class_idx, count, &head, &tail);
     hak_unlock(&hak_central[class_idx].lock);
+    if (!got && hak_reclaim()) { /* out of memory or address space: give back, try once more */
+        hak_lock(&hak_central[class_idx].lock);
+        got = hak_central_take(class_idx, count, &head, &tail);
+        hak_unlock(&hak_central[class_idx].lock);
+    }
     if (!got) {
         errno = ENOMEM;
         return NULL;
@@ -136,6 +141,31 @@ void pool_spill(unsigned class_idx)
         report_event(t, class_idx, spill, list_len, HAK_EV_SPILL);
     hak_decay_maybe(now);
     errno = saved;
+}
+
+/* ---- giving memory back --------------------------------------------------------------- */
+
+int hak_reclaim(void)
+{
+    int saved = errno;
+    uint64_t now = hak_now_ms();
+    hak_thread_t *t = hak_thread_get();
+    int released = 0;
+    if (t->state == HAK_THREAD_LIVE && !hak_fork_holder) {
+        for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
+            released |= hak_bin_count(c) != 0;
+        hak_thread_flush_all();
+    }
+    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+        hak_lock(&hak_central[c].lock);
+        released |= hak_central[c].depot_count != 0;
+        hak_central_release_depot(c, hak_central[c].depot_count, now);
+        hak_central[c].depot_low = 0;
+        hak_unlock(&hak_central[c].lock);
+    }
+    released |= hak_span_unmap_purged() != 0;
+    errno = saved;
+    return released;
 }
 
 /* ---- decay ---------------------------------------------------------------------------- */

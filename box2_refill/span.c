@@ -44,13 +44,33 @@ static hak_span_t *new_descriptor(void)
     return s;
 }
 
-/* Unmap every purged span, keeping the descriptors: gives address space back (RLIMIT_AS,
- * vm.max_map_count) when a mapping has failed. Pool lock held. */
+static void pool_unlink(hak_span_t *s)
+{
+    unsigned k = s->kind;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        pooled[k] = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    else
+        pooled_tail[k] = s->prev;
+}
+
+/* Unmap every empty span, pooled or purged, keeping the descriptors: gives address space
+ * back (RLIMIT_AS, vm.max_map_count) when a mapping has failed. Pool lock held. */
 static size_t unmap_purged_locked(void)
 {
     size_t released = 0;
     for (unsigned k = 0; k < HAK_SPAN_KINDS; k++) {
         hak_span_t *s;
+        while ((s = pooled[k]) != NULL) { /* resident ones become purged first */
+            pool_unlink(s);
+            s->next = purged[k];
+            purged[k] = s;
+            totals.pooled -= hak_span_len(k);
+            totals.purged += hak_span_len(k);
+        }
         while ((s = purged[k]) != NULL) {
             size_t len = hak_span_len(k);
             purged[k] = s->next;
@@ -105,18 +125,6 @@ static uintptr_t new_span_memory(unsigned kind)
     return base;
 }
 
-static void pool_unlink(hak_span_t *s)
-{
-    unsigned k = s->kind;
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        pooled[k] = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    else
-        pooled_tail[k] = s->prev;
-}
 
 hak_span_t *hak_span_get(unsigned kind, unsigned class_idx)
 {

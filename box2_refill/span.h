@@ -54,9 +54,15 @@ void hak_span_put(hak_span_t *span, uint64_t now_ms);
  * force). Returns the bytes purged. Takes the pool lock. */
 size_t hak_span_decay(uint64_t now_ms, uint64_t decay_ms, int force);
 
-/* Unmap all PURGED spans (their descriptors are kept for reuse); returns the bytes unmapped.
- * For when a mapping failed: address space, not just memory, may be what ran out. */
+/* Unmap all empty spans, POOLED and PURGED (their descriptors are kept for reuse); returns
+ * the bytes unmapped. For when a mapping failed: address space, not just memory, may be what
+ * ran out. Takes the pool lock. */
 size_t hak_span_unmap_purged(void);
+
+/* After a failed mapping, with no Box 2 lock held: give back everything that is not in a
+ * program's hands or another thread's cache (the calling thread's cache, every depot, every
+ * empty span, unmapped). Returns nonzero if anything was released, so a retry may succeed. */
+int hak_reclaim(void);
 
 typedef struct hak_span_totals {
     size_t mapped;   /* bytes of span chunks mapped */

@@ -13,10 +13,16 @@
 #   HAKMEM_TEST_LONG=1    longer versions (make test-long)
 #   HAKMEM_TEST_TIMEOUT   seconds per suite (default 300, or 1800 with HAKMEM_TEST_LONG=1)
 #   HAKMEM_TEST_FILTER    run only suites whose name contains this string
+#   HAKMEM_TEST_TIERS     the tiers to run (default all: "boundaries unit api stress misuse
+#                         integration fuzz"); make test-sanitize runs "unit stress"
+#   HAKMEM_TEST_BUILD     where the test binaries are (default build/tests)
+#   HAKMEM_TEST_SKIP      suite names (e.g. "unit/test_box2_backend") not to run, space-separated
 set -u
 cd "$(dirname "$0")/.." || exit 2
 ROOT=$(pwd)
-B="$ROOT/build/tests"
+B=${HAKMEM_TEST_BUILD:-"$ROOT/build/tests"}
+case "$B" in /*) ;; *) B="$ROOT/$B" ;; esac
+TIERS=${HAKMEM_TEST_TIERS:-"boundaries unit api stress misuse integration fuzz"}
 SO=${HAKMEM_TEST_PRELOAD-"$ROOT/build/libhakmem.so"}
 export HAKMEM_TEST_PRELOAD="$SO"
 if [ "${HAKMEM_TEST_LONG:-0}" != 0 ]; then
@@ -63,6 +69,7 @@ run_suite() { # name preload(0/1) command...
     preload=$2
     shift 2
     case "$name" in *"$FILTER"*) ;; *) return 0 ;; esac
+    case " ${HAKMEM_TEST_SKIP:-} " in *" $name "*) echo "=== $name: skipped (HAKMEM_TEST_SKIP)"; return 0 ;; esac
     log="$LOGDIR/$(echo "$name" | tr '/' '_').log"
     echo "=== $name"
     if [ "$preload" = 1 ] && [ -n "$SO" ]; then
@@ -114,12 +121,13 @@ run_tier() { # tier preload
     done
 }
 
-run_suite boundaries 0 sh tests/check_boundaries.sh --suite
-run_tier unit 0
-run_tier api 1
-run_tier stress 1
-run_tier misuse 0
-run_tier integration 0
+for tier in $TIERS; do
+    case "$tier" in
+    boundaries) run_suite boundaries 0 sh tests/check_boundaries.sh --suite ;;
+    api | stress) run_tier "$tier" 1 ;;
+    *) run_tier "$tier" 0 ;;
+    esac
+done
 
 echo "=== summary (preload: ${SO:-none, glibc})"
 printf '%s' "$summary"

@@ -5,6 +5,8 @@
 #   make test-long   the same with HAKMEM_TEST_LONG=1 (larger iteration counts, longer limits)
 #   make test-glibc  run the suites without LD_PRELOAD, to validate the tests against glibc
 #                    (misuse and hakmem-specific checks are expected to fail there)
+#   make fuzz        fuzz the API for FUZZ_SECONDS (default 60) with libFuzzer (clang)
+#   make test-sanitize  unit and stress tiers with UBSan, then with TSan (docs/RELIABILITY.md)
 #
 # Tiers, each picked up by wildcard (add a file, no edit here):
 #   tests/unit/test_*.c         CMocka, linked with build/libhakmem.a, may call box internals
@@ -12,11 +14,12 @@
 #   tests/stress/test_*.c       CMocka, run with LD_PRELOAD=build/libhakmem.so
 #   tests/integration/test_*.c  CMocka drivers that spawn real programs with LD_PRELOAD
 #   tests/misuse/test_*.c       CMocka drivers that spawn tests/misuse/prog_*.c with LD_PRELOAD
+#   tests/fuzz/test_*.c         CMocka drivers that run the libFuzzer harness tests/fuzz/fuzz_api.c
 #   tests/check_boundaries.sh   contract D
 # A test binary that fails to build is reported by tests/run.sh as a failed suite.
 
 TEST_BUILD     := $(BUILD)/tests
-TEST_CFLAGS    := -O1 -g -Wall -Wextra -pthread
+TEST_CFLAGS    := -O1 -g -Wall -Wextra -pthread $(TEST_SAN)
 TEST_NOBUILTIN := -fno-builtin
 TEST_DEFS      := -DHAKMEM_SO_DEFAULT='"$(abspath $(BUILD)/libhakmem.so)"' \
                   -DTEST_BUILD_DIR='"$(abspath $(TEST_BUILD))"' -DREPO_DIR='"$(abspath .)"'
@@ -30,10 +33,13 @@ TEST_INTEG_BINS  := $(patsubst tests/%.c,$(TEST_BUILD)/%,$(wildcard tests/integr
                                                                     tests/integration/prog_*.c))
 TEST_MISUSE_BINS := $(patsubst tests/%.c,$(TEST_BUILD)/%,$(wildcard tests/misuse/test_*.c \
                                                                    tests/misuse/prog_*.c))
+TEST_FUZZ_BINS   := $(patsubst tests/%.c,$(TEST_BUILD)/%,$(wildcard tests/fuzz/test_*.c)) \
+                    $(TEST_BUILD)/fuzz/fuzz_api
 TEST_ALL_BINS    := $(TEST_UNIT_BINS) $(TEST_API_BINS) $(TEST_STRESS_BINS) $(TEST_INTEG_BINS) \
-                    $(TEST_MISUSE_BINS)
+                    $(TEST_MISUSE_BINS) $(TEST_FUZZ_BINS)
 
-.PHONY: test test-long test-glibc test-build
+.PHONY: test test-long test-glibc test-build fuzz fuzz-lib test-sanitize sanitize-build \
+        sanitize-build-unit
 
 test: deps-test lib
 	@-$(MAKE) --no-print-directory -k test-build
@@ -88,3 +94,71 @@ $(TEST_BUILD)/misuse/test_%: tests/misuse/test_%.c $(TESTLIB_OBJ) $(TESTLIB_HDR)
 $(TEST_BUILD)/misuse/prog_%: tests/misuse/prog_%.c
 	@mkdir -p $(dir $@); rm -f $@
 	$(CC) $(TEST_CFLAGS) $(TEST_NOBUILTIN) $< -o $@
+
+# fuzz: the harness is linked with a static libhakmem whose objects clang rebuilds in
+# build/fuzz/ with coverage instrumentation and UBSan (never ASan: it would replace malloc), so
+# hakmem is the fuzzer process's malloc. The driver tests/fuzz/test_fuzz.c runs a bounded pass
+# in `make test`; `make fuzz` runs FUZZ_SECONDS and keeps its corpus in build/fuzz/corpus.
+FUZZ_BUILD   := build/fuzz
+FUZZ_CC      := clang
+FUZZ_SAN     := -fsanitize=fuzzer-no-link,undefined -fno-sanitize-recover=undefined
+FUZZ_SECONDS ?= 60
+
+fuzz-lib:
+	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) TEST_SAN= \
+	  EXTRA_CFLAGS='$(FUZZ_SAN) -Wno-ignored-optimization-argument -Wno-unused-command-line-argument' \
+	  $(FUZZ_BUILD)/libhakmem.a
+
+$(TEST_BUILD)/fuzz/fuzz_api: tests/fuzz/fuzz_api.c fuzz-lib
+	@mkdir -p $(dir $@); rm -f $@
+	$(FUZZ_CC) -O1 -g -Wall -Wextra -fno-builtin -fsanitize=fuzzer,undefined \
+	  -fno-sanitize-recover=undefined $< $(FUZZ_BUILD)/libhakmem.a -o $@ $(URCU_LIBS) -pthread -ldl
+
+$(TEST_BUILD)/fuzz/test_%: tests/fuzz/test_%.c $(TESTLIB_OBJ) $(TESTLIB_HDR)
+	@mkdir -p $(dir $@); rm -f $@
+	$(CC) $(TEST_CFLAGS) $(TEST_DEFS) -Itests/lib $< $(TESTLIB_OBJ) -o $@ -lcmocka -pthread
+
+fuzz: deps-test $(TEST_BUILD)/fuzz/fuzz_api
+	@mkdir -p $(FUZZ_BUILD)/corpus
+	env -u LD_PRELOAD UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(TEST_BUILD)/fuzz/fuzz_api -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  -rss_limit_mb=4096 -timeout=30 -max_len=4096 -artifact_prefix=$(TEST_BUILD)/fuzz/ \
+	  $(FUZZ_BUILD)/corpus tests/fuzz/corpus
+
+# Sanitizers: the allocator objects, the unit tests (linked with that libhakmem.a) and the stress
+# tests (run with that libhakmem.so preloaded) are rebuilt in build/ubsan and build/tsan, and the
+# unit and stress tiers run against them. Under TSan the executable's (or the preloaded) malloc
+# is hakmem's own instrumented one, so TSan checks the allocator's synchronisation itself;
+# see docs/RELIABILITY.md for what is and is not covered.
+UBSAN_FLAGS := -fsanitize=undefined -fno-sanitize-recover=undefined
+TSAN_FLAGS  := -fsanitize=thread
+SAN_TIERS   := unit stress
+# Under TSan the unit tests get TSan's malloc (libtsan.so precedes libhakmem.a at link time, so
+# the archive's malloc is not pulled in); these two need hakmem to be the process malloc.
+# The stress tier is not run under TSan: preloading a TSan-built libhakmem.so into the
+# uninstrumented stress binaries crashes at start-up (SIGSEGV).
+TSAN_SKIP   := unit/test_box1_hotpath unit/test_box2_backend
+
+sanitize-build: $(TEST_UNIT_BINS) $(TEST_STRESS_BINS)
+sanitize-build-unit: $(TEST_UNIT_BINS)
+
+test-sanitize: deps-test
+	@echo "=== UBSan: build/ubsan"
+	@$(MAKE) --no-print-directory BUILD=build/ubsan EXTRA_CFLAGS='$(UBSAN_FLAGS)' \
+	  TEST_SAN='$(UBSAN_FLAGS)' lib
+	@-$(MAKE) --no-print-directory -k BUILD=build/ubsan EXTRA_CFLAGS='$(UBSAN_FLAGS)' \
+	  TEST_SAN='$(UBSAN_FLAGS)' sanitize-build
+	@UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 HAKMEM_TEST_BUILD=build/ubsan/tests \
+	  HAKMEM_TEST_PRELOAD=$(abspath build/ubsan/libhakmem.so) HAKMEM_TEST_TIERS='$(SAN_TIERS)' \
+	  sh tests/run.sh; echo $$? > build/ubsan/tests/status
+	@echo "=== TSan: build/tsan"
+	@$(MAKE) --no-print-directory BUILD=build/tsan EXTRA_CFLAGS='$(TSAN_FLAGS)' \
+	  TEST_SAN='$(TSAN_FLAGS)' lib
+	@-$(MAKE) --no-print-directory -k BUILD=build/tsan EXTRA_CFLAGS='$(TSAN_FLAGS)' \
+	  TEST_SAN='$(TSAN_FLAGS)' sanitize-build-unit
+	@TSAN_OPTIONS='halt_on_error=1 second_deadlock_stack=1 report_signal_unsafe=0 suppressions=$(abspath tests/sanitize/tsan.supp)' \
+	  HAKMEM_TEST_BUILD=build/tsan/tests HAKMEM_TEST_TIERS=unit \
+	  HAKMEM_TEST_SKIP='$(TSAN_SKIP)' sh tests/run.sh; \
+	  tsan=$$?; ubsan=$$(cat build/ubsan/tests/status); \
+	  echo "test-sanitize: UBSan run exit $$ubsan, TSan run exit $$tsan"; \
+	  [ "$$ubsan" = 0 ] && [ "$$tsan" = 0 ]

@@ -211,7 +211,7 @@ static void *short_thread(void *arg)
 static int scenario_short_threads(void *unused)
 {
     (void)unused;
-    const long total = 5000L * tl_scale();
+    const long total = 20000L * tl_scale(); /* 200,000 under make test-long */
     enum { WAVE = 4 };
     for (long i = 0; i < total; i += WAVE) {
         pthread_t t[WAVE];

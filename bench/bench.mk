@@ -1,0 +1,59 @@
+# bench/bench.mk - benchmark targets, included by the top-level Makefile.
+#
+#   make bench            every workload x every allocator, 3 interleaved rounds (~5 min)
+#   make bench-full       the same with 7 rounds (ROUNDS=N overrides)
+#   make bench-sweep      hakmem-fixed at POOL_REFILL_COUNT = 4 8 16 32 64 128 256, per workload
+#   make bench-callgrind  instructions per malloc+free pair for every allocator (valgrind)
+#   make bench-plot       redraw the PNGs from bench/results/latest.csv (and sweep.csv)
+#   make bench-docs       copy bench/results/*.md into docs/BENCHMARKS.md between its markers
+#   make bench-progs      only build the workload programs into build/bench/
+#
+# Selection (all optional; see bench/README.md):
+#   WORKLOADS="mid tiny"  ALLOCATORS="hakmem-fixed glibc"  ROUNDS=5  DURATION=2  THREADS=4
+#   PERF=0 (skip perf stat)  TIMEOUT=60 (s per run)  SQLITE_ROWS=200000  SEED=42
+#   SWEEP_COUNTS="4 8 16"  CG_ITERS=200000  RESULTS=dir (instead of bench/results)
+
+BENCH_DIR   := $(BUILD)/bench
+BENCH_WORKLOADS := mid tiny larson prodcons phase churn realloc
+BENCH_TOOLS := runwrap cg_pair
+BENCH_BINS  := $(addprefix $(BENCH_DIR)/,$(BENCH_WORKLOADS) $(BENCH_TOOLS))
+# The workloads call malloc/free through the PLT like any program; -fno-builtin keeps gcc from
+# deleting or merging the calls being measured.
+BENCH_CFLAGS := -O2 -g -Wall -Wextra -pthread $(NOBUILTIN) -fno-builtin-realloc
+PYTHON ?= python3
+
+BENCH_SEL = $(if $(WORKLOADS),--workloads "$(WORKLOADS)") \
+            $(if $(ALLOCATORS),--allocators "$(ALLOCATORS)") \
+            $(if $(DURATION),--duration $(DURATION)) $(if $(THREADS),--threads $(THREADS)) \
+            $(if $(PERF),--perf $(PERF)) $(if $(TIMEOUT),--timeout $(TIMEOUT)) \
+            $(if $(SQLITE_ROWS),--sqlite-rows $(SQLITE_ROWS)) $(if $(SEED),--seed $(SEED)) \
+            $(if $(RESULTS),--results "$(RESULTS)")
+
+.PHONY: bench bench-full bench-sweep bench-callgrind bench-plot bench-docs bench-progs
+
+bench-progs: $(BENCH_BINS)
+
+$(BENCH_DIR)/%: bench/%.c bench/bench_common.h bench/window.h bench/bench.mk
+	@mkdir -p $(BENCH_DIR)
+	$(CC) $(BENCH_CFLAGS) -o $@ $< -pthread
+
+bench: deps-bench lib bench-progs
+	$(PYTHON) bench/run.py --rounds $(or $(ROUNDS),3) $(BENCH_SEL)
+
+bench-full: deps-bench lib bench-progs
+	$(PYTHON) bench/run.py --rounds $(or $(ROUNDS),7) $(BENCH_SEL)
+
+bench-sweep: deps-bench lib bench-progs
+	$(PYTHON) bench/run.py --sweep "$(or $(SWEEP_COUNTS),4 8 16 32 64 128 256)" \
+	  --rounds $(or $(ROUNDS),3) $(BENCH_SEL)
+
+bench-callgrind: deps-bench lib bench-progs
+	$(if $(RESULTS),BENCH_RESULTS="$(RESULTS)") $(PYTHON) bench/callgrind.py $(if $(ALLOCATORS),--allocators "$(ALLOCATORS)") \
+	  $(if $(CG_ITERS),--iters $(CG_ITERS))
+
+bench-plot:
+	$(PYTHON) bench/plot.py --latest
+	@if [ -f bench/results/sweep.csv ]; then $(PYTHON) bench/plot.py --sweep; fi
+
+bench-docs:
+	$(PYTHON) bench/docs.py
