@@ -72,7 +72,7 @@ HAK_API void *calloc(size_t nmemb, size_t size)
     HAK_VG_ENTER();
     void *p;
     if (total > HAK_MAX_CLASS_SIZE) {
-        p = hak_large_alloc(total, HAK_MIN_ALIGN); /* fresh mappings are zero */
+        p = hak_large_calloc(total);
     } else {
         p = hak_alloc_fast(total);
         if (p)

@@ -1,14 +1,17 @@
 /* box2_refill/central.c - depot and span free lists per class (central.h). */
 #include "central.h"
 
+#include <string.h>
+
 #include "debug.h"
+#include "lock.h"
 #include "shared_contracts/config.h"
 #include "shared_contracts/diag.h"
 #include "shared_contracts/pagemap.h"
 #include "shared_contracts/tcache.h"
 
 hak_central_t hak_central[HAK_NUM_CLASSES] = {
-#define HAK_CENTRAL_INIT(size, span_kib, refill) {.lock = PTHREAD_MUTEX_INITIALIZER},
+#define HAK_CENTRAL_INIT(size, span_kib, refill) {.lock = HAK_LOCK_INITIALIZER},
     HAK_CLASS_LIST(HAK_CENTRAL_INIT)
 #undef HAK_CENTRAL_INIT
 };
@@ -17,10 +20,10 @@ void hak_central_configure(void)
 {
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
         uint32_t refill = hak_fixed_refill_count(c);
-        uint32_t by_bytes = (256u * 1024u) / hak_class_size(c);
+        uint32_t by_bytes = (4u * 1024u * 1024u) / hak_class_size(c);
         uint32_t max = 2 * refill > by_bytes ? 2 * refill : by_bytes;
-        if (max > 16 * refill)
-            max = 16 * refill;
+        if (max > HAK_DEPOT_BATCHES * refill)
+            max = HAK_DEPOT_BATCHES * refill;
         hak_central[c].depot_max = max;
     }
 }
@@ -80,30 +83,49 @@ uint32_t hak_central_take(unsigned class_idx, uint32_t want, void **head_out, vo
     void *head = NULL, *tail = NULL;
     uint32_t got = 0;
 
-    /* 1. The depot: blocks already linked and keyed. */
-    if (cc->depot_count) {
-        uint32_t n = cc->depot_count < want ? cc->depot_count : want;
-        uint64_t *b = cc->depot;
-        head = b;
-        if (HAK_UNLIKELY(hak_config.debug))
-            hak_debug_take(span_of(b), b, 1);
-        for (uint32_t i = 1; i < n; i++) {
-            b = (uint64_t *)b[0];
-            if (HAK_UNLIKELY(hak_config.debug))
-                hak_debug_take(span_of(b), b, 1);
+    /* 1. The depot: whole batches, already linked and keyed, while they fit. A batch larger
+     * than the whole request is split (walked) only when nothing else was taken. */
+    while (cc->depot_batches && got < want) {
+        hak_batch_t *bt = &cc->depot[cc->depot_batches - 1];
+        if (got + bt->count > want) {
+            if (got)
+                break;
+            uint64_t *cut = bt->head;
+            for (uint32_t i = 1; i < want; i++)
+                cut = (uint64_t *)cut[0];
+            head = bt->head;
+            tail = cut;
+            bt->head = (void *)cut[0];
+            bt->count -= want;
+            cc->depot_count -= want;
+            got = want;
+            break;
         }
-        tail = b;
-        cc->depot = (void *)b[0];
-        cc->depot_count -= n;
-        if (cc->depot_count < cc->depot_low)
-            cc->depot_low = cc->depot_count;
-        got = n;
+        if (tail)
+            ((uint64_t *)tail)[0] = (uint64_t)bt->head;
+        else
+            head = bt->head;
+        tail = bt->tail;
+        got += bt->count;
+        cc->depot_count -= bt->count;
+        cc->depot_batches--;
+    }
+    if (cc->depot_count < cc->depot_low)
+        cc->depot_low = cc->depot_count;
+    if (HAK_UNLIKELY(hak_config.debug) && got) {
+        uint64_t *b = head;
+        for (uint32_t i = 0; i < got; i++, b = (uint64_t *)b[0])
+            hak_debug_take(span_of(b), b, 1);
     }
 
     /* 2. Spans with room: their free lists, then carving. 3. New spans. */
     while (got < want) {
         hak_span_t *s = cc->partial;
-        if (!s) {
+        if (!s && cc->spare) {
+            s = cc->spare;
+            cc->spare = NULL;
+            partial_push(cc, s);
+        } else if (!s) {
             s = hak_span_get(span_kind_of(class_idx), class_idx);
             if (!s)
                 break;
@@ -152,8 +174,15 @@ static void span_return(hak_central_t *cc, unsigned class_idx, void *block, uint
     if (--s->in_use == 0) {
         if (!was_full)
             partial_remove(cc, s);
-        cc->spans--;
-        hak_span_put(s, now_ms);
+        if (!cc->spare) { /* keep it, as if never carved */
+            s->free = NULL;
+            s->carved = 0;
+            cc->spare = s;
+            cc->spare_since_ms = now_ms;
+        } else {
+            cc->spans--;
+            hak_span_put(s, now_ms);
+        }
     } else if (was_full) {
         partial_push(cc, s);
     }
@@ -178,39 +207,43 @@ void hak_central_put(unsigned class_idx, void *head, void *tail, uint32_t n, uin
         for (uint32_t i = 0; i < n; i++, b = (uint64_t *)b[0])
             hak_debug_put(span_of(b), b);
     }
-    uint32_t room = cc->depot_max > cc->depot_count ? cc->depot_max - cc->depot_count : 0;
-    if (room >= n) {
-        ((uint64_t *)tail)[0] = (uint64_t)cc->depot;
-        cc->depot = head;
+    if (cc->depot_batches < HAK_DEPOT_BATCHES && cc->depot_count + n <= cc->depot_max) {
+        hak_batch_t *bt = &cc->depot[cc->depot_batches++];
+        bt->head = head;
+        bt->tail = tail;
+        bt->count = n;
         cc->depot_count += n;
         return;
     }
-    /* Fill the depot with the first `room` blocks, the rest go to their spans. */
-    uint64_t *b = head;
-    for (uint32_t i = 0; i < room; i++) {
-        uint64_t *next = (uint64_t *)b[0];
-        b[0] = (uint64_t)cc->depot;
-        cc->depot = b;
-        b = next;
-    }
-    cc->depot_count += room;
-    return_chain(cc, class_idx, b, n - room, now_ms);
+    return_chain(cc, class_idx, head, n, now_ms); /* the depot is full: back to the spans */
 }
 
 void hak_central_release_depot(unsigned class_idx, uint32_t n, uint64_t now_ms)
 {
     hak_central_t *cc = &hak_central[class_idx];
-    if (n > cc->depot_count)
-        n = cc->depot_count;
-    if (!n)
+    /* Oldest batches first: they sit at the bottom of the stack. */
+    uint32_t released = 0, keep_from = 0;
+    while (keep_from < cc->depot_batches && released < n) {
+        hak_batch_t *bt = &cc->depot[keep_from++];
+        return_chain(cc, class_idx, bt->head, bt->count, now_ms);
+        released += bt->count;
+    }
+    if (!keep_from)
         return;
-    uint64_t *head = cc->depot;
-    uint64_t *b = head;
-    for (uint32_t i = 1; i < n; i++)
-        b = (uint64_t *)b[0];
-    cc->depot = (void *)b[0];
-    cc->depot_count -= n;
+    memmove(&cc->depot[0], &cc->depot[keep_from],
+            (cc->depot_batches - keep_from) * sizeof(hak_batch_t));
+    cc->depot_batches -= keep_from;
+    cc->depot_count -= released;
     if (cc->depot_low > cc->depot_count)
         cc->depot_low = cc->depot_count;
-    return_chain(cc, class_idx, head, n, now_ms);
+}
+
+void hak_central_release_spare(unsigned class_idx, uint64_t now_ms, uint64_t idle_ms)
+{
+    hak_central_t *cc = &hak_central[class_idx];
+    if (cc->spare && now_ms - cc->spare_since_ms >= idle_ms) {
+        hak_span_put(cc->spare, now_ms);
+        cc->spare = NULL;
+        cc->spans--;
+    }
 }

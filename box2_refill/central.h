@@ -9,8 +9,12 @@
  * Blocks in thread lists and in the depot carry hak_free_key in word 1; their span counts
  * them in in_use.
  *
- * Invariants: depot_count == length of the depot chain; depot_count <= depot_max, except
- * transiently inside hak_central_put; depot_low <= depot_count.
+ * The spare: the first span of a class to empty is kept, reset to uncarved, instead of going
+ * back to the pool, so a class that breathes in and out does not remap its page map entries
+ * each time; the decay tick returns it after HAKMEM_DECAY_MS.
+ *
+ * Invariants: depot_count == the sum of the batches' counts; depot_count <= depot_max;
+ * depot_batches <= HAK_DEPOT_BATCHES; depot_low <= depot_count.
  */
 #ifndef HAK_BOX2_CENTRAL_H
 #define HAK_BOX2_CENTRAL_H
@@ -21,14 +25,25 @@
 #include "shared_contracts/size_classes.h"
 #include "span.h"
 
+#define HAK_DEPOT_BATCHES 64u
+
+/* A chain of blocks as one thread spilled it: head..tail linked through word 0. */
+typedef struct hak_batch {
+    void *head, *tail;
+    uint32_t count;
+} hak_batch_t;
+
 typedef struct hak_central {
     pthread_mutex_t lock;
-    void *depot;          /* chain of cached blocks, word 0 links */
-    uint32_t depot_count; /* blocks in the chain */
+    hak_batch_t depot[HAK_DEPOT_BATCHES]; /* a stack of batches: taken and given whole, O(1) */
+    uint32_t depot_batches; /* batches on the stack */
+    uint32_t depot_count;   /* blocks in them */
     uint32_t depot_low;   /* lowest depot_count since the last decay tick */
     uint32_t depot_max;   /* overflow goes back to the spans */
-    uint32_t spans;       /* ACTIVE spans of this class */
+    uint32_t spans;       /* ACTIVE spans of this class, the spare included */
     hak_span_t *partial;  /* ACTIVE spans with free or uncarved blocks */
+    hak_span_t *spare;    /* one empty span kept back (not on partial), or NULL */
+    uint64_t spare_since_ms; /* when it became the spare */
 } __attribute__((aligned(64))) hak_central_t;
 
 extern hak_central_t hak_central[HAK_NUM_CLASSES];
@@ -47,5 +62,8 @@ void hak_central_put(unsigned class_idx, void *head, void *tail, uint32_t n, uin
 
 /* Return up to `n` depot blocks to their spans (decay and trim). */
 void hak_central_release_depot(unsigned class_idx, uint32_t n, uint64_t now_ms);
+
+/* Hand the spare span back to the pool if it has been idle for at least idle_ms. */
+void hak_central_release_spare(unsigned class_idx, uint64_t now_ms, uint64_t idle_ms);
 
 #endif

@@ -10,7 +10,7 @@
  * lock first (glibc's recursive _IO_list_lock), then ACE's and every Box 2 lock, then calls
  * the real fork. The atfork handlers cover forks that do not come through the wrapper.
  */
-#define _GNU_SOURCE
+
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "central.h"
+#include "large_cache.h"
 #include "lock.h"
 #include "shared_contracts/config.h"
 #include "shared_contracts/pagemap.h"
@@ -105,12 +106,14 @@ static void lock_all(void)
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
         pthread_mutex_lock(&hak_central[c].lock);
     hak_span_fork_lock();
+    hak_large_cache_fork_lock();
     hak_fork_holder = 1;
 }
 
 static void unlock_all_parent(void)
 {
     hak_fork_holder = 0;
+    hak_large_cache_fork_unlock();
     hak_span_fork_unlock();
     for (unsigned c = HAK_NUM_CLASSES; c-- > 0;)
         pthread_mutex_unlock(&hak_central[c].lock);
@@ -121,9 +124,10 @@ static void unlock_all_parent(void)
 static void reset_all_child(void)
 {
     hak_fork_holder = 0;
+    hak_large_cache_fork_child();
     hak_span_fork_child();
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
-        pthread_mutex_init(&hak_central[c].lock, NULL);
+        hak_lock_reinit(&hak_central[c].lock);
     hak_thread_fork_child();
     hak_ace_fork_child();
 }

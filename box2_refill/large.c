@@ -4,10 +4,11 @@
  * pages, so no other block shares its page map entries. The block starts at
  * user = base + lead (lead = max(64, align)); a 64-byte header sits just below it. The page map
  * entry of user's 64 KiB page points at the header (tag HAK_PM_LARGE); free, realloc and
- * malloc_usable_size are O(1). Fresh mappings are zero (calloc relies on it).
+ * malloc_usable_size are O(1). Freed mappings go to the large cache (large_cache.h) and are
+ * reused, not zeroed: calloc asks for zeroing.
  * realloc grows and shrinks with mremap, moving pages instead of copying bytes.
  */
-#define _GNU_SOURCE
+
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
@@ -16,6 +17,8 @@
 #include "os.h"
 #include "pagemap_write.h"
 #include "large.h"
+#include "large_cache.h"
+#include "lock.h"
 #include "span.h"
 #include "shared_contracts/diag.h"
 #include "shared_contracts/pagemap.h"
@@ -42,7 +45,7 @@ static size_t round_map(size_t n) { return (n + MAP_PAGE - 1) & ~(MAP_PAGE - 1);
 
 static uintptr_t page_of(const void *p) { return (uintptr_t)p & ~(uintptr_t)(MAP_PAGE - 1); }
 
-void *hak_large_alloc(size_t size, size_t align)
+static void *large_alloc(size_t size, size_t align, int zero)
 {
     if (align < HAK_MIN_ALIGN)
         align = HAK_MIN_ALIGN;
@@ -55,11 +58,19 @@ void *hak_large_alloc(size_t size, size_t align)
     /* At least one byte past user, so user's map page lies inside the mapping even for
      * memalign(64 KiB or more, 0). */
     size_t map_len = round_map(lead + (size ? size : 1));
-    char *base = hak_os_map_aligned(map_len, map_align);
-    if (!base && hak_reclaim())
+    size_t cached_len = 0;
+    char *base = (char *)hak_large_cache_get(map_len, map_align, &cached_len);
+    if (base) {
+        map_len = cached_len;
+        if (zero)
+            memset(base + lead, 0, size);
+    } else {
         base = hak_os_map_aligned(map_len, map_align);
-    if (!base)
-        return NULL;
+        if (!base && hak_reclaim())
+            base = hak_os_map_aligned(map_len, map_align);
+        if (!base)
+            return NULL;
+    }
     char *user = base + lead;
     large_hdr_t *hdr = (large_hdr_t *)(user - sizeof(large_hdr_t));
     hdr->magic = LARGE_MAGIC;
@@ -88,6 +99,10 @@ static large_hdr_t *large_lookup(const void *ptr, uint64_t entry, const char *wh
     return hdr;
 }
 
+void *hak_large_alloc(size_t size, size_t align) { return large_alloc(size, align, 0); }
+
+void *hak_large_calloc(size_t size) { return large_alloc(size, HAK_MIN_ALIGN, 1); }
+
 void hak_large_free(void *ptr, uint64_t entry)
 {
     large_hdr_t *hdr = large_lookup(ptr, entry, "free");
@@ -95,7 +110,8 @@ void hak_large_free(void *ptr, uint64_t entry)
     void *base = (void *)hdr->base;
     hdr->magic = 0;
     hak_pagemap_set_range(page_of(ptr), MAP_PAGE, 0);
-    hak_os.unmap(base, map_len);
+    if (!hak_large_cache_put((uintptr_t)base, map_len, hak_now_ms()))
+        hak_os.unmap(base, map_len);
     __atomic_fetch_sub(&large_live_count, 1, __ATOMIC_RELAXED);
     __atomic_fetch_sub(&large_live_bytes, map_len, __ATOMIC_RELAXED);
 }
@@ -110,7 +126,9 @@ void *hak_large_realloc(void *ptr, size_t size)
 {
     large_hdr_t *hdr = large_lookup(ptr, hak_pagemap_get((uintptr_t)ptr), "realloc");
     size_t usable = hdr->base + hdr->map_len - (uintptr_t)ptr;
-    if (size <= usable && size >= usable / 2)
+    /* A smaller size stays in place unless more than max(size, 2 MiB) would sit unused: a
+     * block from the large cache may be roomier than asked, and a growing buffer wants that. */
+    if (size <= usable && usable - size <= (size > (2u << 20) ? size : (2u << 20)))
         return ptr;
     size_t lead = hdr->lead;
     if (size > PTRDIFF_MAX - lead - 2 * MAP_PAGE) {

@@ -12,6 +12,19 @@
 #include <stdint.h>
 #include <time.h>
 
+/* Class and pool locks are adaptive: a contended lock spins briefly before it sleeps, since
+ * every critical section in Box 2 is short. */
+#define HAK_LOCK_INITIALIZER PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
+
+static inline void hak_lock_reinit(pthread_mutex_t *m) /* fork child */
+{
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ADAPTIVE_NP);
+    pthread_mutex_init(m, &a);
+    pthread_mutexattr_destroy(&a);
+}
+
 extern __thread int hak_fork_holder __attribute__((tls_model("initial-exec")));
 
 static inline void hak_lock(pthread_mutex_t *m)

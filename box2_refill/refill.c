@@ -10,6 +10,7 @@
 #include <errno.h>
 
 #include "central.h"
+#include "large_cache.h"
 #include "lock.h"
 #include "shared_contracts/config.h"
 #include "shared_contracts/event_ring.h"
@@ -109,27 +110,23 @@ void pool_spill(unsigned class_idx)
         errno = saved;
         return;
     }
-    /* Keep the hot half of the cap at the head; the colder rest goes to the central lists.
-     * A thread past its exit destructor (cap 0) keeps nothing. */
+    /* Spill one refill's worth (the count the cap was set from) off the head: the blocks
+     * freed last, still in cache, so the walk to the cut is cheap; the depot takes the chain
+     * as one batch. A thread past its exit destructor (cap 0) spills everything. */
     uint32_t cap = hak_tcache.cap[class_idx];
-    uint32_t keep = t->state == HAK_THREAD_LIVE && !hak_config.debug ? cap / 2 : 0;
     uint32_t list_len = hak_bin_count(class_idx);
-    uint32_t spill = list_len - keep;
-    uint64_t *cut = NULL, *head = hak_tcache.head[class_idx];
-    if (keep) {
-        cut = head;
-        for (uint32_t i = 1; i < keep; i++)
-            cut = (uint64_t *)cut[0];
-        head = (uint64_t *)cut[0];
+    uint32_t spill = list_len;
+    if (t->state == HAK_THREAD_LIVE && !hak_config.debug) {
+        spill = cap / 2 ? cap / 2 : 1;
+        if (spill < list_len - cap)
+            spill = list_len - cap;
     }
+    uint64_t *head = hak_tcache.head[class_idx];
     uint64_t *tail = head;
-    while (tail[0])
+    for (uint32_t i = 1; i < spill; i++)
         tail = (uint64_t *)tail[0];
-    if (cut)
-        cut[0] = 0;
-    else
-        hak_tcache.head[class_idx] = NULL;
-    hak_tcache.room[class_idx] = (int32_t)cap - (int32_t)keep;
+    hak_tcache.head[class_idx] = (void *)tail[0];
+    hak_tcache.room[class_idx] += (int32_t)spill;
 
     hak_lock(&hak_central[class_idx].lock);
     hak_central_put(class_idx, head, tail, spill, now);
@@ -161,9 +158,12 @@ int hak_reclaim(void)
         released |= hak_central[c].depot_count != 0;
         hak_central_release_depot(c, hak_central[c].depot_count, now);
         hak_central[c].depot_low = 0;
+        released |= hak_central[c].spare != NULL;
+        hak_central_release_spare(c, now, 0);
         hak_unlock(&hak_central[c].lock);
     }
     released |= hak_span_unmap_purged() != 0;
+    released |= hak_large_cache_trim(now, 0) != 0;
     errno = saved;
     return released;
 }
@@ -186,13 +186,17 @@ void hak_decay_maybe(uint64_t now_ms)
     /* Each class returns half of the depot blocks nobody took since the last tick. */
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
         hak_central_t *cc = &hak_central[c];
-        if (!__atomic_load_n(&cc->depot_count, __ATOMIC_RELAXED) || !hak_trylock(&cc->lock))
+        if ((!__atomic_load_n(&cc->depot_count, __ATOMIC_RELAXED) &&
+             !__atomic_load_n(&cc->spare, __ATOMIC_RELAXED)) ||
+            !hak_trylock(&cc->lock))
             continue;
         uint32_t idle = cc->depot_low;
         if (idle)
             hak_central_release_depot(c, (idle + 1) / 2, now_ms);
         cc->depot_low = cc->depot_count;
+        hak_central_release_spare(c, now_ms, (uint64_t)hak_config.decay_ms);
         hak_unlock(&cc->lock);
     }
     hak_span_decay(now_ms, (uint64_t)hak_config.decay_ms, 0);
+    hak_large_cache_trim(now_ms, (uint64_t)hak_config.decay_ms);
 }

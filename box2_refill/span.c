@@ -16,7 +16,7 @@
 #define META_BLOCK (64u * 1024u) /* descriptors are bump-allocated from blocks this big */
 
 /* Everything below is guarded by pool_lock. */
-static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t pool_lock = HAK_LOCK_INITIALIZER;
 static hak_span_t *pooled[HAK_SPAN_KINDS];  /* resident empty spans, newest first */
 static hak_span_t *pooled_tail[HAK_SPAN_KINDS];
 static hak_span_t *purged[HAK_SPAN_KINDS];  /* purged empty spans (a stack) */
@@ -229,4 +229,4 @@ void hak_span_totals(hak_span_totals_t *out)
 
 void hak_span_fork_lock(void) { pthread_mutex_lock(&pool_lock); }
 void hak_span_fork_unlock(void) { pthread_mutex_unlock(&pool_lock); }
-void hak_span_fork_child(void) { pthread_mutex_init(&pool_lock, NULL); }
+void hak_span_fork_child(void) { hak_lock_reinit(&pool_lock); }

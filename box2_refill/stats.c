@@ -12,6 +12,7 @@
 
 #include "central.h"
 #include "large.h"
+#include "large_cache.h"
 #include "lock.h"
 #include "shared_contracts/config.h"
 #include "shared_contracts/diag.h"
@@ -57,6 +58,11 @@ size_t hak_stats_format(char *buf, size_t cap)
         sp.active >> 10, sp.pooled >> 10, sp.purged >> 10);
     PUT("large: %llu live (%llu KiB), %llu allocated in all\n", (unsigned long long)lcount,
         (unsigned long long)(lbytes >> 10), (unsigned long long)ltotal);
+    uint64_t centries, cbytes, chits, cmisses;
+    hak_large_cache_stats(&centries, &cbytes, &chits, &cmisses);
+    PUT("large cache: %llu mappings (%llu KiB), %llu reused, %llu mapped anew\n",
+        (unsigned long long)centries, (unsigned long long)(cbytes >> 10),
+        (unsigned long long)chits, (unsigned long long)cmisses);
     if (hak_config.ace)
         PUT("ace: events lost for want of a ring: %llu\n",
             (unsigned long long)hak_ring_no_ring_drops());
@@ -90,9 +96,11 @@ HAK_API int malloc_trim(size_t pad)
         hak_lock(&hak_central[c].lock);
         hak_central_release_depot(c, hak_central[c].depot_count, now);
         hak_central[c].depot_low = 0;
+        hak_central_release_spare(c, now, 0);
         hak_unlock(&hak_central[c].lock);
     }
     int released = hak_span_decay(now, 0, 1) > 0;
+    released |= hak_large_cache_trim(now, 0) > 0;
     HAK_VG_LEAVE();
     return released;
 }

@@ -33,6 +33,8 @@
     X(decay_ms, "HAKMEM_DECAY_MS", 500, 0, 600000, 0,                                           \
       "how long an empty span waits before its pages go back to the OS; idle depot blocks are " \
       "halved every decay_ms/4 (ticks run on allocation slow paths)")                           \
+    X(large_cache_mib, "HAKMEM_LARGE_CACHE_MIB", 64, 0, 65536, 0,                                \
+      "freed blocks above 32 KiB kept mapped for reuse, in MiB in all; 0 unmaps them at once") \
     X(tcache_max_kib, "HAKMEM_TCACHE_MAX_KIB", 1024, 16, 1048576, 0,                           \
       "per thread and class, the bytes a thread list may hold before it spills (the list cap "  \
       "never goes below one refill count)")

@@ -75,6 +75,7 @@ void hak_free_slow(void *ptr);
 
 /* Box 2: blocks above HAK_MAX_CLASS_SIZE or with alignment above what a class gives. */
 void *hak_large_alloc(size_t size, size_t align);
+void *hak_large_calloc(size_t size); /* the same, zeroed */
 /* ptr must be a live large block, else abort naming `caller` (the API function). */
 size_t hak_large_usable_size(const void *ptr, const char *caller);
 void *hak_large_realloc(void *ptr, size_t size); /* ptr a live large block; NULL+ENOMEM on fail */
