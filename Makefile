@@ -16,7 +16,7 @@ URCU_LIBS   := $(shell pkg-config --libs liburcu-bp 2>/dev/null || echo -lurcu-b
 WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter
 # No builtin malloc knowledge inside the allocator: gcc must not turn malloc+memset into calloc.
 NOBUILTIN := -fno-builtin-malloc -fno-builtin-calloc -fno-builtin-realloc -fno-builtin-free
-LIB_CFLAGS := -O2 -g $(WARN) -fPIC -pthread -fvisibility=hidden -ftls-model=initial-exec \
+LIB_CFLAGS := -O2 -g -D_GNU_SOURCE $(WARN) -fPIC -pthread -fvisibility=hidden -ftls-model=initial-exec \
               -fno-semantic-interposition -fno-stack-protector -fno-tree-slp-vectorize $(NOBUILTIN) -I. $(URCU_CFLAGS) \
               -DHAKMEM_VERSION_STRING='"$(VERSION)"' $(EXTRA_CFLAGS)
 LIB_LDLIBS := $(URCU_LIBS) -pthread -ldl

@@ -12,7 +12,7 @@
  * hak_ace_stop wakes it at once. It runs with every signal blocked and is named "hakmem-ace".
  * Nothing here allocates, except glibc's pthread_create (one calloc, with no allocator lock).
  */
-#define _GNU_SOURCE /* pthread_setname_np */
+/* _GNU_SOURCE (pthread_setname_np) comes from the Makefile */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>

@@ -3,7 +3,7 @@
 # As root: apt-get installs what is missing. Otherwise: print the exact apt-get line and fail.
 set -eu
 kind=${1:-test}
-pkgs="build-essential pkg-config liburcu-dev libcmocka-dev linux-perf procps sqlite3 git python3 valgrind"
+pkgs="build-essential pkg-config liburcu-dev libcmocka-dev linux-perf procps sqlite3 git python3 valgrind clang libclang-rt-14-dev redis-server redis-tools"
 if [ "$kind" = bench ]; then
     pkgs="$pkgs libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 gnuplot-nox valgrind time"
 fi

@@ -247,6 +247,24 @@ static int scenario_single(void)
     return h.bad ? 1 : 0;
 }
 
+/* The plainest case, deterministic: 1000-byte blocks until NULL, free them all, then one
+ * large block (a quarter of the budget) at once, with no time for any decay to run. */
+static int scenario_small_then_large(void)
+{
+    const size_t budget = 192u << 20;
+    held_t h;
+    if (held_init(&h) || limit_as(budget))
+        return 1;
+    unsigned long long rng = 42;
+    fill_until_null(&h, 1000, 1000, 1, &rng);
+    size_t held = h.count;
+    free_all(&h);
+    check_recovered(&h, budget, "small blocks then one large");
+    fprintf(stderr, "    %zu blocks of 1000 bytes until NULL, all freed, then malloc(%zu MiB): %s\n",
+            held, budget / 4 >> 20, h.bad ? "failed" : "ok");
+    return h.bad ? 1 : 0;
+}
+
 static pthread_barrier_t barrier, start_barrier;
 static held_t th[THREADS];
 static const size_t mt_budget = 256u << 20;
@@ -350,6 +368,7 @@ static const char *const ace_env[] = {"POOL_ACE=1", "POOL_ACE_INTERVAL_MS=10", N
 
 static void test_oom_one_thread(void **s) { (void)s; run_self("single", NULL); }
 static void test_oom_one_thread_ace(void **s) { (void)s; run_self("single", ace_env); }
+static void test_oom_small_then_large(void **s) { (void)s; run_self("small_then_large", NULL); }
 static void test_oom_threads(void **s) { (void)s; run_self("threads", NULL); }
 static void test_oom_threads_ace(void **s) { (void)s; run_self("threads", ace_env); }
 
@@ -358,6 +377,8 @@ int main(int argc, char **argv)
     if (argc == 3 && strcmp(argv[1], "--scenario") == 0) {
         if (strcmp(argv[2], "single") == 0)
             return scenario_single();
+        if (strcmp(argv[2], "small_then_large") == 0)
+            return scenario_small_then_large();
         if (strcmp(argv[2], "threads") == 0)
             return scenario_threads();
         fprintf(stderr, "unknown scenario %s\n", argv[2]);
@@ -372,6 +393,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_oom_one_thread),
         cmocka_unit_test(test_oom_one_thread_ace),
+        cmocka_unit_test(test_oom_small_then_large),
         cmocka_unit_test(test_oom_threads),
         cmocka_unit_test(test_oom_threads_ace),
     };
