@@ -110,9 +110,9 @@ void pool_spill(unsigned class_idx)
         errno = saved;
         return;
     }
-    /* Spill one refill's worth (the count the cap was set from) off the head: the blocks
-     * freed last, still in cache, so the walk to the cut is cheap; the depot takes the chain
-     * as one batch. A thread past its exit destructor (cap 0) spills everything. */
+    /* Spill half the cap (one refill's worth when the cap is twice the count) off the head:
+     * the blocks freed last, still in cache, so the walk to the cut is cheap; the depot takes
+     * the chain as one batch. A thread past its exit destructor (cap 0) spills everything. */
     uint32_t cap = hak_tcache.cap[class_idx];
     uint32_t list_len = hak_bin_count(class_idx);
     uint32_t spill = list_len;

@@ -161,7 +161,7 @@ hak_span_t *hak_span_get(unsigned kind, unsigned class_idx)
     s->free = NULL;
     s->next = s->prev = NULL;
     if (hak_config.debug && hak_debug_span_init(s) != 0) {
-        s->state = HAK_SPAN_POOLED; /* back to the pool, untouched */
+        s->state = HAK_SPAN_PURGED; /* back to the pool, untouched */
         s->empty_since_ms = 0;
         s->next = purged[kind];
         purged[kind] = s;

@@ -65,8 +65,8 @@ extern uint64_t hak_free_key;
  * policy table) and return one block, or NULL with errno = ENOMEM. */
 void *pool_refill_and_alloc(unsigned class_idx);
 
-/* Box 2: the list of class_idx holds more than cap blocks. Move the coldest part of it to the
- * central depot. Preserves errno. */
+/* Box 2: the list of class_idx holds more than cap blocks. Move the blocks freed last (half
+ * the cap, or more to get back under it) to the central depot as one batch. Preserves errno. */
 void pool_spill(unsigned class_idx);
 
 /* Box 2: a free that the hit path could not take (NULL, large, foreign, corrupt). Aborts on a

@@ -49,10 +49,19 @@ static int hakmem_line_with(const char *err, const char *needle)
     return 0;
 }
 
+static void expect_abort_with(const char *prog, const char *debug_setting, const char *api);
+
 static void expect_abort_naming_pointer(const char *prog)
 {
+    expect_abort_with(prog, "HAKMEM_DEBUG", NULL);
+}
+
+/* debug_setting: "HAKMEM_DEBUG" (unset) or "HAKMEM_DEBUG=1"; api: if not NULL, the hakmem
+ * line must also name this function ("realloc("). */
+static void expect_abort_with(const char *prog, const char *debug_setting, const char *api)
+{
     const char *argv[] = {prog, NULL};
-    const char *env[] = {tl_preload_env(), "HAKMEM_DEBUG", NULL};
+    const char *env[] = {tl_preload_env(), debug_setting, NULL};
     tl_result r;
     char st[128];
     assert_int_equal(tl_run(argv, env, NULL, NULL, 30, &r), 0);
@@ -66,12 +75,15 @@ static void expect_abort_naming_pointer(const char *prog)
     int aborted = !r.timed_out && WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGABRT;
     int named = hakmem_line_with(r.err, ptr);
     int survived = strstr(r.out, "survived") != NULL;
+    int api_named = !api || strstr(r.err, api) != NULL;
     tl_result_free(&r);
     if (!aborted)
         fail_msg("%s: expected death by SIGABRT, got %s%s", prog, st,
                  survived ? " (the misuse went unnoticed)" : "");
     if (!named)
         fail_msg("%s: no stderr line starting \"hakmem:\" names the pointer %s", prog, ptr);
+    if (!api_named)
+        fail_msg("%s: the hakmem line does not name %s", prog, api);
 }
 
 static void test_free_stack_pointer(void **s) { (void)s; expect_abort_naming_pointer(PROG("prog_free_stack")); }
@@ -84,6 +96,22 @@ static void test_double_free_small(void **s) { (void)s; expect_abort_naming_poin
 static void test_double_free_interleaved(void **s) { (void)s; expect_abort_naming_pointer(PROG("prog_double_free_interleaved")); }
 static void test_double_free_mid(void **s) { (void)s; expect_abort_naming_pointer(PROG("prog_double_free_mid")); }
 static void test_double_free_large(void **s) { (void)s; expect_abort_naming_pointer(PROG("prog_double_free_large")); }
+static void test_realloc_interior_names_realloc(void **s)
+{
+    (void)s;
+    expect_abort_with(PROG("prog_realloc_interior"), "HAKMEM_DEBUG", "realloc(");
+}
+/* Caught only with HAKMEM_DEBUG=1 (the default build checks the freeing thread's list). */
+static void test_debug_double_free_after_spill(void **s)
+{
+    (void)s;
+    expect_abort_with(PROG("prog_debug_double_free_far"), "HAKMEM_DEBUG=1", "double free");
+}
+static void test_debug_write_after_free(void **s)
+{
+    (void)s;
+    expect_abort_with(PROG("prog_debug_write_after_free"), "HAKMEM_DEBUG=1", "after it was freed");
+}
 
 /* ---- environment values ---------------------------------------------------------------- */
 
@@ -184,6 +212,9 @@ int main(void)
         cmocka_unit_test(test_double_free_interleaved),
         cmocka_unit_test(test_double_free_mid),
         cmocka_unit_test(test_double_free_large),
+        cmocka_unit_test(test_realloc_interior_names_realloc),
+        cmocka_unit_test(test_debug_double_free_after_spill),
+        cmocka_unit_test(test_debug_write_after_free),
         cmocka_unit_test(test_env_refill_count_not_integer),
         cmocka_unit_test(test_env_ace_ring_not_power_of_two),
         cmocka_unit_test(test_env_out_of_range),

@@ -22,6 +22,8 @@
 #include <cmocka.h>
 
 #include "box2_refill/central.h"
+#include "box2_refill/large_cache.h"
+#include "box2_refill/lock.h"
 #include "box2_refill/os.h"
 #include "box2_refill/span.h"
 #include "box2_refill/thread.h"
@@ -203,6 +205,61 @@ static void test_large_blocks_and_page_map(void **state)
     free(a);
 }
 
+/* A freed large block's mapping is kept and handed to the next large request that fits; calloc
+ * of such reused memory is zero. */
+static void test_large_cache_reuses_and_calloc_zeroes(void **state)
+{
+    (void)state;
+    size_t n = 900u * 1024u;
+    unsigned char *p = malloc(n);
+    assert_non_null(p);
+    memset(p, 0xee, n);
+    free(p);
+    unsigned char *q = calloc(1, n - 4096);
+    assert_non_null(q);
+    assert_ptr_equal(q, p); /* the kept mapping, not a new one */
+    for (size_t i = 0; i < n - 4096; i += 512)
+        assert_int_equal(q[i], 0);
+    free(q);
+    malloc_trim(0); /* empties the cache */
+    uint64_t entries, bytes, hits, misses;
+    hak_large_cache_stats(&entries, &bytes, &hits, &misses);
+    assert_int_equal(entries, 0);
+    assert_int_equal(bytes, 0);
+}
+
+/* The first span of a class to empty is kept as the class's spare (page map entries intact)
+ * and reused by the next refill; trim hands it back. */
+static void *spare_thread(void *arg)
+{
+    unsigned c = 35; /* 16384 B: 16 blocks per 256 KiB span */
+    enum { N = 16 };
+    void *b[N];
+    for (int i = 0; i < N; i++)
+        CHECK((b[i] = malloc(hak_class_size(c))) != NULL, "malloc failed");
+    for (int i = 0; i < N; i++)
+        free(b[i]);
+    return arg;
+}
+
+static void test_spare_span_kept_then_trimmed(void **state)
+{
+    (void)state;
+    malloc_trim(0);
+    assert_int_equal(hak_central[35].spans, 0);
+    run_in_thread(spare_thread, NULL);
+    hak_lock(&hak_central[35].lock);
+    hak_central_release_depot(35, hak_central[35].depot_count, 0);
+    hak_span_t *spare = hak_central[35].spare;
+    hak_unlock(&hak_central[35].lock);
+    assert_non_null(spare); /* emptied, kept */
+    assert_int_equal(spare->in_use, 0);
+    assert_int_equal(hak_pagemap_get(hak_span_base(spare)) & HAK_PM_TAG_MASK, 36);
+    malloc_trim(0);
+    assert_null(hak_central[35].spare);
+    assert_int_equal(hak_central[35].spans, 0);
+}
+
 static void test_page_map_knows_only_hakmem_blocks(void **state)
 {
     (void)state;
@@ -303,6 +360,8 @@ int main(void)
         cmocka_unit_test(test_list_never_exceeds_cap),
         cmocka_unit_test(test_thread_exit_and_trim_release_everything),
         cmocka_unit_test(test_large_blocks_and_page_map),
+        cmocka_unit_test(test_large_cache_reuses_and_calloc_zeroes),
+        cmocka_unit_test(test_spare_span_kept_then_trimmed),
         cmocka_unit_test(test_page_map_knows_only_hakmem_blocks),
         cmocka_unit_test(test_os_failure_gives_enomem_then_recovers),
         cmocka_unit_test(test_address_space_limit_enomem_and_recovery),

@@ -1,0 +1,31 @@
+/* tests/misuse/prog_debug_double_free_far.c - free(p), then 300 blocks of the same class
+ * allocated and freed (so p leaves the thread's list for the depot), then free(p) again.
+ * Run with HAKMEM_DEBUG=1: must die by SIGABRT after a "hakmem: ..." line naming p. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void *volatile launder;
+static void *hide(void *p) { launder = p; return launder; }
+
+static void say(const char *what, void *p)
+{
+    printf("%s %p\n", what, p);
+    fflush(stdout);
+}
+
+int main(void)
+{
+    void *q[300];
+    void *p = hide(malloc(100));
+    memset(p, 3, 100);
+    say("ptr", p);
+    free(p);
+    for (int i = 0; i < 300; i++)
+        q[i] = hide(malloc(100));
+    for (int i = 0; i < 300; i++)
+        free(q[i]);
+    free(p);
+    say("survived", p);
+    return 0;
+}
