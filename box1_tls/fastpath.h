@@ -25,6 +25,7 @@
 void hak_free_recheck(void *ptr, unsigned class_idx);
 __attribute__((noreturn, cold)) void hak_bad_interior(void *ptr, unsigned class_idx,
                                                       const char *caller);
+__attribute__((noreturn, cold)) void hak_free_interior(void *ptr, unsigned class_idx);
 
 static inline __attribute__((always_inline)) void *hak_pop(size_t class_idx)
 {
@@ -60,7 +61,7 @@ static inline __attribute__((always_inline)) void hak_free_fast(void *ptr)
         return;
     }
     if (HAK_UNLIKELY(!hak_is_block_start(hak_span_offset(addr, class_idx), class_idx)))
-        hak_bad_interior(ptr, class_idx, "free");
+        hak_free_interior(ptr, class_idx);
 
     uint64_t *block = ptr;
     uint64_t key = hak_tcache.free_key;

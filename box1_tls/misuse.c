@@ -13,6 +13,8 @@ void hak_bad_interior(void *ptr, unsigned class_idx, const char *caller)
               ptr, into, size, (void *)(addr - into));
 }
 
+void hak_free_interior(void *ptr, unsigned class_idx) { hak_bad_interior(ptr, class_idx, "free"); }
+
 /* Word 1 of the block equals the free key: either the block is already in this thread's
  * list (a double free), or the program stored that value there by chance. Walk the list to
  * know; a chance match is pushed as usual. */

@@ -4,14 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void *volatile launder;
-static void *hide(void *p) { launder = p; return launder; }
-
-static void say(const char *what, void *p)
-{
-    printf("%s %p\n", what, p);
-    fflush(stdout);
-}
+#include "misuse_prog.h"
 
 int main(void)
 {
