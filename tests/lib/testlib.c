@@ -384,3 +384,43 @@ int tl_count_lines_with_prefix(const char *text, const char *prefix)
     }
     return count;
 }
+
+int tl_run_scenario(const char *scenario, const char *const extra_env[], int timeout_s, char *why,
+                    size_t cap)
+{
+    char self[4096];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len <= 0) {
+        snprintf(why, cap, "readlink /proc/self/exe: %s", strerror(errno));
+        return -1;
+    }
+    self[len] = '\0';
+    const char *env[16];
+    int n = 0;
+    env[n++] = tl_preload_env();
+    for (int i = 0; extra_env && extra_env[i] && n < 15; i++)
+        env[n++] = extra_env[i];
+    env[n] = NULL;
+    const char *argv[] = {self, "--scenario", scenario, NULL};
+    tl_result r;
+    if (tl_run(argv, env, NULL, NULL, timeout_s, &r) != 0) {
+        snprintf(why, cap, "could not start %s", self);
+        return -1;
+    }
+    printf("%s%s", r.out, r.err);
+    fflush(stdout);
+    char st[128];
+    int ok = tl_exited_ok(&r);
+    tl_status_str(&r, st, sizeof st);
+    int hak_lines = tl_count_lines_with_prefix(r.err, "hakmem:");
+    tl_result_free(&r);
+    if (!ok) {
+        snprintf(why, cap, "scenario %s: %s", scenario, st);
+        return -1;
+    }
+    if (hak_lines) {
+        snprintf(why, cap, "scenario %s: hakmem printed %d diagnostic lines", scenario, hak_lines);
+        return -1;
+    }
+    return 0;
+}

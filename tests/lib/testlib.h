@@ -76,4 +76,11 @@ static inline unsigned long long tl_rand(unsigned long long *s)
     return *s = x;
 }
 
+/* Run this test binary again as `<self> --scenario <name>`, with the preload and `extra_env`
+ * (NULL-terminated, may be NULL) added, under a deadline of timeout_s. Prints the child's
+ * output. Returns 0 if it exited 0 and printed no line starting "hakmem:"; otherwise writes
+ * why into why[] and returns -1. */
+int tl_run_scenario(const char *scenario, const char *const extra_env[], int timeout_s, char *why,
+                    size_t cap);
+
 #endif

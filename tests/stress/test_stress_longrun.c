@@ -202,30 +202,11 @@ static int scenario_longrun(void)
 
 /* ---- the CMocka side --------------------------------------------------------------------- */
 
-static char self_path[4096];
-
 static void run_self(const char *const extra_env[])
 {
-    const char *env[8];
-    int n = 0;
-    env[n++] = tl_preload_env();
-    for (int i = 0; extra_env && extra_env[i]; i++)
-        env[n++] = extra_env[i];
-    env[n] = NULL;
-    const char *argv[] = {self_path, "--scenario", "longrun", NULL};
-    tl_result r;
-    if (tl_run(argv, env, NULL, NULL, RUN_SECONDS * tl_scale() + 120, &r) != 0)
-        fail_msg("could not start %s", self_path);
-    print_message("%s%s", r.out, r.err);
-    char st[128];
-    int ok = tl_exited_ok(&r);
-    tl_status_str(&r, st, sizeof st);
-    int hak_lines = tl_count_lines_with_prefix(r.err, "hakmem:");
-    tl_result_free(&r);
-    if (!ok)
-        fail_msg("producer/consumer: %s", st);
-    if (hak_lines)
-        fail_msg("producer/consumer: hakmem printed %d diagnostic lines", hak_lines);
+    char why[256];
+    if (tl_run_scenario("longrun", extra_env, RUN_SECONDS * tl_scale() + 120, why, sizeof why))
+        fail_msg("producer/consumer: %s", why);
 }
 
 static void test_longrun_rss_flat(void **s)
@@ -245,12 +226,6 @@ int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--scenario") == 0 && strcmp(argv[2], "longrun") == 0)
         return scenario_longrun();
-    ssize_t n = readlink("/proc/self/exe", self_path, sizeof self_path - 1);
-    if (n <= 0) {
-        perror("readlink /proc/self/exe");
-        return 1;
-    }
-    self_path[n] = '\0';
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_longrun_rss_flat),
         cmocka_unit_test(test_longrun_rss_flat_ace),

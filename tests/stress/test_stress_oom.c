@@ -337,31 +337,11 @@ static int scenario_threads(void)
 
 /* ---- the CMocka side --------------------------------------------------------------------- */
 
-static char self_path[4096];
-
 static void run_self(const char *scenario, const char *const extra_env[])
 {
-    const char *env[8];
-    int n = 0;
-    env[n++] = tl_preload_env();
-    for (int i = 0; extra_env && extra_env[i]; i++)
-        env[n++] = extra_env[i];
-    env[n] = NULL;
-    const char *argv[] = {self_path, "--scenario", scenario, NULL};
-    tl_result r;
-    if (tl_run(argv, env, NULL, NULL, 120, &r) != 0)
-        fail_msg("could not start %s", self_path);
-    print_message("%s%s", r.out, r.err);
-    char st[128];
-    int ok = tl_exited_ok(&r);
-    tl_status_str(&r, st, sizeof st);
-    int hak_lines = tl_count_lines_with_prefix(r.err, "hakmem:");
-    tl_result_free(&r);
-    if (!ok)
-        fail_msg("out-of-memory scenario %s: %s", scenario, st);
-    if (hak_lines)
-        fail_msg("out-of-memory scenario %s: hakmem printed %d diagnostic lines", scenario,
-                 hak_lines);
+    char why[256];
+    if (tl_run_scenario(scenario, extra_env, 120, why, sizeof why))
+        fail_msg("out-of-memory %s", why);
 }
 
 static const char *const ace_env[] = {"POOL_ACE=1", "POOL_ACE_INTERVAL_MS=10", NULL};
@@ -384,12 +364,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "unknown scenario %s\n", argv[2]);
         return 2;
     }
-    ssize_t n = readlink("/proc/self/exe", self_path, sizeof self_path - 1);
-    if (n <= 0) {
-        perror("readlink /proc/self/exe");
-        return 1;
-    }
-    self_path[n] = '\0';
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_oom_one_thread),
         cmocka_unit_test(test_oom_one_thread_ace),

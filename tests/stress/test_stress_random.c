@@ -477,31 +477,11 @@ static int scenario_random(void)
 
 /* ---- the CMocka side: re-execute this binary for each configuration ---------------------- */
 
-static char self_path[4096];
-
 static void run_self(const char *scenario, const char *const extra_env[])
 {
-    const char *env[8];
-    int n = 0;
-    env[n++] = tl_preload_env();
-    for (int i = 0; extra_env && extra_env[i]; i++)
-        env[n++] = extra_env[i];
-    env[n] = NULL;
-    const char *argv[] = {self_path, "--scenario", scenario, NULL};
-    tl_result r;
-    int timeout = (RUN_SECONDS * tl_scale()) + 120;
-    if (tl_run(argv, env, NULL, NULL, timeout, &r) != 0)
-        fail_msg("could not start %s", self_path);
-    print_message("%s%s", r.out, r.err);
-    char st[128];
-    int ok = tl_exited_ok(&r);
-    tl_status_str(&r, st, sizeof st);
-    int hak_lines = tl_count_lines_with_prefix(r.err, "hakmem:");
-    tl_result_free(&r);
-    if (!ok)
-        fail_msg("random API driver: %s", st);
-    if (hak_lines)
-        fail_msg("random API driver: hakmem printed %d diagnostic lines", hak_lines);
+    char why[256];
+    if (tl_run_scenario(scenario, extra_env, RUN_SECONDS * tl_scale() + 120, why, sizeof why))
+        fail_msg("random API driver: %s", why);
 }
 
 static void test_random_api_threads(void **s)
@@ -525,12 +505,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "unknown scenario %s\n", argv[2]);
         return 2;
     }
-    ssize_t n = readlink("/proc/self/exe", self_path, sizeof self_path - 1);
-    if (n <= 0) {
-        perror("readlink /proc/self/exe");
-        return 1;
-    }
-    self_path[n] = '\0';
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_api_threads),
         cmocka_unit_test(test_random_api_threads_ace),
