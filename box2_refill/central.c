@@ -55,12 +55,13 @@ static void partial_remove(hak_central_t *cc, hak_span_t *s)
 
 static int span_full(const hak_span_t *s) { return !s->free && s->carved == s->capacity; }
 
-/* The span of a block the central lists hold; aborts if the page map disagrees. */
-static hak_span_t *span_of(void *block)
+/* The span of a block of class_idx on the central lists; aborts if the page map disagrees. */
+static hak_span_t *span_of(void *block, unsigned class_idx)
 {
     uint64_t entry = hak_pagemap_get((uintptr_t)block);
-    if ((entry & HAK_PM_TAG_MASK) == 0 || (entry & HAK_PM_TAG_MASK) > HAK_NUM_CLASSES)
-        hak_fatal("corrupted free list: %p is not a small block", block);
+    if ((entry & HAK_PM_TAG_MASK) != class_idx + 1u)
+        hak_fatal("corrupted free list: block %p of class %u is not in a span of that class",
+                  block, class_idx);
     return (hak_span_t *)(uintptr_t)(entry & ~(uint64_t)HAK_PM_TAG_MASK);
 }
 
@@ -115,7 +116,7 @@ uint32_t hak_central_take(unsigned class_idx, uint32_t want, void **head_out, vo
     if (HAK_UNLIKELY(hak_config.debug) && got) {
         uint64_t *b = head;
         for (uint32_t i = 0; i < got; i++, b = (uint64_t *)b[0])
-            hak_debug_take(span_of(b), b, 1);
+            hak_debug_take(span_of(b, class_idx), b, 1);
     }
 
     /* 2. Spans with room: their free lists, then carving. 3. New spans. */
@@ -163,11 +164,7 @@ uint32_t hak_central_take(unsigned class_idx, uint32_t want, void **head_out, vo
 /* One block back to its span. */
 static void span_return(hak_central_t *cc, unsigned class_idx, void *block, uint64_t now_ms)
 {
-    uint64_t entry = hak_pagemap_get((uintptr_t)block);
-    if ((entry & HAK_PM_TAG_MASK) != class_idx + 1u)
-        hak_fatal("corrupted free list: block %p of class %u is not in a span of that class",
-                  block, class_idx);
-    hak_span_t *s = (hak_span_t *)(uintptr_t)(entry & ~(uint64_t)HAK_PM_TAG_MASK);
+    hak_span_t *s = span_of(block, class_idx);
     int was_full = span_full(s);
     ((uint64_t *)block)[0] = (uint64_t)s->free;
     s->free = block;
@@ -205,7 +202,7 @@ void hak_central_put(unsigned class_idx, void *head, void *tail, uint32_t n, uin
     if (HAK_UNLIKELY(hak_config.debug)) {
         uint64_t *b = head;
         for (uint32_t i = 0; i < n; i++, b = (uint64_t *)b[0])
-            hak_debug_put(span_of(b), b);
+            hak_debug_put(span_of(b, class_idx), b);
     }
     if (cc->depot_batches < HAK_DEPOT_BATCHES && cc->depot_count + n <= cc->depot_max) {
         hak_batch_t *bt = &cc->depot[cc->depot_batches++];

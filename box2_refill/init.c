@@ -61,8 +61,6 @@ static uint64_t make_free_key(void)
     return key;
 }
 
-int hak_init_done(void) { return __atomic_load_n(&init_state, __ATOMIC_ACQUIRE) == INIT_DONE; }
-
 void hak_init(void)
 {
     int state = __atomic_load_n(&init_state, __ATOMIC_ACQUIRE);

@@ -142,10 +142,8 @@ void pool_spill(unsigned class_idx)
 
 /* ---- giving memory back --------------------------------------------------------------- */
 
-int hak_reclaim(void)
+int hak_release_cached(uint64_t now_ms)
 {
-    int saved = errno;
-    uint64_t now = hak_now_ms();
     hak_thread_t *t = hak_thread_get();
     int released = 0;
     if (t->state == HAK_THREAD_LIVE && !hak_fork_holder) {
@@ -155,15 +153,21 @@ int hak_reclaim(void)
     }
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
         hak_lock(&hak_central[c].lock);
-        released |= hak_central[c].depot_count != 0;
-        hak_central_release_depot(c, hak_central[c].depot_count, now);
+        released |= hak_central[c].depot_count != 0 || hak_central[c].spare != NULL;
+        hak_central_release_depot(c, hak_central[c].depot_count, now_ms);
         hak_central[c].depot_low = 0;
-        released |= hak_central[c].spare != NULL;
-        hak_central_release_spare(c, now, 0);
+        hak_central_release_spare(c, now_ms, 0);
         hak_unlock(&hak_central[c].lock);
     }
+    return released;
+}
+
+int hak_reclaim(void)
+{
+    int saved = errno;
+    int released = hak_release_cached(hak_now_ms());
     released |= hak_span_unmap_purged() != 0;
-    released |= hak_large_cache_trim(now, 0) != 0;
+    released |= hak_large_cache_trim(hak_now_ms(), 0) != 0;
     errno = saved;
     return released;
 }

@@ -12,6 +12,7 @@
 
 #include "central.h"
 #include "large.h"
+#include "refill.h"
 #include "large_cache.h"
 #include "lock.h"
 #include "shared_contracts/config.h"
@@ -90,16 +91,8 @@ HAK_API int malloc_trim(size_t pad)
     (void)pad;
     HAK_VG_ENTER();
     uint64_t now = hak_now_ms();
-    if (hak_init_done())
-        hak_thread_flush_all();
-    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
-        hak_lock(&hak_central[c].lock);
-        hak_central_release_depot(c, hak_central[c].depot_count, now);
-        hak_central[c].depot_low = 0;
-        hak_central_release_spare(c, now, 0);
-        hak_unlock(&hak_central[c].lock);
-    }
-    int released = hak_span_decay(now, 0, 1) > 0;
+    hak_release_cached(now);
+    int released = hak_span_decay(now, 0, 1) > 0; /* 1 when pages went back to the OS */
     released |= hak_large_cache_trim(now, 0) > 0;
     HAK_VG_LEAVE();
     return released;

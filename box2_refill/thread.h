@@ -64,6 +64,5 @@ void hak_thread_fork_child(void);
 
 /* Library init (box2_refill/init.c): idempotent, recursion-safe. */
 void hak_init(void);
-int hak_init_done(void);
 
 #endif

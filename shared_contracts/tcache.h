@@ -57,7 +57,6 @@ static inline void hak_bin_set_cap(unsigned class_idx, uint32_t cap)
 /* Random per-process value written into word 1 of every cached block; set once at init. */
 extern uint64_t hak_free_key;
 
-#define HAK_NOINLINE __attribute__((noinline, cold))
 #define HAK_LIKELY(x) __builtin_expect(!!(x), 1)
 #define HAK_UNLIKELY(x) __builtin_expect(!!(x), 0)
 

@@ -213,6 +213,25 @@ const char *tl_preload_env(void)
     return buf;
 }
 
+int tl_wait(pid_t pid, int timeout_s, int *status)
+{
+    double deadline = now_s() + timeout_s;
+    for (;;) {
+        pid_t w = waitpid(pid, status, WNOHANG);
+        if (w == pid)
+            return 0;
+        if (w < 0 && errno != EINTR)
+            return -1;
+        if (now_s() > deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, status, 0);
+            return 1;
+        }
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 int tl_run_in_child(int (*fn)(void *), void *arg, int timeout_s, char *why, size_t cap)
 {
     fflush(NULL);
@@ -226,24 +245,15 @@ int tl_run_in_child(int (*fn)(void *), void *arg, int timeout_s, char *why, size
         fflush(NULL);
         _exit(rc & 0xff);
     }
-    double deadline = now_s() + timeout_s;
     int st;
-    for (;;) {
-        pid_t w = waitpid(pid, &st, WNOHANG);
-        if (w == pid)
-            break;
-        if (w < 0 && errno != EINTR) {
-            snprintf(why, cap, "waitpid: %s", strerror(errno));
-            return -1;
-        }
-        if (now_s() > deadline) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            snprintf(why, cap, "no result after %d s: killed (deadlock or livelock)", timeout_s);
-            return -1;
-        }
-        struct timespec ts = {0, 5000000};
-        nanosleep(&ts, NULL);
+    int w = tl_wait(pid, timeout_s, &st);
+    if (w < 0) {
+        snprintf(why, cap, "waitpid: %s", strerror(errno));
+        return -1;
+    }
+    if (w > 0) {
+        snprintf(why, cap, "no result after %d s: killed (deadlock or livelock)", timeout_s);
+        return -1;
     }
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
         return 0;

@@ -9,6 +9,7 @@
 #define HAKMEM_TESTLIB_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 /* Result of tl_run: wait status, whether the deadline killed it, and captured output
@@ -82,5 +83,19 @@ static inline unsigned long long tl_rand(unsigned long long *s)
  * why into why[] and returns -1. */
 int tl_run_scenario(const char *scenario, const char *const extra_env[], int timeout_s, char *why,
                     size_t cap);
+
+/* Reap child `pid`, waiting at most timeout_s seconds; on the deadline SIGKILL and reap it.
+ * Returns 0 when it ended by itself (*status set), 1 when the deadline killed it, -1 when
+ * waitpid failed. */
+int tl_wait(pid_t pid, int timeout_s, int *status);
+
+/* In a scenario function returning int: print "    FAIL: ..." on stderr and return 1. */
+#define TL_FAILF(...)                                                                          \
+    do {                                                                                       \
+        fprintf(stderr, "    FAIL: " __VA_ARGS__);                                             \
+        fprintf(stderr, "\n");                                                                 \
+        fflush(stderr);                                                                        \
+        return 1;                                                                              \
+    } while (0)
 
 #endif

@@ -21,47 +21,23 @@
 
 #include "testlib.h"
 
-#define FAILF(...)                                                                              \
-    do {                                                                                        \
-        fprintf(stderr, "    FAIL: " __VA_ARGS__);                                              \
-        fprintf(stderr, "\n");                                                                  \
-        fflush(stderr);                                                                         \
-        return 1;                                                                               \
-    } while (0)
-
 #define CHILD_DEADLINE_S 20
 
 static volatile int stop_flag;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* Wait for one child, at most CHILD_DEADLINE_S. 0: exited 0; else a message in why. */
 static int wait_child(pid_t pid, char *why, size_t cap)
 {
-    double deadline = now_s() + CHILD_DEADLINE_S;
     int st;
-    for (;;) {
-        pid_t w = waitpid(pid, &st, WNOHANG);
-        if (w == pid)
-            break;
-        if (w < 0 && errno != EINTR) {
-            snprintf(why, cap, "waitpid: %s", strerror(errno));
-            return -1;
-        }
-        if (now_s() > deadline) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            snprintf(why, cap, "child %d still running after %d s: deadlocked after fork", pid,
-                     CHILD_DEADLINE_S);
-            return -1;
-        }
-        struct timespec ts = {0, 200000};
-        nanosleep(&ts, NULL);
+    int w = tl_wait(pid, CHILD_DEADLINE_S, &st);
+    if (w < 0) {
+        snprintf(why, cap, "waitpid: %s", strerror(errno));
+        return -1;
+    }
+    if (w > 0) {
+        snprintf(why, cap, "child %d still running after %d s: deadlocked after fork", pid,
+                 CHILD_DEADLINE_S);
+        return -1;
     }
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
         return 0;
@@ -144,7 +120,7 @@ static int scenario_fork_while_allocating(void *unused)
     pthread_t t[2];
     for (long i = 0; i < 2; i++)
         if (pthread_create(&t[i], NULL, allocating_thread, (void *)i))
-            FAILF("pthread_create");
+            TL_FAILF("pthread_create");
     int forks = 200 * tl_scale();
     char why[256];
     int rc = 0;
@@ -152,7 +128,7 @@ static int scenario_fork_while_allocating(void *unused)
         parent_block_size = 100 + (size_t)(i * 997) % 50000;
         parent_block = malloc(parent_block_size);
         if (!parent_block)
-            FAILF("malloc in the parent");
+            TL_FAILF("malloc in the parent");
         memset(parent_block, 0xcd, parent_block_size);
         pid_t pid = fork();
         if (pid < 0) {
@@ -235,11 +211,11 @@ static int scenario_fork_stdio(void *unused)
     (void)unused;
     char *dir = tl_mkdtemp("forkstdio");
     if (!dir)
-        FAILF("mkdtemp");
+        TL_FAILF("mkdtemp");
     snprintf(lines_path, sizeof lines_path, "%s/lines.txt", dir);
     FILE *f = fopen(lines_path, "w");
     if (!f)
-        FAILF("fopen %s", lines_path);
+        TL_FAILF("fopen %s", lines_path);
     for (int i = 0; i < 2000; i++)
         fprintf(f, "line %d %.*s\n", i, i % 300, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
     fclose(f);
@@ -248,7 +224,7 @@ static int scenario_fork_stdio(void *unused)
     void *(*fns[4])(void *) = {getline_thread, getline_thread, fflush_thread, fopen_thread};
     for (int i = 0; i < 4; i++)
         if (pthread_create(&t[i], NULL, fns[i], NULL))
-            FAILF("pthread_create");
+            TL_FAILF("pthread_create");
     int forks = 300 * tl_scale();
     char why[256];
     int rc = 0;
@@ -308,12 +284,12 @@ static int scenario_nested_fork(void *unused)
         pthread_t t;
         stop_flag = 0;
         if (pthread_create(&t, NULL, allocating_thread, (void *)(long)gen))
-            FAILF("pthread_create in generation %d", gen);
+            TL_FAILF("pthread_create in generation %d", gen);
         struct timespec ts = {0, 2000000};
         nanosleep(&ts, NULL); /* let it run a little; not needed for correctness */
         pid_t pid = fork();
         if (pid < 0)
-            FAILF("fork");
+            TL_FAILF("fork");
         if (pid == 0) {
             if (child_work(gen))
                 _exit(30);
@@ -325,7 +301,7 @@ static int scenario_nested_fork(void *unused)
         __atomic_store_n(&stop_flag, 1, __ATOMIC_RELAXED);
         pthread_join(t, NULL);
         if (rc)
-            FAILF("generation %d: %s", gen, why);
+            TL_FAILF("generation %d: %s", gen, why);
         _exit(0);
     }
     return 0; /* the last generation */
@@ -363,12 +339,12 @@ static int scenario_child_threads_stdio(void *unused)
     pthread_t t[2];
     for (int i = 0; i < 2; i++)
         if (pthread_create(&t[i], NULL, stdio_user_thread, NULL))
-            FAILF("pthread_create");
+            TL_FAILF("pthread_create");
     for (int i = 0; i < 2; i++) {
         void *r;
         pthread_join(t[i], &r);
         if (r)
-            FAILF("fopen failed in a thread of the child");
+            TL_FAILF("fopen failed in a thread of the child");
     }
     return 0;
 }

@@ -16,14 +16,6 @@
 
 #include "testlib.h"
 
-#define FAILF(...)                                                                              \
-    do {                                                                                        \
-        fprintf(stderr, "    FAIL: " __VA_ARGS__);                                              \
-        fprintf(stderr, "\n");                                                                  \
-        fflush(stderr);                                                                         \
-        return 1;                                                                               \
-    } while (0)
-
 #define TARGET_BYTES (200ul << 20)
 #define MAX_BLOCKS 40000
 
@@ -69,9 +61,9 @@ static int check_drop(const char *what, long base, long peak, long after)
     fprintf(stderr, "    %s: VmRSS base %ld KiB, peak %ld KiB, after free+malloc_trim(0) %ld KiB\n",
             what, base, peak, after);
     if (grown < 150L * 1024)
-        FAILF("the peak grew only %ld KiB: the test did not touch ~200 MiB", grown);
+        TL_FAILF("the peak grew only %ld KiB: the test did not touch ~200 MiB", grown);
     if (after - base > grown / 4)
-        FAILF("VmRSS kept %ld KiB of a %ld KiB peak (more than a quarter) after free and "
+        TL_FAILF("VmRSS kept %ld KiB of a %ld KiB peak (more than a quarter) after free and "
               "malloc_trim(0)",
               after - base, grown);
     return 0;
@@ -84,7 +76,7 @@ static int scenario_same_thread(void *unused)
     (void)unused;
     long base = tl_status_kib("VmRSS");
     if (fill_blocks(&h_main, 42))
-        FAILF("malloc failed while filling");
+        TL_FAILF("malloc failed while filling");
     long peak = tl_status_kib("VmRSS");
     free_shuffled(&h_main, 7);
     malloc_trim(0);
@@ -105,10 +97,10 @@ static int scenario_dead_thread(void *unused)
     pthread_t t;
     void *r;
     if (pthread_create(&t, NULL, filler_thread, &h_main))
-        FAILF("pthread_create");
+        TL_FAILF("pthread_create");
     pthread_join(t, &r);
     if (r)
-        FAILF("malloc failed while filling in the thread");
+        TL_FAILF("malloc failed while filling in the thread");
     long peak = tl_status_kib("VmRSS");
     free_shuffled(&h_main, 9);
     malloc_trim(0);

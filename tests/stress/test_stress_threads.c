@@ -20,14 +20,6 @@
 
 #include "testlib.h"
 
-#define FAILF(...)                                                                              \
-    do {                                                                                        \
-        fprintf(stderr, "    FAIL: " __VA_ARGS__);                                              \
-        fprintf(stderr, "\n");                                                                  \
-        fflush(stderr);                                                                         \
-        return 1;                                                                               \
-    } while (0)
-
 static void run_scenario(int (*fn)(void *), int timeout_s)
 {
     char why[256];
@@ -131,22 +123,22 @@ static int scenario_producer_consumer(void *unused)
     pthread_t t[NP + NC];
     for (long i = 0; i < NP; i++)
         if (pthread_create(&t[i], NULL, pc_producer, (void *)i))
-            FAILF("pthread_create");
+            TL_FAILF("pthread_create");
     for (long i = 0; i < NC; i++)
         if (pthread_create(&t[NP + i], NULL, pc_consumer, NULL))
-            FAILF("pthread_create");
+            TL_FAILF("pthread_create");
     for (int i = 0; i < NP + NC; i++)
         pthread_join(t[i], NULL);
     long hwm = tl_status_kib("VmHWM");
     fprintf(stderr, "    producer/consumer: %ld blocks freed cross-thread, VmHWM %ld KiB\n",
             pc.freed, hwm);
     if (pc.bad)
-        FAILF("%ld blocks were NULL or corrupt when the consumer got them", pc.bad);
+        TL_FAILF("%ld blocks were NULL or corrupt when the consumer got them", pc.bad);
     long expect = NP * ((pc_ops_per_producer + PC_BATCH - 1) / PC_BATCH) * PC_BATCH;
     if (pc.freed != expect)
-        FAILF("freed %ld blocks, expected %ld", pc.freed, expect);
+        TL_FAILF("freed %ld blocks, expected %ld", pc.freed, expect);
     if (hwm < 0 || hwm > PC_HWM_LIMIT_KIB)
-        FAILF("VmHWM %ld KiB above %ld KiB: cross-thread frees pile up or leak", hwm,
+        TL_FAILF("VmHWM %ld KiB above %ld KiB: cross-thread frees pile up or leak", hwm,
               PC_HWM_LIMIT_KIB);
     return 0;
 }
@@ -217,7 +209,7 @@ static int scenario_short_threads(void *unused)
         pthread_t t[WAVE];
         for (int k = 0; k < WAVE; k++)
             if (pthread_create(&t[k], NULL, short_thread, (void *)(i + k)))
-                FAILF("pthread_create failed at thread %ld", i + k);
+                TL_FAILF("pthread_create failed at thread %ld", i + k);
         for (int k = 0; k < WAVE; k++)
             pthread_join(t[k], NULL);
     }
@@ -227,11 +219,11 @@ static int scenario_short_threads(void *unused)
     fprintf(stderr, "    %ld short-lived threads: VmHWM %ld KiB, VmRSS at the end %ld KiB\n", total,
             hwm, rss);
     if (mb.bad)
-        FAILF("%ld allocation failures or corrupt blocks handed between threads", mb.bad);
+        TL_FAILF("%ld allocation failures or corrupt blocks handed between threads", mb.bad);
     if (hwm > 256L * 1024)
-        FAILF("VmHWM %ld KiB above 256 MiB: exited threads' memory is not reused", hwm);
+        TL_FAILF("VmHWM %ld KiB above 256 MiB: exited threads' memory is not reused", hwm);
     if (rss > 128L * 1024)
-        FAILF("VmRSS %ld KiB above 128 MiB after all threads exited", rss);
+        TL_FAILF("VmRSS %ld KiB above 128 MiB after all threads exited", rss);
     return 0;
 }
 
@@ -334,15 +326,15 @@ static int scenario_late_destructors(void *unused)
     pthread_key_t filler[40];
     for (int i = 0; i < 40; i++)
         if (pthread_key_create(&filler[i], NULL))
-            FAILF("pthread_key_create");
+            TL_FAILF("pthread_key_create");
     if (pthread_key_create(&late_key, late_destructor))
-        FAILF("pthread_key_create");
+        TL_FAILF("pthread_key_create");
     const int threads = 1000 * tl_scale();
     for (int i = 0; i < threads; i += 4) {
         pthread_t t[4];
         for (int k = 0; k < 4; k++)
             if (pthread_create(&t[k], NULL, late_thread, NULL))
-                FAILF("pthread_create");
+                TL_FAILF("pthread_create");
         for (int k = 0; k < 4; k++)
             pthread_join(t[k], NULL);
         /* free what the dead threads allocated in their destructors */
@@ -359,14 +351,14 @@ static int scenario_late_destructors(void *unused)
         keep.count = 0;
         pthread_mutex_unlock(&keep.mu);
         if (got != 4 * 5) /* per thread: tls_dtor + 4 rounds of the key destructor */
-            FAILF("threads %d..%d left %d blocks from destructors, expected 20", i, i + 3, got);
+            TL_FAILF("threads %d..%d left %d blocks from destructors, expected 20", i, i + 3, got);
     }
     long hwm = tl_status_kib("VmHWM");
     fprintf(stderr, "    %d threads with late destructors: VmHWM %ld KiB\n", threads, hwm);
     if (keep.bad)
-        FAILF("%ld failures or corrupt blocks in thread-exit destructors", keep.bad);
+        TL_FAILF("%ld failures or corrupt blocks in thread-exit destructors", keep.bad);
     if (hwm > 256L * 1024)
-        FAILF("VmHWM %ld KiB above 256 MiB: memory used in late destructors leaks", hwm);
+        TL_FAILF("VmHWM %ld KiB above 256 MiB: memory used in late destructors leaks", hwm);
     return 0;
 }
 
