@@ -19,12 +19,12 @@ hak_central_t hak_central[HAK_NUM_CLASSES] = {
 void hak_central_configure(void)
 {
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+        /* 4 MiB of blocks, or two fixed refills, whichever is more. Not a multiple of the
+         * fixed count: with ACE, batches are as large as the learned counts, and the stack's
+         * HAK_DEPOT_BATCHES slots already bound how many there are. */
         uint32_t refill = hak_fixed_refill_count(c);
         uint32_t by_bytes = (4u * 1024u * 1024u) / hak_class_size(c);
-        uint32_t max = 2 * refill > by_bytes ? 2 * refill : by_bytes;
-        if (max > HAK_DEPOT_BATCHES * refill)
-            max = HAK_DEPOT_BATCHES * refill;
-        hak_central[c].depot_max = max;
+        hak_central[c].depot_max = 2 * refill > by_bytes ? 2 * refill : by_bytes;
     }
 }
 

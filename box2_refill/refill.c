@@ -4,6 +4,13 @@
  * read-side section, never inside a class lock), else the fixed Phase 1 count. That count is
  * the whole refill's (contract B). It then takes a batch under the class lock, links it into
  * the thread's list, sets the list's cap from the count, and reports one event to ACE.
+ *
+ * Idle-list trim: a thread's lists only shrink by spills, so blocks a thread stopped using
+ * would stay in its list for good. Every decay tick (HAKMEM_DECAY_MS / 4) a thread's own slow
+ * path trims each of its lists by 3/4 of the blocks that list never used since the last pass
+ * (its low-water mark, bounded from the slow-path counters: the hit path keeps no extra
+ * state). It runs in both modes and never reads the policy table: it is Box 2's decay, not a
+ * published count reaching into a list (contract B).
  */
 #include "refill.h"
 
@@ -35,6 +42,59 @@ static void report_event(hak_thread_t *t, unsigned class_idx, uint32_t count, ui
     } else if (!hak_ring_push(t->ring, &ev)) {
         hak_tstat_add(t, HAK_TSTAT_drops, class_idx, 1);
     }
+}
+
+/* Detach the first n (1 <= n <= count) blocks of the calling thread's list of class_idx and
+ * give them to the central lists as one batch. */
+static void bin_release(unsigned class_idx, uint32_t n, uint64_t now_ms)
+{
+    uint64_t *head = hak_tcache.head[class_idx];
+    uint64_t *tail = head;
+    for (uint32_t i = 1; i < n; i++)
+        tail = (uint64_t *)tail[0];
+    hak_tcache.head[class_idx] = (void *)tail[0];
+    hak_tcache.room[class_idx] += (int32_t)n;
+    hak_lock(&hak_central[class_idx].lock);
+    hak_central_put(class_idx, head, tail, n, now_ms);
+    hak_unlock(&hak_central[class_idx].lock);
+}
+
+void hak_list_trim(hak_thread_t *t, uint64_t now_ms)
+{
+    uint64_t period = (uint64_t)hak_config.decay_ms / 4;
+    t->trim_due_ms = now_ms + (period < 10 ? 10 : period);
+    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+        uint32_t len = hak_bin_count(c);
+        uint64_t allocs = hak_tcache.allocs[c];
+        uint64_t refills = t->stat[HAK_TSTAT_refills][c];
+        uint64_t spilled = t->stat[HAK_TSTAT_spill_blocks][c];
+        /* No refill since the last pass: the list never ran empty, and it never held fewer
+         * than its length then, less what mallocs and spills took out since. */
+        if (len && refills == t->trim_refills[c]) {
+            uint64_t out = (allocs - t->trim_allocs[c]) + (spilled - t->trim_spilled[c]);
+            uint32_t low = t->trim_len[c] > out ? t->trim_len[c] - (uint32_t)out : 0;
+            if (low > len)
+                low = len;
+            uint32_t n = low - low / 4;
+            if (n) {
+                bin_release(c, n, now_ms);
+                hak_tstat_add(t, HAK_TSTAT_trims, c, 1);
+                hak_tstat_add(t, HAK_TSTAT_trim_blocks, c, n);
+            }
+        }
+        t->trim_len[c] = hak_bin_count(c);
+        t->trim_allocs[c] = allocs;
+        t->trim_refills[c] = refills;
+        t->trim_spilled[c] = spilled;
+    }
+}
+
+static void slow_path_tick(hak_thread_t *t, uint64_t now_ms)
+{
+    if (HAK_UNLIKELY(now_ms >= t->trim_due_ms) && t->state == HAK_THREAD_LIVE &&
+        !hak_config.debug)
+        hak_list_trim(t, now_ms);
+    hak_decay_maybe(now_ms);
 }
 
 /* A thread past its exit destructor: one block straight from the central lists. */
@@ -92,9 +152,11 @@ void *pool_refill_and_alloc(unsigned class_idx)
 
     hak_tstat_add(t, HAK_TSTAT_refills, class_idx, 1);
     hak_tstat_add(t, HAK_TSTAT_refill_blocks, class_idx, got);
-    if (hak_config.ace)
+    if (hak_config.ace && !t->ring_wait)
         report_event(t, class_idx, got, list_len, HAK_EV_REFILL);
-    hak_decay_maybe(hak_now_ms());
+    else if (hak_config.ace && !--t->ring_wait)
+        t->ring = hak_ring_acquire();
+    slow_path_tick(t, hak_now_ms());
     return block;
 }
 
@@ -121,22 +183,13 @@ void pool_spill(unsigned class_idx)
         if (spill < list_len - cap)
             spill = list_len - cap;
     }
-    uint64_t *head = hak_tcache.head[class_idx];
-    uint64_t *tail = head;
-    for (uint32_t i = 1; i < spill; i++)
-        tail = (uint64_t *)tail[0];
-    hak_tcache.head[class_idx] = (void *)tail[0];
-    hak_tcache.room[class_idx] += (int32_t)spill;
-
-    hak_lock(&hak_central[class_idx].lock);
-    hak_central_put(class_idx, head, tail, spill, now);
-    hak_unlock(&hak_central[class_idx].lock);
+    bin_release(class_idx, spill, now);
 
     hak_tstat_add(t, HAK_TSTAT_spills, class_idx, 1);
     hak_tstat_add(t, HAK_TSTAT_spill_blocks, class_idx, spill);
-    if (hak_config.ace && t->state == HAK_THREAD_LIVE)
+    if (hak_config.ace && t->state == HAK_THREAD_LIVE && !t->ring_wait)
         report_event(t, class_idx, spill, list_len, HAK_EV_SPILL);
-    hak_decay_maybe(now);
+    slow_path_tick(t, now);
     errno = saved;
 }
 

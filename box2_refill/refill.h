@@ -17,6 +17,12 @@ extern void (*hak_refill_hook)(unsigned class_idx, uint32_t refill_count);
  * then purges the empty spans; hak_reclaim (span.h) unmaps them. */
 int hak_release_cached(uint64_t now_ms);
 
+/* Idle-list trim of the calling thread (record t, LIVE): give back 3/4 of each list's
+ * low-water mark since the last pass, and schedule the next pass. Called by the thread's own
+ * refills and spills once the pass is due; tests call it directly. */
+struct hak_thread;
+void hak_list_trim(struct hak_thread *t, uint64_t now_ms);
+
 /* Decay: at most every tick, return idle depot blocks and old empty spans to the OS. */
 void hak_decay_maybe(uint64_t now_ms);
 

@@ -39,16 +39,18 @@ size_t hak_stats_format(char *buf, size_t cap)
     size_t n = 0;
 #define PUT(...) n += hak_fmt(buf + (n < cap ? n : cap), n < cap ? cap - n : 0, __VA_ARGS__)
     PUT("hakmem %s statistics (POOL_ACE=%ld)\n", "per-class", (long)hak_config.ace);
-    PUT("%5s %7s %12s %10s %12s %10s %12s %6s %10s %10s\n", "class", "size", "allocs", "refills",
-        "refill_blks", "spills", "spill_blks", "count", "events", "drops");
+    PUT("%5s %7s %12s %10s %12s %10s %12s %10s %6s %10s %10s\n", "class", "size", "allocs",
+        "refills", "refill_blks", "spills", "spill_blks", "trim_blks", "count", "events", "drops");
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
         if (!allocs[c] && !st[HAK_TSTAT_refills][c] && !st[HAK_TSTAT_spills][c])
             continue;
-        PUT("%5u %7u %12llu %10llu %12llu %10llu %12llu %6u %10llu %10llu\n", c, hak_class_size(c),
-            (unsigned long long)allocs[c], (unsigned long long)st[HAK_TSTAT_refills][c],
+        PUT("%5u %7u %12llu %10llu %12llu %10llu %12llu %10llu %6u %10llu %10llu\n", c,
+            hak_class_size(c), (unsigned long long)allocs[c],
+            (unsigned long long)st[HAK_TSTAT_refills][c],
             (unsigned long long)st[HAK_TSTAT_refill_blocks][c],
             (unsigned long long)st[HAK_TSTAT_spills][c],
-            (unsigned long long)st[HAK_TSTAT_spill_blocks][c], current_refill_count(c),
+            (unsigned long long)st[HAK_TSTAT_spill_blocks][c],
+            (unsigned long long)st[HAK_TSTAT_trim_blocks][c], current_refill_count(c),
             (unsigned long long)st[HAK_TSTAT_events][c], (unsigned long long)st[HAK_TSTAT_drops][c]);
     }
     hak_span_totals_t sp;

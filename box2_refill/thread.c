@@ -83,8 +83,7 @@ static void thread_start(void)
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
         hak_bin_set_cap(c, hak_config.debug ? 0 : hak_thread_cap(c, hak_fixed_refill_count(c)));
     hak_tcache.free_key = hak_free_key;
-    if (hak_config.ace)
-        t->ring = hak_ring_acquire();
+    t->ring_wait = HAK_RING_AFTER_REFILLS; /* the ring comes later (shared_contracts/event_ring.h) */
     thread_self = t;
     /* Arms the destructor; our key is created early, so this never allocates. */
     pthread_setspecific(hak_thread_key, t);

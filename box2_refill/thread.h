@@ -22,7 +22,8 @@
 #include "shared_contracts/tcache.h"
 
 /* X(name): per-class counters, one declaration for counting, merging and printing. */
-#define HAK_TSTATS(X) X(refills) X(refill_blocks) X(spills) X(spill_blocks) X(events) X(drops)
+#define HAK_TSTATS(X)                                                                             \
+    X(refills) X(refill_blocks) X(spills) X(spill_blocks) X(trims) X(trim_blocks) X(events) X(drops)
 
 enum hak_tstat {
 #define HAK_TSTAT_ENUM(name) HAK_TSTAT_##name,
@@ -36,8 +37,16 @@ enum hak_thread_state { HAK_THREAD_NEW = 0, HAK_THREAD_LIVE = 1, HAK_THREAD_DEAD
 typedef struct hak_thread {
     int state;                 /* enum hak_thread_state; owner only */
     hak_ring_t *ring;          /* ACE event ring, or NULL */
+    uint32_t ring_wait;        /* refills left before the thread takes a ring; owner only */
     hak_tcache_t *tcache;      /* the owner's hak_tcache, for statistics */
     uint64_t stat[HAK_TSTAT_COUNT][HAK_NUM_CLASSES];
+    /* Idle-list trim (refill.c, hak_list_trim): when the next pass is due, and each class's
+     * list length, hit-path allocations and refills as the last pass left them. Owner only. */
+    uint64_t trim_due_ms;
+    uint32_t trim_len[HAK_NUM_CLASSES];
+    uint64_t trim_allocs[HAK_NUM_CLASSES];
+    uint64_t trim_refills[HAK_NUM_CLASSES];
+    uint64_t trim_spilled[HAK_NUM_CLASSES];
     struct hak_thread *next, *prev; /* live list (threads lock) or free pool */
 } hak_thread_t;
 

@@ -96,8 +96,14 @@ static void drain_ring(uint32_t slot, hak_ring_t *r, hak_ace_interval_t *iv)
             cs->peak_refills = t->refills;
     }
 
-    if (state == HAK_RING_ORPHANED) /* drained to empty: n < DRAIN_BATCH ended the loop */
+    if (state == HAK_RING_ORPHANED) {
+        /* Drained to empty (n < DRAIN_BATCH ended the loop), and no producer is left: start
+         * the ring over at event 0 for its next owner (ring_registry.c). */
+        r->head = r->tail = r->tail_cache = 0;
+        r->pushed = r->drops = 0;
+        last_drops[slot] = 0;
         __atomic_store_n(&r->state, HAK_RING_FREE, __ATOMIC_RELEASE);
+    }
 }
 
 void hak_ace_collect(hak_ace_interval_t *iv)

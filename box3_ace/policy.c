@@ -23,6 +23,7 @@ void hak_ace_params_default(hak_ace_params_t *p, uint32_t min, uint32_t max,
     p->max = max;
     p->budget_bytes = budget_bytes;
     p->up_rate = HAK_ACE_UP_RATE;
+    p->flow_bytes = HAK_ACE_FLOW_BYTES;
     p->down_rate = HAK_ACE_DOWN_RATE;
     p->down_after = HAK_ACE_DOWN_AFTER;
     p->barrier_hold = HAK_ACE_BARRIER_HOLD;
@@ -74,10 +75,12 @@ static enum hak_ace_reason move_to(hak_ace_class_state_t *st, uint32_t target,
     return why;
 }
 
-/* Up: double, capped at hi and kept below a churn ceiling. */
-static enum hak_ace_reason go_up(hak_ace_class_state_t *st, uint32_t hi, enum hak_ace_reason why)
+/* Up: double (quadruple when `far`, a rate so high that it stays above up_rate after the
+ * step), capped at hi and kept below a churn ceiling. */
+static enum hak_ace_reason go_up(hak_ace_class_state_t *st, uint32_t hi, int far,
+                                 enum hak_ace_reason why)
 {
-    uint32_t target = 2u * st->count;
+    uint32_t target = (far ? 4u : 2u) * st->count;
     if (target > hi)
         target = hi;
     if (st->ceiling && target >= st->ceiling)
@@ -138,18 +141,19 @@ enum hak_ace_reason hak_ace_decide(const hak_ace_params_t *p, unsigned c,
 
     uint64_t rate = per_second(s->peak_refills, interval_ns);
     int hot = rate >= p->up_rate;
+    int far = rate >= 16ull * p->up_rate;
     /* Churn: a thread took blocks in by refills and sent at least as many out by spills in the
      * same interval, and that is at least half of everything refilled: wasted transfers. */
     int churn = s->churn_blocks && 2u * s->churn_blocks >= s->blocks_refilled;
 
-    if (churn) {
+    if (churn && (hot || s->list_hwm > 2u * st->count + 2u)) {
         st->up_streak = 0;
         if (s->list_hwm <= 2u * st->count + 2u) {
             /* The cap followed the count (cap = 2*count): a bigger count is a bigger cap and
              * more headroom, so the same bursts stop spilling. Then the events stop too, which
              * must not read as idle: the new count becomes a floor for down. */
             no_down_evidence(st);
-            enum hak_ace_reason r = go_up(st, hi, HAK_ACE_UP_CHURN);
+            enum hak_ace_reason r = go_up(st, hi, far, HAK_ACE_UP_CHURN);
             if (r != HAK_ACE_HOLD) {
                 st->floor = st->count;
                 st->barrier_age = 0;
@@ -172,14 +176,23 @@ enum hak_ace_reason hak_ace_decide(const hak_ace_params_t *p, unsigned c,
     }
 
     if (hot) {
+        /* Blocks flow (refilled here, spilled by other threads, or kept): batches beyond
+         * flow_bytes only circulate more memory between the threads. */
+        uint32_t flow_hi = p->flow_bytes / hak_class_size(c);
+        if (flow_hi < st->start)
+            flow_hi = st->start;
+        if (flow_hi > hi)
+            flow_hi = hi;
         no_down_evidence(st);
-        enum hak_ace_reason r = go_up(st, hi, HAK_ACE_UP_REFILLS);
+        if (st->count >= flow_hi)
+            return HAK_ACE_HOLD;
+        enum hak_ace_reason r = go_up(st, flow_hi, far, HAK_ACE_UP_REFILLS);
         if (r == HAK_ACE_HOLD && st->ceiling && 2u * st->count >= st->ceiling) {
             /* Hot and clean below the ceiling for a while: the workload changed; lift it. */
             if (++st->up_streak >= p->down_after) {
                 st->ceiling = 0;
                 st->up_streak = 0;
-                r = go_up(st, hi, HAK_ACE_UP_REFILLS);
+                r = go_up(st, flow_hi, far, HAK_ACE_UP_REFILLS);
             }
         }
         return r;

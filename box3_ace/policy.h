@@ -6,8 +6,13 @@
  *   - lo <= count <= hi, where lo = params.min and
  *     hi = max(lo, min(params.max, params.budget_bytes / (2 * class size)))   (budget 0: none).
  *     min == max pins every class to that value.
- *   - Up is a doubling (capped at hi, and below a churn ceiling); down is one step of
- *     max(1, count / 4), and only after params.down_after consecutive intervals of evidence.
+ *   - Up is a doubling (a quadrupling while the busiest thread refills at >= 16 * up_rate),
+ *     capped at hi and kept below a churn ceiling; down is one step of max(1, count / 4), and
+ *     only after params.down_after consecutive intervals of evidence.
+ *   - Up needs the busiest thread to refill at >= up_rate: below that, central trips cost
+ *     too little to be worth the memory a larger list holds. Up without churn (blocks that
+ *     flow from one thread to another) stops at max(start, params.flow_bytes / class size):
+ *     a bigger batch then only enlarges the working set that circulates.
  *   - up_rate >= 8 * down_rate is assumed (hak_ace_params_default): one step up or down moves a
  *     thread's refill rate by at most 2x, so a move never lands on the other side of the dead
  *     band, and a steady stream settles and stays settled.
@@ -47,7 +52,8 @@ typedef struct hak_ace_class_state {
 typedef struct hak_ace_params {
     uint32_t min, max;       /* POOL_ACE_MIN, POOL_ACE_MAX */
     uint64_t budget_bytes;   /* 2 * count * size <= this (HAKMEM_TCACHE_MAX_KIB); 0 = none */
-    uint32_t up_rate;        /* busiest thread's refills per second at which the count doubles */
+    uint32_t up_rate;        /* busiest thread's refills per second at which the count rises */
+    uint32_t flow_bytes;     /* up without churn stops at max(start, flow_bytes / size) */
     uint32_t down_rate;      /* below this, a batch outlives 1/down_rate s: evidence for down */
     uint32_t down_after;     /* intervals of evidence before one step down */
     uint32_t barrier_hold;   /* intervals a churn ceiling/floor lasts */
@@ -55,7 +61,7 @@ typedef struct hak_ace_params {
 
 enum hak_ace_reason {
     HAK_ACE_HOLD = 0,
-    HAK_ACE_UP_REFILLS, /* the busiest thread refilled at >= up_rate */
+    HAK_ACE_UP_REFILLS, /* the busiest thread refilled at >= up_rate (blocks flow) */
     HAK_ACE_UP_CHURN,   /* threads refill and spill the same blocks, cap follows the count */
     HAK_ACE_DOWN_IDLE,  /* batches sit unused (refill rate < down_rate), or class idle */
     HAK_ACE_DOWN_SPILLS,/* the class spills (churn under a fixed cap, or spills only) */
@@ -65,8 +71,9 @@ enum hak_ace_reason {
 /* Counts never exceed this (== HAK_REFILL_MAX of policy_table.h, which readers clamp to). */
 #define HAK_ACE_COUNT_LIMIT 1024u
 
-#define HAK_ACE_UP_RATE 1000u   /* refills/s of one thread: ~0.1% of a core at ~1 us each */
-#define HAK_ACE_DOWN_RATE 125u  /* up_rate / 8: the dead band */
+#define HAK_ACE_UP_RATE 8000u   /* refills/s of one thread: a doubling saves >= ~0.1% of a core */
+#define HAK_ACE_DOWN_RATE 125u  /* <= up_rate / 8: the dead band lies between */
+#define HAK_ACE_FLOW_BYTES (32u * 1024u) /* the largest batch worth passing between threads */
 #define HAK_ACE_DOWN_AFTER 3u   /* "slow down": three intervals of evidence */
 #define HAK_ACE_BARRIER_HOLD 300u /* 30 s at the default 100 ms interval */
 

@@ -9,11 +9,13 @@
  *   - reg_rings is NULL until the mapping is complete, then constant (release/acquire).
  *   - state transitions: FREE->OWNED by a CAS of the acquiring thread; OWNED->ORPHANED by a
  *     release store of that thread (hak_ring_release); ORPHANED->FREE by the learner, after it
- *     drained the ring (box3_ace/collect.c). head, tail, pushed and drops are never reset: a
- *     recycled ring continues its monotonic counters, so the learner's per-slot "last seen"
- *     marks stay valid and a new owner finds tail == head (empty).
- *   - A new owner sees its predecessor's head/tail_cache through the chain
+ *     drained the ring (box3_ace/collect.c) and reset it: head, tail, tail_cache, pushed and
+ *     drops back to 0 (with its own "drops last seen" mark), so a new owner writes from the
+ *     ring's first event on and a short-lived thread touches one page of it, not all of them.
+ *   - A new owner sees the reset ring through the chain
  *     release(ORPHANED) -> acquire+release(learner, FREE) -> acquire(CAS FREE->OWNED).
+ *   - acquire takes the lowest FREE slot, so the rings (and pages) in use stay as few as the
+ *     threads that hold them plus those exited since the learner's last interval.
  */
 #include <pthread.h>
 #include <stddef.h>
@@ -24,7 +26,6 @@
 
 static hak_ring_t *reg_rings;        /* published once: release store, acquire loads */
 static uint32_t reg_capacity;        /* written before reg_rings is published; then constant */
-static uint32_t reg_hint;            /* where acquire starts scanning; relaxed, a hint only */
 static uint64_t reg_no_ring_drops;   /* relaxed atomic add by ringless threads */
 static pthread_mutex_t reg_init_mu = PTHREAD_MUTEX_INITIALIZER; /* serialises init only */
 
@@ -64,9 +65,8 @@ hak_ring_t *hak_ring_acquire(void)
     hak_ring_t *rings = __atomic_load_n(&reg_rings, __ATOMIC_ACQUIRE);
     if (!rings)
         return NULL;
-    uint32_t start = __atomic_fetch_add(&reg_hint, 1, __ATOMIC_RELAXED);
     for (uint32_t k = 0; k < HAK_RING_SLOTS; k++) {
-        hak_ring_t *r = &rings[(start + k) % HAK_RING_SLOTS];
+        hak_ring_t *r = &rings[k];
         uint32_t expected = HAK_RING_FREE;
         if (__atomic_load_n(&r->state, __ATOMIC_RELAXED) == HAK_RING_FREE &&
             __atomic_compare_exchange_n(&r->state, &expected, HAK_RING_OWNED, false,

@@ -97,10 +97,10 @@ void hak_config_load(void)
     HAK_OPTIONS(HAK_CFG_LOAD)
 #undef HAK_CFG_LOAD
     if (hak_config.ace_min > hak_config.ace_max) {
-        hak_warn("POOL_ACE_MIN=%ld is above POOL_ACE_MAX=%ld; using the defaults 4 and 256",
+        hak_warn("POOL_ACE_MIN=%ld is above POOL_ACE_MAX=%ld; using the defaults 4 and 1024",
                  (long)hak_config.ace_min, (long)hak_config.ace_max);
         hak_config.ace_min = 4;
-        hak_config.ace_max = 256;
+        hak_config.ace_max = 1024;
     }
     load_class_refills();
     const char *log = getenv("POOL_ACE_LOG");

@@ -23,7 +23,7 @@
     X(ace_interval_ms, "POOL_ACE_INTERVAL_MS", 100, 10, 60000, 0,                               \
       "how often the learner drains the rings and decides, in milliseconds")                   \
     X(ace_min, "POOL_ACE_MIN", 4, 1, 1024, 0, "smallest refill count ACE may publish")         \
-    X(ace_max, "POOL_ACE_MAX", 256, 1, 1024, 0, "largest refill count ACE may publish")        \
+    X(ace_max, "POOL_ACE_MAX", 1024, 1, 1024, 0, "largest refill count ACE may publish")        \
     X(ace_ring, "POOL_ACE_RING", 1024, 16, 65536, HAK_OPT_POW2,                                 \
       "events per thread ring (power of two); a full ring drops events")                      \
     X(stats, "HAKMEM_STATS", 0, 0, 1, 0, "1 prints a per-class table on stderr at exit")        \
@@ -35,7 +35,7 @@
       "halved every decay_ms/4 (ticks run on allocation slow paths)")                           \
     X(large_cache_mib, "HAKMEM_LARGE_CACHE_MIB", 64, 0, 65536, 0,                                \
       "freed blocks above 32 KiB kept mapped for reuse, in MiB in all; 0 unmaps them at once") \
-    X(tcache_max_kib, "HAKMEM_TCACHE_MAX_KIB", 1024, 16, 1048576, 0,                           \
+    X(tcache_max_kib, "HAKMEM_TCACHE_MAX_KIB", 8192, 16, 1048576, 0,                           \
       "per thread and class, the bytes a thread list may hold before it spills (the list cap "  \
       "never goes below one refill count)")
 

@@ -9,7 +9,10 @@
  * Contract C (ownership): rings live in one registry, an array of HAK_RING_SLOTS slots mapped
  * once with mmap when ACE starts, never grown, never freed, never malloc'd. A slot is
  *   FREE      nobody uses it;
- *   OWNED     a live thread produces into it (acquired at the thread's first slow path);
+ *   OWNED     a live thread produces into it (acquired at the thread's
+ *             HAK_RING_AFTER_REFILLS-th refill: a thread that refills less over its whole
+ *             life, like a short-lived worker, raises no events and costs the registry no
+ *             page; its slow paths are the same);
  *   ORPHANED  its thread exited; the learner drains what is left, then sets it FREE.
  * Only the owner thread moves FREE->OWNED (CAS) and OWNED->ORPHANED; only the learner moves
  * ORPHANED->FREE. So a ring is never reused while it holds another thread's events, and the
@@ -39,6 +42,7 @@ typedef struct hak_event {
 enum hak_ring_state { HAK_RING_FREE = 0, HAK_RING_OWNED = 1, HAK_RING_ORPHANED = 2 };
 
 #define HAK_RING_SLOTS 256u
+#define HAK_RING_AFTER_REFILLS 64u /* a thread's refills before it takes a ring */
 
 typedef struct hak_ring {
     /* producer's line */

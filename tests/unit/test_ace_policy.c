@@ -139,10 +139,11 @@ static void rises_under_sustained_demand(void **state)
     (void)state;
     run_t r;
     run_init(&r, 4, 256, 64);
-    /* 100000 net allocations per 100 ms: 15600 refills/s at 64, hot at every count <= 256 */
+    /* 400000 net allocations per 100 ms: 62500 refills/s at 64, hot (>= 8000/s) at every
+     * count <= 256, never 16x hot (so each step is a doubling) */
     uint16_t prev = r.cs.count;
     for (unsigned i = 0; i < 20; i++) {
-        run_interval(&r, i, WL_DEMAND, 100000, 0);
+        run_interval(&r, i, WL_DEMAND, 400000, 0);
         assert_true(r.cs.count >= prev); /* never down under demand */
         prev = r.cs.count;
     }
@@ -156,14 +157,15 @@ static void settles_and_holds_steady(void **state)
     (void)state;
     run_t r;
     run_init(&r, 4, 1024, 64);
-    /* 40000 allocations per interval: hot up to 256, in the dead band at 512 */
+    /* 300000 allocations per interval: hot up to 256 (11700 refills/s), in the dead band at
+     * 512 (5900/s) */
     for (unsigned i = 0; i < 10; i++)
-        run_interval(&r, i, WL_DEMAND, 40000, 0);
+        run_interval(&r, i, WL_DEMAND, 300000, 0);
     assert_int_equal(r.cs.count, 512);
     unsigned before = r.changes;
     unsigned long long seed = 42;
     for (unsigned i = 10; i < 110; i++) /* +-20% jitter around the same demand */
-        run_interval(&r, i, WL_DEMAND, 32000 + (uint32_t)(tl_rand(&seed) % 16000), 0);
+        run_interval(&r, i, WL_DEMAND, 240000 + (uint32_t)(tl_rand(&seed) % 120000), 0);
     assert_int_equal(r.changes, before);
     assert_int_equal(r.cs.count, 512);
 }
@@ -173,7 +175,7 @@ static void dead_band_never_moves(void **state)
     (void)state;
     run_t r;
     run_init(&r, 4, 256, 64);
-    /* 5000 per interval at 64: 780 refills/s, between down (125) and up (1000) */
+    /* 5000 per interval at 64: 780 refills/s, between down (125) and up (8000) */
     for (unsigned i = 0; i < 100; i++)
         run_interval(&r, i, WL_DEMAND, 5000, 0);
     assert_int_equal(r.changes, 0);
@@ -206,7 +208,7 @@ static void idle_class_drifts_back_to_start(void **state)
     run_t r;
     run_init(&r, 4, 256, 64);
     for (unsigned i = 0; i < 5; i++) /* a burst of demand takes it to 256 */
-        run_interval(&r, i, WL_DEMAND, 100000, 0);
+        run_interval(&r, i, WL_DEMAND, 400000, 0);
     assert_int_equal(r.cs.count, 256);
     for (unsigned i = 5; i < 100; i++) /* then nothing at all */
         run_interval(&r, i, WL_IDLE, 0, 0);
@@ -251,12 +253,12 @@ static void churn_under_fixed_cap_steps_down_with_a_ceiling(void **state)
     assert_int_equal(hak_ace_decide(&p, CLS, &churn, IV_NS, &cs), HAK_ACE_DOWN_SPILLS);
     assert_int_equal(cs.count, 192);
     /* hot refills, no churn: up, but not back to the count that churned */
-    hak_ace_class_stats_t hot = {.refills = 200, .peak_refills = 200, .blocks_refilled = 38400};
+    hak_ace_class_stats_t hot = {.refills = 1000, .peak_refills = 1000, .blocks_refilled = 192000};
     assert_int_equal(hak_ace_decide(&p, CLS, &hot, IV_NS, &cs), HAK_ACE_UP_REFILLS);
     assert_int_equal(cs.count, 255);
     assert_int_equal(hak_ace_decide(&p, CLS, &hot, IV_NS, &cs), HAK_ACE_HOLD);
     /* churn while hot: hold, never down */
-    churn.refills = churn.peak_refills = 500;
+    churn.refills = churn.peak_refills = 1000;
     churn.blocks_refilled = churn.churn_blocks = churn.blocks_spilled = 100000;
     for (int i = 0; i < 10; i++)
         assert_int_equal(hak_ace_decide(&p, CLS, &churn, IV_NS, &cs), HAK_ACE_HOLD);
@@ -270,20 +272,21 @@ static void churn_under_fixed_cap_steps_down_with_a_ceiling(void **state)
 
 /* Box 2's cap is 2 * count: bursts larger than the count refill and spill the same blocks; a
  * bigger count is a bigger cap, so the policy goes up until the bursts stop spilling, then
- * holds: the silence that follows is not read as idleness (no drift back down). */
+ * holds: the silence that follows is not read as idleness (no drift back down). 1000 bursts
+ * of 300 per interval: 50000 refills/s at 64, still 24000/s at 128: hot. */
 static void churn_with_cap_following_count_rises_then_holds(void **state)
 {
     (void)state;
     run_t r;
     run_init(&r, 4, 1024, 64);
     for (unsigned i = 0; i < 20; i++)
-        run_interval(&r, i, WL_BURSTS, 300, 5);
+        run_interval(&r, i, WL_BURSTS, 300, 1000);
     assert_true(r.cs.count > 64);
     assert_int_equal(r.reasons_seen[HAK_ACE_UP_CHURN], HAK_ACE_UP_CHURN);
     unsigned settled = r.changes;
     uint16_t c = r.cs.count;
     for (unsigned i = 20; i < 120; i++) {
-        run_interval(&r, i, WL_BURSTS, 300, 5);
+        run_interval(&r, i, WL_BURSTS, 300, 1000);
         assert_int_equal(r.m.st.spills, 0); /* the churn is gone */
     }
     assert_int_equal(r.changes, settled);
@@ -292,8 +295,16 @@ static void churn_with_cap_following_count_rises_then_holds(void **state)
     sim_t fresh = {0};
     r.m = fresh;
     for (unsigned i = 120; i < 220; i++)
-        run_interval(&r, i, WL_BURSTS, 300, 5);
+        run_interval(&r, i, WL_BURSTS, 300, 1000);
     assert_true(r.changes <= settled + 2);
+    /* The same churn at 250 refills/s (5 bursts per interval) costs too little to be worth a
+     * bigger list: the count never rises. */
+    run_init(&r, 4, 1024, 64);
+    for (unsigned i = 0; i < 50; i++) {
+        run_interval(&r, i, WL_BURSTS, 300, 5);
+        assert_true(r.cs.count <= 64);
+    }
+    assert_int_equal(r.reasons_seen[HAK_ACE_UP_CHURN], 0);
 }
 
 static void producer_consumer_pair_goes_up(void **state)
@@ -303,13 +314,32 @@ static void producer_consumer_pair_goes_up(void **state)
     hak_ace_params_default(&p, 4, 256, 0);
     hak_ace_class_state_t cs;
     hak_ace_class_init(&p, CLS, 64, &cs);
-    /* producer: 500 refills per interval; consumer: as many blocks out by spills; no thread
-     * does both, so no churn: the busiest thread's refill rate decides. */
-    hak_ace_class_stats_t st = {.refills = 500, .peak_refills = 500, .blocks_refilled = 32000,
-                                .spills = 500, .blocks_spilled = 32000, .churn_blocks = 0,
+    /* producer: 1000 refills per interval (10000/s); consumer: as many blocks out by spills;
+     * no thread does both, so no churn: the busiest thread's refill rate decides. */
+    hak_ace_class_stats_t st = {.refills = 1000, .peak_refills = 1000, .blocks_refilled = 64000,
+                                .spills = 1000, .blocks_spilled = 64000, .churn_blocks = 0,
                                 .list_hwm = 129};
     assert_int_equal(hak_ace_decide(&p, CLS, &st, IV_NS, &cs), HAK_ACE_UP_REFILLS);
     assert_int_equal(cs.count, 128);
+    /* ... up to flow_bytes per batch (32 KiB: 512 blocks of 64 B, here capped by max 256) */
+    for (int i = 0; i < 5; i++)
+        hak_ace_decide(&p, CLS, &st, IV_NS, &cs);
+    assert_int_equal(cs.count, 256);
+    /* A 2 KiB class flows at its start count already (64 * 2 KiB > 32 KiB): it holds there;
+     * only churn (the same thread refilling and spilling) takes it higher. */
+    unsigned c2k = hak_size_to_class(2048);
+    hak_ace_class_init(&p, c2k, 64, &cs);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(hak_ace_decide(&p, c2k, &st, IV_NS, &cs), HAK_ACE_HOLD);
+    assert_int_equal(cs.count, 64);
+    hak_ace_class_stats_t churn = st;
+    churn.churn_blocks = 64000;
+    assert_int_equal(hak_ace_decide(&p, c2k, &churn, IV_NS, &cs), HAK_ACE_UP_CHURN);
+    assert_int_equal(cs.count, 128);
+    /* 16x up_rate (128000 refills/s): the step is a quadrupling */
+    churn.refills = churn.peak_refills = 13000;
+    assert_int_equal(hak_ace_decide(&p, c2k, &churn, IV_NS, &cs), HAK_ACE_UP_CHURN);
+    assert_int_equal(cs.count, 256); /* 4 * 128, capped by max */
 }
 
 static void respects_bounds(void **state)
@@ -346,7 +376,8 @@ static void budget_limits_large_classes(void **state)
     assert_int_equal(hak_ace_class_hi(&p, 0), 256);   /* 16 B: the max binds */
     hak_ace_class_state_t cs;
     hak_ace_class_init(&p, 39, 16, &cs);
-    hak_ace_class_stats_t hot = {.refills = 5000, .peak_refills = 5000, .blocks_refilled = 80000};
+    hak_ace_class_stats_t hot = {.refills = 5000, .peak_refills = 5000, .blocks_refilled = 80000,
+                                 .blocks_spilled = 80000, .churn_blocks = 80000, .list_hwm = 33};
     for (int i = 0; i < 10; i++)
         hak_ace_decide(&p, 39, &hot, IV_NS, &cs);
     assert_int_equal(cs.count, 16);
@@ -365,7 +396,7 @@ static void step_all_classes_and_reason_names(void **state)
     memset(st, 0, sizeof st);
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
         hak_ace_class_init(&p, c, 64, &cs[c]);
-    st[5].refills = st[5].peak_refills = 1000;
+    st[5].refills = st[5].peak_refills = 1000; /* 10000/s: hot */
     st[5].blocks_refilled = 64000;
     assert_int_equal(hak_ace_policy_step(&p, st, IV_NS, cs, why), 1);
     assert_int_equal(why[5], HAK_ACE_UP_REFILLS);

@@ -10,9 +10,11 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include <cmocka.h>
 
+#include "box2_refill/thread.h"
 #include "box3_ace/ace.h"
 #include "shared_contracts/config.h"
 #include "shared_contracts/event_ring.h"
@@ -65,6 +67,15 @@ static void acquire_release_recycle(void **state)
     assert_int_equal(state_of(r), HAK_RING_FREE);
     assert_int_equal(hak_ace_events_seen(7), seen + 10);
     assert_int_equal(r->head, r->tail);
+    /* Recycled rings start over at event 0 (one touched page for a short-lived thread), and
+     * acquire hands out the lowest free slot: this one again. */
+    assert_int_equal(r->head, 0);
+    assert_int_equal(r->drops, 0);
+    hak_ring_t *again = hak_ring_acquire();
+    assert_ptr_equal(again, r);
+    hak_ring_release(again);
+    hak_ace_step();
+    assert_int_equal(state_of(r), HAK_RING_FREE);
     hak_ring_release(NULL); /* no-op */
 }
 
@@ -186,6 +197,60 @@ static void concurrent_acquire_is_exclusive(void **state)
     assert_int_equal(count_state(HAK_RING_FREE), HAK_RING_SLOTS);
 }
 
+/* Through Box 2 with ACE on: a thread takes its ring at its HAK_RING_AFTER_REFILLS-th refill,
+ * not before (a short-lived thread costs the registry nothing), and its refills report from
+ * then on. Class 0 (16 B), in a fresh thread that nothing else allocates in. */
+static void *refills_until_ring(void *arg)
+{
+    (void)arg;
+    enum { MAX = 8192 };
+    static void *keep[MAX];
+    unsigned n = 0;
+    hak_thread_t *t = NULL;
+    void *bad = NULL;
+    while (n < MAX) {
+        keep[n++] = malloc(16);
+        t = hak_thread_get();
+        uint64_t refills = t->stat[HAK_TSTAT_refills][0];
+        if (refills < HAK_RING_AFTER_REFILLS && t->ring) {
+            bad = (void *)"ring taken before the threshold";
+            break;
+        }
+        if (refills == HAK_RING_AFTER_REFILLS) {
+            if (!t->ring || state_of(t->ring) != HAK_RING_OWNED)
+                bad = (void *)"no owned ring at the threshold";
+            break;
+        }
+    }
+    if (!bad && t->stat[HAK_TSTAT_refills][0] != HAK_RING_AFTER_REFILLS)
+        bad = (void *)"never reached the threshold";
+    if (!bad) { /* the next refill reports an event */
+        uint64_t events = t->stat[HAK_TSTAT_events][0];
+        while (n < MAX && t->stat[HAK_TSTAT_refills][0] == HAK_RING_AFTER_REFILLS)
+            keep[n++] = malloc(16);
+        if (t->stat[HAK_TSTAT_events][0] != events + 1)
+            bad = (void *)"the first refill with a ring raised no event";
+    }
+    for (unsigned i = 0; i < n; i++)
+        free(keep[i]);
+    return bad;
+}
+
+static void box2_takes_a_ring_after_enough_refills(void **state)
+{
+    (void)state;
+    hak_config.ace = 1;
+    pthread_t th;
+    void *ret = NULL;
+    assert_int_equal(pthread_create(&th, NULL, refills_until_ring, NULL), 0);
+    pthread_join(th, &ret);
+    hak_config.ace = 0;
+    if (ret)
+        fail_msg("%s", (const char *)ret);
+    hak_ace_step(); /* its ring, orphaned at exit, is drained and freed */
+    assert_int_equal(count_state(HAK_RING_FREE), HAK_RING_SLOTS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -195,6 +260,7 @@ int main(void)
         cmocka_unit_test(ring_full_drops_reach_the_learner),
         cmocka_unit_test(exited_threads_leave_orphans_the_learner_frees),
         cmocka_unit_test(concurrent_acquire_is_exclusive),
+        cmocka_unit_test(box2_takes_a_ring_after_enough_refills),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

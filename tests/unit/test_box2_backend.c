@@ -25,6 +25,7 @@
 #include "box2_refill/large_cache.h"
 #include "box2_refill/lock.h"
 #include "box2_refill/os.h"
+#include "box2_refill/refill.h"
 #include "box2_refill/span.h"
 #include "box2_refill/thread.h"
 #include "shared_contracts/config.h"
@@ -119,6 +120,53 @@ static void test_list_never_exceeds_cap(void **state)
     run_in_thread(spill_thread, NULL);
     hak_central_t *cc = &hak_central[36];
     assert_true(cc->depot_count <= cc->depot_max);
+}
+
+/* ---- idle-list trim ----------------------------------------------------------------------
+ * A pass gives back 3/4 of what a list never used since the previous pass (its low-water
+ * mark, bounded from the slow-path counters), and leaves alone a list that ran empty
+ * (refilled) in between. The passes are called directly, with explicit times. */
+
+static void *list_trim_thread(void *arg)
+{
+    unsigned idle = 36, busy = 37; /* 20480 B and 24576 B: Phase 1 count 16, cap 32 */
+    enum { N = 32 };
+    void *b[N];
+    for (int i = 0; i < N; i++)
+        CHECK((b[i] = malloc(hak_class_size(idle))) != NULL, "malloc failed");
+    for (int i = 0; i < N; i++)
+        free(b[i]);
+    uint32_t len = hak_bin_count(idle); /* full: the cap, 32 */
+    CHECK(len == hak_tcache.cap[idle], "list not full before the trim");
+    hak_thread_t *t = hak_thread_get();
+    uint64_t now = hak_now_ms();
+    hak_list_trim(t, now); /* the first pass of the test sets the marks */
+    len = hak_bin_count(idle);
+    /* between passes: take 4 and give them back (low-water len - 4); the busy class refills */
+    for (int i = 0; i < 4; i++)
+        b[i] = malloc(hak_class_size(idle));
+    for (int i = 0; i < 4; i++)
+        free(b[i]);
+    void *q = malloc(hak_class_size(busy));
+    CHECK(q, "malloc failed");
+    uint32_t busy_len = hak_bin_count(busy);
+    hak_list_trim(t, now + 1000);
+    uint32_t low = len - 4;
+    CHECK(hak_bin_count(idle) == len - (low - low / 4), "trim did not give back 3/4 of low water");
+    CHECK(hak_bin_count(busy) == busy_len, "trim touched a list that was refilled");
+    CHECK(t->trim_due_ms > now + 1000, "no next pass scheduled");
+    /* a list nobody touches drains to nothing in a few passes */
+    for (int pass = 2; pass < 12; pass++)
+        hak_list_trim(t, now + 1000u * (unsigned)pass);
+    CHECK(hak_bin_count(idle) == 0, "an idle list kept blocks after 10 passes");
+    free(q);
+    return arg;
+}
+
+static void test_idle_lists_are_trimmed(void **state)
+{
+    (void)state;
+    run_in_thread(list_trim_thread, NULL);
 }
 
 /* ---- thread exit, trim, decay ----------------------------------------------------------- */
@@ -354,10 +402,15 @@ static void test_address_space_limit_enomem_and_recovery(void **state)
 
 int main(void)
 {
+    /* Trim passes come every HAKMEM_DECAY_MS / 4 on slow paths; a test thread descheduled for
+     * that long would see one mid-scenario. Here they run only when a test calls them. */
+    hak_config_load();
+    hak_config.decay_ms = 600000;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_refill_uses_phase1_count),
         cmocka_unit_test(test_refill_count_per_class_override),
         cmocka_unit_test(test_list_never_exceeds_cap),
+        cmocka_unit_test(test_idle_lists_are_trimmed),
         cmocka_unit_test(test_thread_exit_and_trim_release_everything),
         cmocka_unit_test(test_large_blocks_and_page_map),
         cmocka_unit_test(test_large_cache_reuses_and_calloc_zeroes),

@@ -135,7 +135,7 @@ static void test_invalid_values_fall_back(void **state)
     expect_rejected("POOL_ACE_RING=8", "POOL_ACE_RING", 1024);
     expect_rejected("POOL_ACE_INTERVAL_MS=5", "POOL_ACE_INTERVAL_MS", 100);
     expect_rejected("HAKMEM_TCACHE_MAX_KIB=99999999999999999999999", "HAKMEM_TCACHE_MAX_KIB",
-                    1024);
+                    8192);
     expect_rejected("POOL_ACE=2", "POOL_ACE", 0);
 }
 
@@ -147,7 +147,7 @@ static void test_ace_min_above_max(void **state)
     run_dump(set, &r);
     assert_int_equal(warnings(&r), 1);
     assert_int_equal(field(&r, "POOL_ACE_MIN"), 4);
-    assert_int_equal(field(&r, "POOL_ACE_MAX"), 256);
+    assert_int_equal(field(&r, "POOL_ACE_MAX"), 1024);
     tl_result_free(&r);
 }
 
