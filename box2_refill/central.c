@@ -84,21 +84,25 @@ uint32_t hak_central_take(unsigned class_idx, uint32_t want, void **head_out, vo
     void *head = NULL, *tail = NULL;
     uint32_t got = 0;
 
-    /* 1. The depot: whole batches, already linked and keyed, while they fit. A batch larger
-     * than the whole request is split (walked) only when nothing else was taken. */
+    /* 1. The depot: whole batches, already linked and keyed, while they fit; then the rest of
+     * the request cut (walked) off the next batch. Depot blocks always go before span blocks:
+     * batches spilled at one size and refilled at another (ACE counts, a consumer's cap) must
+     * not pile up in the depot while the spans are carved. */
     while (cc->depot_batches && got < want) {
         hak_batch_t *bt = &cc->depot[cc->depot_batches - 1];
         if (got + bt->count > want) {
-            if (got)
-                break;
+            uint32_t part = want - got;
             uint64_t *cut = bt->head;
-            for (uint32_t i = 1; i < want; i++)
+            for (uint32_t i = 1; i < part; i++)
                 cut = (uint64_t *)cut[0];
-            head = bt->head;
+            if (tail)
+                ((uint64_t *)tail)[0] = (uint64_t)bt->head;
+            else
+                head = bt->head;
             tail = cut;
             bt->head = (void *)cut[0];
-            bt->count -= want;
-            cc->depot_count -= want;
+            bt->count -= part;
+            cc->depot_count -= part;
             got = want;
             break;
         }
@@ -198,13 +202,19 @@ static void return_chain(hak_central_t *cc, unsigned class_idx, void *head, uint
 
 void hak_central_put(unsigned class_idx, void *head, void *tail, uint32_t n, uint64_t now_ms)
 {
+    hak_central_put_to(class_idx, head, tail, n, now_ms, 1);
+}
+
+void hak_central_put_to(unsigned class_idx, void *head, void *tail, uint32_t n, uint64_t now_ms,
+                        int depot)
+{
     hak_central_t *cc = &hak_central[class_idx];
     if (HAK_UNLIKELY(hak_config.debug)) {
         uint64_t *b = head;
         for (uint32_t i = 0; i < n; i++, b = (uint64_t *)b[0])
             hak_debug_put(span_of(b, class_idx), b);
     }
-    if (cc->depot_batches < HAK_DEPOT_BATCHES && cc->depot_count + n <= cc->depot_max) {
+    if (depot && cc->depot_batches < HAK_DEPOT_BATCHES && cc->depot_count + n <= cc->depot_max) {
         hak_batch_t *bt = &cc->depot[cc->depot_batches++];
         bt->head = head;
         bt->tail = tail;

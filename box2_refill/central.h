@@ -60,6 +60,11 @@ uint32_t hak_central_take(unsigned class_idx, uint32_t want, void **head, void *
  * depot_max, the rest to their spans. Empty spans go to the pool. */
 void hak_central_put(unsigned class_idx, void *head, void *tail, uint32_t n, uint64_t now_ms);
 
+/* The same, choosing: depot 0 sends the chain straight to its spans (blocks nobody used for a
+ * while: in the depot they would only keep their spans from emptying). */
+void hak_central_put_to(unsigned class_idx, void *head, void *tail, uint32_t n, uint64_t now_ms,
+                        int depot);
+
 /* Return up to `n` depot blocks to their spans (decay and trim). */
 void hak_central_release_depot(unsigned class_idx, uint32_t n, uint64_t now_ms);
 

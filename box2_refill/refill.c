@@ -45,8 +45,8 @@ static void report_event(hak_thread_t *t, unsigned class_idx, uint32_t count, ui
 }
 
 /* Detach the first n (1 <= n <= count) blocks of the calling thread's list of class_idx and
- * give them to the central lists as one batch. */
-static void bin_release(unsigned class_idx, uint32_t n, uint64_t now_ms)
+ * give them to the central lists as one batch (to_depot), or straight to their spans. */
+static void bin_release(unsigned class_idx, uint32_t n, uint64_t now_ms, int to_depot)
 {
     uint64_t *head = hak_tcache.head[class_idx];
     uint64_t *tail = head;
@@ -55,7 +55,7 @@ static void bin_release(unsigned class_idx, uint32_t n, uint64_t now_ms)
     hak_tcache.head[class_idx] = (void *)tail[0];
     hak_tcache.room[class_idx] += (int32_t)n;
     hak_lock(&hak_central[class_idx].lock);
-    hak_central_put(class_idx, head, tail, n, now_ms);
+    hak_central_put_to(class_idx, head, tail, n, now_ms, to_depot);
     hak_unlock(&hak_central[class_idx].lock);
 }
 
@@ -69,15 +69,20 @@ void hak_list_trim(hak_thread_t *t, uint64_t now_ms)
         uint64_t refills = t->stat[HAK_TSTAT_refills][c];
         uint64_t spilled = t->stat[HAK_TSTAT_spill_blocks][c];
         /* No refill since the last pass: the list never ran empty, and it never held fewer
-         * than its length then, less what mallocs and spills took out since. */
+         * than its length then, less what mallocs and spills took out since (low). That bound
+         * is weak for a list whose blocks cycle (each malloc answered by a free), so a list
+         * that neither refilled nor spilled for a whole pass also gives back half: if it
+         * needed them, it costs one refill, which exempts it from the next pass. */
         if (len && refills == t->trim_refills[c]) {
             uint64_t out = (allocs - t->trim_allocs[c]) + (spilled - t->trim_spilled[c]);
             uint32_t low = t->trim_len[c] > out ? t->trim_len[c] - (uint32_t)out : 0;
             if (low > len)
                 low = len;
             uint32_t n = low - low / 4;
+            if (spilled == t->trim_spilled[c] && n < len / 2)
+                n = len / 2;
             if (n) {
-                bin_release(c, n, now_ms);
+                bin_release(c, n, now_ms, 0);
                 hak_tstat_add(t, HAK_TSTAT_trims, c, 1);
                 hak_tstat_add(t, HAK_TSTAT_trim_blocks, c, n);
             }
@@ -183,7 +188,7 @@ void pool_spill(unsigned class_idx)
         if (spill < list_len - cap)
             spill = list_len - cap;
     }
-    bin_release(class_idx, spill, now);
+    bin_release(class_idx, spill, now, 1);
 
     hak_tstat_add(t, HAK_TSTAT_spills, class_idx, 1);
     hak_tstat_add(t, HAK_TSTAT_spill_blocks, class_idx, spill);

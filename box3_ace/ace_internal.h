@@ -21,14 +21,15 @@ extern pthread_mutex_t hak_ace_mu;
 /* One interval's harvest from the rings. */
 typedef struct hak_ace_interval {
     hak_ace_class_stats_t cls[HAK_NUM_CLASSES];
-    uint64_t drained[HAK_NUM_CLASSES]; /* events drained per class (cls[] is scaled for drops) */
+    uint64_t drained[HAK_NUM_CLASSES]; /* events drained per class (cls[] adds the drops) */
     uint64_t events; /* events drained */
     uint64_t drops;  /* ring-full drops + no-ring drops that happened since the last harvest */
 } hak_ace_interval_t;
 
 /* collect.c, under hak_ace_mu: drain every OWNED and ORPHANED ring into *iv (zeroed first);
- * ORPHANED rings are set FREE once empty. */
-void hak_ace_collect(hak_ace_interval_t *iv);
+ * ORPHANED rings are set FREE once empty. counts: the counts in force, to size dropped events
+ * of a class none of whose events was drained. */
+void hak_ace_collect(hak_ace_interval_t *iv, const uint16_t counts[HAK_NUM_CLASSES]);
 
 /* publish.c, under hak_ace_mu: fill the idle table, publish it, wait a grace period. */
 void hak_ace_publish_locked(const uint16_t counts[HAK_NUM_CLASSES]);

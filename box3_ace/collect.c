@@ -17,6 +17,7 @@
 #define DRAIN_BATCH 256u
 
 static uint64_t last_drops[HAK_RING_SLOTS]; /* per slot: ring->drops at the last harvest; mu */
+static uint32_t last_kind_drops[HAK_RING_SLOTS][2][HAK_NUM_CLASSES]; /* ring->kind_drops; mu */
 static uint64_t last_no_ring_drops;         /* hak_ring_no_ring_drops() at the last harvest; mu */
 
 typedef struct ring_tally {
@@ -26,19 +27,24 @@ typedef struct ring_tally {
 
 static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
-/* A full ring dropped events: the drained ones are a sample of all this ring's events in the
- * interval (contract A drops the newest), so scale the tally up by (drained + dropped) / drained
- * to keep rates and ratios right. */
-static void scale_tally(ring_tally_t *t, uint64_t num, uint64_t den)
+/* A full ring dropped events (contract A drops the newest). The ring counted them by kind and
+ * class, so the tally gets their exact number; their blocks are estimated from the drained
+ * events of that class and kind, or, with none drained, from the count in force (a refill moves
+ * about `count` blocks, and so does a spill under cap = 2 * count). */
+static void add_dropped(ring_tally_t *t, uint32_t drop_refills, uint32_t drop_spills,
+                        uint32_t count)
 {
-    uint64_t r = t->refills * num / den, s = t->spills * num / den;
+    uint64_t per_refill = t->refills ? t->in / t->refills : count;
+    uint64_t per_spill = t->spills ? t->out / t->spills : count;
+    t->in += (uint64_t)drop_refills * per_refill;
+    t->out += (uint64_t)drop_spills * per_spill;
+    uint64_t r = (uint64_t)t->refills + drop_refills, s = (uint64_t)t->spills + drop_spills;
     t->refills = r > UINT32_MAX ? UINT32_MAX : (uint32_t)r;
     t->spills = s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
-    t->in = t->in * num / den;
-    t->out = t->out * num / den;
 }
 
-static void drain_ring(uint32_t slot, hak_ring_t *r, hak_ace_interval_t *iv)
+static void drain_ring(uint32_t slot, hak_ring_t *r, hak_ace_interval_t *iv,
+                       const uint16_t counts[HAK_NUM_CLASSES])
 {
     /* Acquire: for ORPHANED, everything the dead owner pushed is visible below. */
     uint32_t state = __atomic_load_n(&r->state, __ATOMIC_ACQUIRE);
@@ -82,8 +88,16 @@ static void drain_ring(uint32_t slot, hak_ring_t *r, hak_ace_interval_t *iv)
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
         ring_tally_t *t = &tally[c];
         iv->drained[c] += t->refills + t->spills;
-        if (dropped && seen)
-            scale_tally(t, seen + dropped, seen);
+        if (dropped) {
+            uint32_t kd[2];
+            for (unsigned k = 0; k < 2; k++) {
+                uint32_t now = __atomic_load_n(&r->kind_drops[k][c], __ATOMIC_RELAXED);
+                kd[k] = now - last_kind_drops[slot][k][c];
+                last_kind_drops[slot][k][c] = now;
+            }
+            if (kd[0] || kd[1])
+                add_dropped(t, kd[0], kd[1], counts[c]);
+        }
         if (!t->refills && !t->spills)
             continue;
         hak_ace_class_stats_t *cs = &iv->cls[c];
@@ -101,19 +115,21 @@ static void drain_ring(uint32_t slot, hak_ring_t *r, hak_ace_interval_t *iv)
          * the ring over at event 0 for its next owner (ring_registry.c). */
         r->head = r->tail = r->tail_cache = 0;
         r->pushed = r->drops = 0;
+        memset(r->kind_drops, 0, sizeof r->kind_drops);
         last_drops[slot] = 0;
+        memset(last_kind_drops[slot], 0, sizeof last_kind_drops[slot]);
         __atomic_store_n(&r->state, HAK_RING_FREE, __ATOMIC_RELEASE);
     }
 }
 
-void hak_ace_collect(hak_ace_interval_t *iv)
+void hak_ace_collect(hak_ace_interval_t *iv, const uint16_t counts[HAK_NUM_CLASSES])
 {
     memset(iv, 0, sizeof *iv);
     for (uint32_t slot = 0; slot < HAK_RING_SLOTS; slot++) {
         hak_ring_t *r = hak_ring_get(slot);
         if (!r)
             break; /* registry not mapped: nothing to drain */
-        drain_ring(slot, r, iv);
+        drain_ring(slot, r, iv, counts);
     }
     uint64_t nr = hak_ring_no_ring_drops();
     iv->drops += nr - last_no_ring_drops;

@@ -104,7 +104,10 @@ static void tick_locked(void)
         interval = 1000000u; /* back-to-back steps (tests): rates stay finite */
     ace_last_tick_ns = now;
 
-    hak_ace_collect(&ace_iv);
+    uint16_t in_force[HAK_NUM_CLASSES];
+    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
+        in_force[c] = ace_cls[c].count;
+    hak_ace_collect(&ace_iv, in_force);
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
         add_relaxed(&ace_events[c], ace_iv.drained[c]);
     add_relaxed(&ace_drops, ace_iv.drops);

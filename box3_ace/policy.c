@@ -75,12 +75,10 @@ static enum hak_ace_reason move_to(hak_ace_class_state_t *st, uint32_t target,
     return why;
 }
 
-/* Up: double (quadruple when `far`, a rate so high that it stays above up_rate after the
- * step), capped at hi and kept below a churn ceiling. */
-static enum hak_ace_reason go_up(hak_ace_class_state_t *st, uint32_t hi, int far,
-                                 enum hak_ace_reason why)
+/* Up: double, capped at hi and kept below a churn ceiling. */
+static enum hak_ace_reason go_up(hak_ace_class_state_t *st, uint32_t hi, enum hak_ace_reason why)
 {
-    uint32_t target = (far ? 4u : 2u) * st->count;
+    uint32_t target = 2u * st->count;
     if (target > hi)
         target = hi;
     if (st->ceiling && target >= st->ceiling)
@@ -141,7 +139,6 @@ enum hak_ace_reason hak_ace_decide(const hak_ace_params_t *p, unsigned c,
 
     uint64_t rate = per_second(s->peak_refills, interval_ns);
     int hot = rate >= p->up_rate;
-    int far = rate >= 16ull * p->up_rate;
     /* Churn: a thread took blocks in by refills and sent at least as many out by spills in the
      * same interval, and that is at least half of everything refilled: wasted transfers. */
     int churn = s->churn_blocks && 2u * s->churn_blocks >= s->blocks_refilled;
@@ -153,7 +150,7 @@ enum hak_ace_reason hak_ace_decide(const hak_ace_params_t *p, unsigned c,
              * more headroom, so the same bursts stop spilling. Then the events stop too, which
              * must not read as idle: the new count becomes a floor for down. */
             no_down_evidence(st);
-            enum hak_ace_reason r = go_up(st, hi, far, HAK_ACE_UP_CHURN);
+            enum hak_ace_reason r = go_up(st, hi, HAK_ACE_UP_CHURN);
             if (r != HAK_ACE_HOLD) {
                 st->floor = st->count;
                 st->barrier_age = 0;
@@ -186,13 +183,13 @@ enum hak_ace_reason hak_ace_decide(const hak_ace_params_t *p, unsigned c,
         no_down_evidence(st);
         if (st->count >= flow_hi)
             return HAK_ACE_HOLD;
-        enum hak_ace_reason r = go_up(st, flow_hi, far, HAK_ACE_UP_REFILLS);
+        enum hak_ace_reason r = go_up(st, flow_hi, HAK_ACE_UP_REFILLS);
         if (r == HAK_ACE_HOLD && st->ceiling && 2u * st->count >= st->ceiling) {
             /* Hot and clean below the ceiling for a while: the workload changed; lift it. */
             if (++st->up_streak >= p->down_after) {
                 st->ceiling = 0;
                 st->up_streak = 0;
-                r = go_up(st, flow_hi, far, HAK_ACE_UP_REFILLS);
+                r = go_up(st, flow_hi, HAK_ACE_UP_REFILLS);
             }
         }
         return r;

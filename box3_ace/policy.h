@@ -6,9 +6,8 @@
  *   - lo <= count <= hi, where lo = params.min and
  *     hi = max(lo, min(params.max, params.budget_bytes / (2 * class size)))   (budget 0: none).
  *     min == max pins every class to that value.
- *   - Up is a doubling (a quadrupling while the busiest thread refills at >= 16 * up_rate),
- *     capped at hi and kept below a churn ceiling; down is one step of max(1, count / 4), and
- *     only after params.down_after consecutive intervals of evidence.
+ *   - Up is a doubling (capped at hi, and below a churn ceiling); down is one step of
+ *     max(1, count / 4), and only after params.down_after consecutive intervals of evidence.
  *   - Up needs the busiest thread to refill at >= up_rate: below that, central trips cost
  *     too little to be worth the memory a larger list holds. Up without churn (blocks that
  *     flow from one thread to another) stops at max(start, params.flow_bytes / class size):
@@ -71,7 +70,7 @@ enum hak_ace_reason {
 /* Counts never exceed this (== HAK_REFILL_MAX of policy_table.h, which readers clamp to). */
 #define HAK_ACE_COUNT_LIMIT 1024u
 
-#define HAK_ACE_UP_RATE 8000u   /* refills/s of one thread: a doubling saves >= ~0.1% of a core */
+#define HAK_ACE_UP_RATE 4000u   /* refills/s of one thread: ~0.1-0.2% of a core in central trips */
 #define HAK_ACE_DOWN_RATE 125u  /* <= up_rate / 8: the dead band lies between */
 #define HAK_ACE_FLOW_BYTES (32u * 1024u) /* the largest batch worth passing between threads */
 #define HAK_ACE_DOWN_AFTER 3u   /* "slow down": three intervals of evidence */

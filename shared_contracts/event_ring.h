@@ -28,6 +28,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "size_classes.h"
+
 enum hak_event_kind { HAK_EV_REFILL = 1, HAK_EV_SPILL = 2 };
 
 typedef struct hak_event {
@@ -50,6 +52,9 @@ typedef struct hak_ring {
     uint32_t tail_cache;        /* producer's last view of tail */
     uint64_t pushed;            /* events accepted; producer only */
     uint64_t drops;             /* events dropped because the ring was full; producer only */
+    /* drops by kind (refill, spill) and class: the learner adds them to what it drained, so
+     * a full ring loses events, never counts; producer only, touched only on a drop */
+    uint32_t kind_drops[2][HAK_NUM_CLASSES];
     /* consumer's line */
     _Alignas(64) uint32_t tail; /* next slot to read; written by the consumer only */
     /* registry */
@@ -75,6 +80,10 @@ static inline bool hak_ring_push(hak_ring_t *ring, const hak_event_t *ev)
         ring->tail_cache = __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE);
         if (head - ring->tail_cache > ring->mask) {
             __atomic_store_n(&ring->drops, ring->drops + 1, __ATOMIC_RELAXED);
+            if ((unsigned)(ev->kind - 1) < 2 && ev->class_idx < HAK_NUM_CLASSES) {
+                uint32_t *d = &ring->kind_drops[ev->kind - 1][ev->class_idx];
+                __atomic_store_n(d, *d + 1, __ATOMIC_RELAXED);
+            }
             return false;
         }
     }

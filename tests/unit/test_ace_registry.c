@@ -18,6 +18,7 @@
 #include "box3_ace/ace.h"
 #include "shared_contracts/config.h"
 #include "shared_contracts/event_ring.h"
+#include "shared_contracts/policy_table.h"
 
 #define CAP 64u
 
@@ -125,6 +126,35 @@ static void ring_full_drops_reach_the_learner(void **state)
     hak_ace_step();
     assert_int_equal(hak_ace_drops_seen(), d0 + 40);
     assert_int_equal(hak_ace_events_seen(2), s0 + CAP);
+    hak_ring_release(r);
+    hak_ace_step();
+}
+
+/* Drops are counted by kind and class, and the learner adds them to the class they belong
+ * to: a class whose events were all dropped (the ring was full of another class's) is still
+ * seen as hot. */
+static void dropped_events_count_for_their_own_class(void **state)
+{
+    (void)state;
+    const unsigned filler = 2, hot = 9; /* 48 B; 192 B (Phase 1 count 64) */
+    hak_ace_step();
+    uint32_t before = hak_policy_refill_count(hot, hak_fixed_refill_count(hot));
+    hak_ring_t *r = hak_ring_acquire();
+    assert_non_null(r);
+    hak_event_t e = {.class_idx = filler, .count = 8, .kind = HAK_EV_REFILL};
+    for (uint32_t i = 0; i < CAP; i++)
+        assert_true(hak_ring_push(r, &e));
+    e.class_idx = hot;
+    e.count = (uint16_t)before;
+    for (uint32_t i = 0; i < 5000; i++)
+        assert_false(hak_ring_push(r, &e));
+    hak_event_t s = {.class_idx = hot, .count = 8, .kind = HAK_EV_SPILL};
+    assert_false(hak_ring_push(r, &s));
+    assert_int_equal(r->kind_drops[0][hot], 5000);
+    assert_int_equal(r->kind_drops[1][hot], 1);
+    assert_int_equal(r->kind_drops[0][filler], 0);
+    hak_ace_step(); /* 5000 refills in about 1 ms: hot */
+    assert_true(hak_policy_refill_count(hot, hak_fixed_refill_count(hot)) > before);
     hak_ring_release(r);
     hak_ace_step();
 }
@@ -258,6 +288,7 @@ int main(void)
         cmocka_unit_test(acquire_release_recycle),
         cmocka_unit_test(exhaustion_and_no_ring_drops),
         cmocka_unit_test(ring_full_drops_reach_the_learner),
+        cmocka_unit_test(dropped_events_count_for_their_own_class),
         cmocka_unit_test(exited_threads_leave_orphans_the_learner_frees),
         cmocka_unit_test(concurrent_acquire_is_exclusive),
         cmocka_unit_test(box2_takes_a_ring_after_enough_refills),
