@@ -28,9 +28,9 @@
 void (*hak_refill_hook)(unsigned class_idx, uint32_t refill_count);
 
 static void report_event(hak_thread_t *t, unsigned class_idx, uint32_t count, uint32_t list_len,
-                         unsigned kind)
+                         unsigned kind, uint64_t now_ms)
 {
-    hak_event_t ev = {.tsc = hak_event_clock(),
+    hak_event_t ev = {.ms = now_ms,
                       .class_idx = (uint16_t)class_idx,
                       .count = (uint16_t)(count > 65535 ? 65535 : count),
                       .list_len = (uint16_t)(list_len > 65535 ? 65535 : list_len),
@@ -157,11 +157,12 @@ void *pool_refill_and_alloc(unsigned class_idx)
 
     hak_tstat_add(t, HAK_TSTAT_refills, class_idx, 1);
     hak_tstat_add(t, HAK_TSTAT_refill_blocks, class_idx, got);
+    uint64_t now = hak_now_ms();
     if (hak_config.ace && !t->ring_wait)
-        report_event(t, class_idx, got, list_len, HAK_EV_REFILL);
+        report_event(t, class_idx, got, list_len, HAK_EV_REFILL, now);
     else if (hak_config.ace && !--t->ring_wait)
         t->ring = hak_ring_acquire();
-    slow_path_tick(t, hak_now_ms());
+    slow_path_tick(t, now);
     return block;
 }
 
@@ -193,7 +194,7 @@ void pool_spill(unsigned class_idx)
     hak_tstat_add(t, HAK_TSTAT_spills, class_idx, 1);
     hak_tstat_add(t, HAK_TSTAT_spill_blocks, class_idx, spill);
     if (hak_config.ace && t->state == HAK_THREAD_LIVE && !t->ring_wait)
-        report_event(t, class_idx, spill, list_len, HAK_EV_SPILL);
+        report_event(t, class_idx, spill, list_len, HAK_EV_SPILL, now);
     slow_path_tick(t, now);
     errno = saved;
 }

@@ -33,7 +33,8 @@
 enum hak_event_kind { HAK_EV_REFILL = 1, HAK_EV_SPILL = 2 };
 
 typedef struct hak_event {
-    uint64_t tsc;       /* cheap timestamp: hak_event_clock() */
+    uint64_t ms;        /* cheap timestamp: CLOCK_MONOTONIC_COARSE ms, which the slow path
+                         * reads anyway (hak_now_ms) */
     uint16_t class_idx; /* size class */
     uint16_t count;     /* blocks refilled or spilled */
     uint16_t list_len;  /* the thread's list length before the event */
@@ -62,15 +63,6 @@ typedef struct hak_ring {
     uint32_t mask;               /* capacity - 1 */
     hak_event_t *slots;          /* capacity entries, inside the registry mapping */
 } hak_ring_t;
-
-static inline uint64_t hak_event_clock(void)
-{
-#if defined(__x86_64__)
-    return __builtin_ia32_rdtsc();
-#else
-    return 0;
-#endif
-}
 
 /* Producer side. Never blocks; false means dropped (and counted). */
 static inline bool hak_ring_push(hak_ring_t *ring, const hak_event_t *ev)

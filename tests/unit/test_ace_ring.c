@@ -39,7 +39,7 @@ static uint64_t now_ns(void)
 
 static hak_event_t ev_seq(uint64_t seq)
 {
-    hak_event_t e = {.tsc = seq, .class_idx = (uint16_t)(seq % HAK_NUM_CLASSES),
+    hak_event_t e = {.ms = seq, .class_idx = (uint16_t)(seq % HAK_NUM_CLASSES),
                      .count = (uint16_t)seq, .kind = HAK_EV_REFILL};
     return e;
 }
@@ -71,10 +71,10 @@ static void *consumer(void *arg)
         int done = __atomic_load_n(&producer_done, __ATOMIC_ACQUIRE);
         uint32_t n = hak_ring_pop(&ring, buf, 64);
         for (uint32_t i = 0; i < n; i++) {
-            if (buf[i].tsc != expect || buf[i].count != (uint16_t)expect ||
+            if (buf[i].ms != expect || buf[i].count != (uint16_t)expect ||
                 buf[i].class_idx != expect % HAK_NUM_CLASSES)
                 out_of_order++;
-            expect = buf[i].tsc + 1;
+            expect = buf[i].ms + 1;
         }
         received += n;
         if (!n && done)
@@ -121,7 +121,7 @@ static void full_ring_drops_exactly_k_minus_c(void **state)
         hak_event_t out[CAP];
         assert_int_equal(hak_ring_pop(&ring, out, CAP), cap);
         for (uint32_t i = 0; i < cap; i++) /* drop-newest: the first cap events survive */
-            assert_int_equal(out[i].tsc, i);
+            assert_int_equal(out[i].ms, i);
         assert_int_equal(hak_ring_pop(&ring, out, CAP), 0);
         hak_event_t e = ev_seq(99); /* room again */
         assert_true(hak_ring_push(&ring, &e));
