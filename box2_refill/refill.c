@@ -7,10 +7,11 @@
  *
  * Idle-list trim: a thread's lists only shrink by spills, so blocks a thread stopped using
  * would stay in its list for good. Every decay tick (HAKMEM_DECAY_MS / 4) a thread's own slow
- * path trims each of its lists by 3/4 of the blocks that list never used since the last pass
- * (its low-water mark, bounded from the slow-path counters: the hit path keeps no extra
- * state). It runs in both modes and never reads the policy table: it is Box 2's decay, not a
- * published count reaching into a list (contract B).
+ * path trims each list that did not refill since its last pass: by 3/4 of the blocks the list
+ * provably did not use (a low-water bound from the slow-path counters: the hit path keeps no
+ * extra state), or by half if it did not spill either. It runs in both modes and never reads
+ * the policy table: it is Box 2's decay, not a published count reaching into a list
+ * (contract B).
  */
 #include "refill.h"
 

@@ -17,8 +17,9 @@ extern void (*hak_refill_hook)(unsigned class_idx, uint32_t refill_count);
  * then purges the empty spans; hak_reclaim (span.h) unmaps them. */
 int hak_release_cached(uint64_t now_ms);
 
-/* Idle-list trim of the calling thread (record t, LIVE): give back 3/4 of each list's
- * low-water mark since the last pass, and schedule the next pass. Called by the thread's own
+/* Idle-list trim of the calling thread (record t, LIVE): each list with no refill since the
+ * last pass gives back 3/4 of its low-water bound, or half of itself if it did not spill
+ * either, straight to the spans; then the next pass is scheduled. Called by the thread's own
  * refills and spills once the pass is due; tests call it directly. */
 struct hak_thread;
 void hak_list_trim(struct hak_thread *t, uint64_t now_ms);

@@ -41,7 +41,8 @@ typedef struct hak_thread {
     hak_tcache_t *tcache;      /* the owner's hak_tcache, for statistics */
     uint64_t stat[HAK_TSTAT_COUNT][HAK_NUM_CLASSES];
     /* Idle-list trim (refill.c, hak_list_trim): when the next pass is due, and each class's
-     * list length, hit-path allocations and refills as the last pass left them. Owner only. */
+     * list length, hit-path allocations, refills and spilled blocks as the last pass left
+     * them. Owner only. */
     uint64_t trim_due_ms;
     uint32_t trim_len[HAK_NUM_CLASSES];
     uint64_t trim_allocs[HAK_NUM_CLASSES];

@@ -160,6 +160,22 @@ static void *list_trim_thread(void *arg)
         hak_list_trim(t, now + 1000u * (unsigned)pass);
     CHECK(hak_bin_count(idle) == 0, "an idle list kept blocks after 10 passes");
     free(q);
+    /* A list whose blocks cycle (1000 mallocs, each answered by a free: the low-water bound
+     * says nothing) but that never refilled or spilled gives back half. */
+    unsigned cyc = 38; /* 28672 B */
+    for (int i = 0; i < N; i++)
+        CHECK((b[i] = malloc(hak_class_size(cyc))) != NULL, "malloc failed");
+    for (int i = 0; i < N; i++)
+        free(b[i]);
+    hak_list_trim(t, now + 20000);
+    uint32_t before = hak_bin_count(cyc);
+    CHECK(before >= 4, "no list to cycle");
+    for (int i = 0; i < 1000; i++) {
+        void *volatile p = malloc(hak_class_size(cyc)); /* volatile: no malloc/free elision */
+        free(p);
+    }
+    hak_list_trim(t, now + 21000);
+    CHECK(hak_bin_count(cyc) == before - before / 2, "a cycling idle list was not halved");
     return arg;
 }
 
