@@ -84,7 +84,6 @@ void hak_list_trim(hak_thread_t *t, uint64_t now_ms)
                 n = len / 2;
             if (n) {
                 bin_release(c, n, now_ms, 0);
-                hak_tstat_add(t, HAK_TSTAT_trims, c, 1);
                 hak_tstat_add(t, HAK_TSTAT_trim_blocks, c, n);
             }
         }

@@ -23,7 +23,7 @@
 
 /* X(name): per-class counters, one declaration for counting, merging and printing. */
 #define HAK_TSTATS(X)                                                                             \
-    X(refills) X(refill_blocks) X(spills) X(spill_blocks) X(trims) X(trim_blocks) X(events) X(drops)
+    X(refills) X(refill_blocks) X(spills) X(spill_blocks) X(trim_blocks) X(events) X(drops)
 
 enum hak_tstat {
 #define HAK_TSTAT_ENUM(name) HAK_TSTAT_##name,
