@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -433,4 +434,14 @@ int tl_run_scenario(const char *scenario, const char *const extra_env[], int tim
         return -1;
     }
     return 0;
+}
+
+const char *tl_run_thread(void *(*fn)(void *), void *arg)
+{
+    pthread_t t;
+    void *ret = NULL;
+    if (pthread_create(&t, NULL, fn, arg) != 0)
+        return "pthread_create failed";
+    pthread_join(t, &ret);
+    return (const char *)ret;
 }

@@ -89,6 +89,17 @@ int tl_run_scenario(const char *scenario, const char *const extra_env[], int tim
  * waitpid failed. */
 int tl_wait(pid_t pid, int timeout_s, int *status);
 
+/* Run fn(arg) in a new thread (whose thread cache starts empty), join it, and return what it
+ * returned: NULL, or a message naming what failed (TL_CHECK). Failure to create: a message. */
+const char *tl_run_thread(void *(*fn)(void *), void *arg);
+
+/* In a thread function for tl_run_thread: return msg unless cond holds. */
+#define TL_CHECK(cond, msg)                                                                    \
+    do {                                                                                       \
+        if (!(cond))                                                                           \
+            return (void *)(msg);                                                              \
+    } while (0)
+
 /* In a scenario function returning int: print "    FAIL: ..." on stderr and return 1. */
 #define TL_FAILF(...)                                                                          \
     do {                                                                                       \

@@ -17,39 +17,32 @@
 
 #include "shared_contracts/pagemap.h"
 #include "shared_contracts/tcache.h"
+#include "testlib.h"
 
+/* A scenario in a fresh thread; a failed TL_CHECK there fails the test with its message. */
 static void run_in_thread(void *(*fn)(void *))
 {
-    pthread_t t;
-    void *ret = NULL;
-    assert_int_equal(pthread_create(&t, NULL, fn, NULL), 0);
-    assert_int_equal(pthread_join(t, &ret), 0);
-    if (ret)
-        fail_msg("%s", (const char *)ret);
+    const char *why = tl_run_thread(fn, NULL);
+    if (why)
+        fail_msg("%s", why);
 }
-
-#define CHECK(cond, msg) \
-    do {                 \
-        if (!(cond))     \
-            return (void *)(msg); \
-    } while (0)
 
 static void *lifo_thread(void *arg)
 {
     size_t size = 12000; /* class 33 (12288 B) */
     unsigned c = hak_size_to_class(size);
     void *a = malloc(size);
-    CHECK(a, "malloc failed");
+    TL_CHECK(a, "malloc failed");
     uint32_t before = hak_bin_count(c);
     free(a);
-    CHECK(hak_bin_count(c) == before + 1, "free did not push exactly one block");
-    CHECK(hak_tcache.head[c] == a, "the freed block is not at the head");
-    CHECK(((uint64_t *)a)[1] == hak_tcache.free_key && hak_tcache.free_key != 0,
+    TL_CHECK(hak_bin_count(c) == before + 1, "free did not push exactly one block");
+    TL_CHECK(hak_tcache.head[c] == a, "the freed block is not at the head");
+    TL_CHECK(((uint64_t *)a)[1] == hak_tcache.free_key && hak_tcache.free_key != 0,
           "a cached block does not carry the free key");
     void *b = malloc(size - 100);
-    CHECK(b == a, "malloc of the same class did not reuse the last freed block");
-    CHECK(((uint64_t *)b)[1] == 0, "the free key was not cleared on malloc");
-    CHECK(hak_bin_count(c) == before, "malloc did not pop exactly one block");
+    TL_CHECK(b == a, "malloc of the same class did not reuse the last freed block");
+    TL_CHECK(((uint64_t *)b)[1] == 0, "the free key was not cleared on malloc");
+    TL_CHECK(hak_bin_count(c) == before, "malloc did not pop exactly one block");
     free(b);
     return arg;
 }
@@ -66,14 +59,14 @@ static void *chance_key_thread(void *arg)
 {
     unsigned c = hak_size_to_class(14000);
     void *warm = malloc(14000); /* initialises the thread and its free key */
-    CHECK(warm, "malloc failed");
+    TL_CHECK(warm, "malloc failed");
     uint64_t *p = malloc(14000);
-    CHECK(p, "malloc failed");
+    TL_CHECK(p, "malloc failed");
     p[1] = hak_tcache.free_key;
     uint32_t before = hak_bin_count(c);
     free(p);
-    CHECK(hak_bin_count(c) == before + 1, "a chance key match was not cached");
-    CHECK(hak_tcache.head[c] == p, "the block is not at the head");
+    TL_CHECK(hak_bin_count(c) == before + 1, "a chance key match was not cached");
+    TL_CHECK(hak_tcache.head[c] == p, "the block is not at the head");
     free(warm);
     return arg;
 }
@@ -112,14 +105,14 @@ static void *count_thread(void *arg)
     enum { N = 20 };
     void *blocks[N];
     for (int i = 0; i < N; i++)
-        CHECK((blocks[i] = malloc(9000)) != NULL, "malloc failed");
+        TL_CHECK((blocks[i] = malloc(9000)) != NULL, "malloc failed");
     for (int i = 0; i < N; i++)
         free(blocks[i]);
     uint32_t n = 0;
     for (uint64_t *b = hak_tcache.head[c]; b; b = (uint64_t *)b[0])
         n++;
-    CHECK(n == hak_bin_count(c), "count differs from the list's length");
-    CHECK(n <= hak_tcache.cap[c], "count above cap");
+    TL_CHECK(n == hak_bin_count(c), "count differs from the list's length");
+    TL_CHECK(n <= hak_tcache.cap[c], "count above cap");
     return arg;
 }
 

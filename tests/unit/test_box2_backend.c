@@ -31,22 +31,15 @@
 #include "shared_contracts/config.h"
 #include "shared_contracts/pagemap.h"
 #include "shared_contracts/tcache.h"
+#include "testlib.h"
 
+/* A scenario in a fresh thread; a failed TL_CHECK there fails the test with its message. */
 static void run_in_thread(void *(*fn)(void *), void *arg)
 {
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, fn, arg), 0);
-    void *ret = NULL;
-    assert_int_equal(pthread_join(t, &ret), 0);
-    if (ret) /* a thread returns a message on failure */
-        fail_msg("%s", (const char *)ret);
+    const char *why = tl_run_thread(fn, arg);
+    if (why)
+        fail_msg("%s", why);
 }
-
-#define CHECK(cond, msg) \
-    do {                 \
-        if (!(cond))     \
-            return (void *)(msg); \
-    } while (0)
 
 /* ---- refill counts ---------------------------------------------------------------------- */
 
@@ -54,11 +47,11 @@ static void *refill_fixed_thread(void *arg)
 {
     unsigned c = 38; /* 28672 B: Phase 1 count 16 */
     void *p = malloc(hak_class_size(c));
-    CHECK(p, "malloc failed");
-    CHECK(hak_bin_count(c) == hak_fixed_refill_count(c) - 1, "list != refill count - 1");
-    CHECK(hak_fixed_refill_count(c) == 16, "Phase 1 count of the largest classes is not 16");
+    TL_CHECK(p, "malloc failed");
+    TL_CHECK(hak_bin_count(c) == hak_fixed_refill_count(c) - 1, "list != refill count - 1");
+    TL_CHECK(hak_fixed_refill_count(c) == 16, "Phase 1 count of the largest classes is not 16");
     free(p);
-    CHECK(hak_bin_count(c) == hak_fixed_refill_count(c), "free did not push on the list");
+    TL_CHECK(hak_bin_count(c) == hak_fixed_refill_count(c), "free did not push on the list");
     return arg;
 }
 
@@ -74,8 +67,8 @@ static void *refill_override_thread(void *arg)
 {
     unsigned c = 37; /* 24576 B */
     void *p = malloc(hak_class_size(c));
-    CHECK(p, "malloc failed");
-    CHECK(hak_bin_count(c) == 4, "POOL_REFILL_COUNT_24576=5 did not refill 5 blocks");
+    TL_CHECK(p, "malloc failed");
+    TL_CHECK(hak_bin_count(c) == 4, "POOL_REFILL_COUNT_24576=5 did not refill 5 blocks");
     free(p);
     return arg;
 }
@@ -97,20 +90,20 @@ static void *spill_thread(void *arg)
     void *blocks[N];
     for (int i = 0; i < N; i++) {
         blocks[i] = malloc(hak_class_size(c));
-        CHECK(blocks[i], "malloc failed");
+        TL_CHECK(blocks[i], "malloc failed");
     }
     uint32_t cap = hak_tcache.cap[c];
-    CHECK(cap >= hak_fixed_refill_count(c), "cap below the refill count");
+    TL_CHECK(cap >= hak_fixed_refill_count(c), "cap below the refill count");
     uint32_t max_seen = 0;
     for (int i = 0; i < N; i++) {
         free(blocks[i]);
         uint32_t n = hak_bin_count(c);
         if (n > max_seen)
             max_seen = n;
-        CHECK(n <= cap, "the thread list grew past its cap");
+        TL_CHECK(n <= cap, "the thread list grew past its cap");
     }
-    CHECK(max_seen == cap, "the list never reached its cap");
-    CHECK(hak_bin_count(c) >= cap / 2, "a spill kept less than half the cap");
+    TL_CHECK(max_seen == cap, "the list never reached its cap");
+    TL_CHECK(hak_bin_count(c) >= cap / 2, "a spill kept less than half the cap");
     return arg;
 }
 
@@ -133,11 +126,11 @@ static void *list_trim_thread(void *arg)
     enum { N = 32 };
     void *b[N];
     for (int i = 0; i < N; i++)
-        CHECK((b[i] = malloc(hak_class_size(idle))) != NULL, "malloc failed");
+        TL_CHECK((b[i] = malloc(hak_class_size(idle))) != NULL, "malloc failed");
     for (int i = 0; i < N; i++)
         free(b[i]);
     uint32_t len = hak_bin_count(idle); /* full: the cap, 32 */
-    CHECK(len == hak_tcache.cap[idle], "list not full before the trim");
+    TL_CHECK(len == hak_tcache.cap[idle], "list not full before the trim");
     hak_thread_t *t = hak_thread_get();
     uint64_t now = hak_now_ms();
     hak_list_trim(t, now); /* the first pass of the test sets the marks */
@@ -148,34 +141,34 @@ static void *list_trim_thread(void *arg)
     for (int i = 0; i < 4; i++)
         free(b[i]);
     void *q = malloc(hak_class_size(busy));
-    CHECK(q, "malloc failed");
+    TL_CHECK(q, "malloc failed");
     uint32_t busy_len = hak_bin_count(busy);
     hak_list_trim(t, now + 1000);
     uint32_t low = len - 4;
-    CHECK(hak_bin_count(idle) == len - (low - low / 4), "trim did not give back 3/4 of low water");
-    CHECK(hak_bin_count(busy) == busy_len, "trim touched a list that was refilled");
-    CHECK(t->trim_due_ms > now + 1000, "no next pass scheduled");
+    TL_CHECK(hak_bin_count(idle) == len - (low - low / 4), "trim did not give back 3/4 of low water");
+    TL_CHECK(hak_bin_count(busy) == busy_len, "trim touched a list that was refilled");
+    TL_CHECK(t->trim_due_ms > now + 1000, "no next pass scheduled");
     /* a list nobody touches drains to nothing in a few passes */
     for (int pass = 2; pass < 12; pass++)
         hak_list_trim(t, now + 1000u * (unsigned)pass);
-    CHECK(hak_bin_count(idle) == 0, "an idle list kept blocks after 10 passes");
+    TL_CHECK(hak_bin_count(idle) == 0, "an idle list kept blocks after 10 passes");
     free(q);
     /* A list whose blocks cycle (1000 mallocs, each answered by a free: the low-water bound
      * says nothing) but that never refilled or spilled gives back half. */
     unsigned cyc = 38; /* 28672 B */
     for (int i = 0; i < N; i++)
-        CHECK((b[i] = malloc(hak_class_size(cyc))) != NULL, "malloc failed");
+        TL_CHECK((b[i] = malloc(hak_class_size(cyc))) != NULL, "malloc failed");
     for (int i = 0; i < N; i++)
         free(b[i]);
     hak_list_trim(t, now + 20000);
     uint32_t before = hak_bin_count(cyc);
-    CHECK(before >= 4, "no list to cycle");
+    TL_CHECK(before >= 4, "no list to cycle");
     for (int i = 0; i < 1000; i++) {
         void *volatile p = malloc(hak_class_size(cyc)); /* volatile: no malloc/free elision */
         free(p);
     }
     hak_list_trim(t, now + 21000);
-    CHECK(hak_bin_count(cyc) == before - before / 2, "a cycling idle list was not halved");
+    TL_CHECK(hak_bin_count(cyc) == before - before / 2, "a cycling idle list was not halved");
     return arg;
 }
 
@@ -202,12 +195,12 @@ static void *cache_and_exit_thread(void *arg)
     void *blocks[N];
     for (int i = 0; i < N; i++) {
         blocks[i] = malloc(hak_class_size(c));
-        CHECK(blocks[i], "malloc failed");
+        TL_CHECK(blocks[i], "malloc failed");
         memset(blocks[i], 0xab, hak_class_size(c));
     }
     for (int i = 0; i < N; i++)
         free(blocks[i]);
-    CHECK(hak_bin_count(c) > 0, "nothing cached before exit");
+    TL_CHECK(hak_bin_count(c) > 0, "nothing cached before exit");
     return arg; /* the exit destructor must give the cached blocks back */
 }
 
@@ -300,7 +293,7 @@ static void *spare_thread(void *arg)
     enum { N = 16 };
     void *b[N];
     for (int i = 0; i < N; i++)
-        CHECK((b[i] = malloc(hak_class_size(c))) != NULL, "malloc failed");
+        TL_CHECK((b[i] = malloc(hak_class_size(c))) != NULL, "malloc failed");
     for (int i = 0; i < N; i++)
         free(b[i]);
     return arg;
