@@ -55,7 +55,7 @@ deps-bench:
 
 $(BUILD)/hakmem.pc: Makefile
 	@mkdir -p $(BUILD)
-	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: hakmem\nDescription: hakmem malloc replacement\nVersion: %s\nLibs: -L$${libdir} -lhakmem\nLibs.private: %s -pthread -ldl\nCflags: -I$${includedir}\n' \
+	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: hakmem\nDescription: hakmem malloc replacement\nVersion: %s\nLibs: -L$${libdir} -lhakmem\nLibs.private: -Wl,--undefined=hak_ace_start %s -pthread -ldl\nCflags: -I$${includedir}\n' \
 	  '$(PREFIX)' '$(VERSION)' '$(URCU_LIBS)' > $@
 
 install: lib $(BUILD)/hakmem.pc

@@ -9,11 +9,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "include/hakmem.h"
 #include "fastpath.h"
 #include "shared_contracts/diag.h"
 #include "shared_contracts/valgrind_hooks.h"
 
-#define HAK_API __attribute__((visibility("default")))
 #define HAK_PAGE 4096u
 
 #ifndef HAKMEM_VERSION_STRING
@@ -21,7 +21,7 @@
 #endif
 
 /* The HAK_VG_* hooks are empty outside the valgrind build (valgrind_hooks.h). */
-HAK_API void *malloc(size_t size)
+HAKMEM_API void *malloc(size_t size)
 {
     HAK_VG_ENTER();
     void *p = hak_alloc_fast(size);
@@ -30,7 +30,7 @@ HAK_API void *malloc(size_t size)
     return p;
 }
 
-HAK_API void free(void *ptr)
+HAKMEM_API void free(void *ptr)
 {
     HAK_VG_FREE(ptr);
     HAK_VG_ENTER();
@@ -41,8 +41,7 @@ HAK_API void free(void *ptr)
 /* Usable size of a live block; aborts on a pointer hakmem did not hand out, naming `caller`. */
 static size_t block_usable_size(void *ptr, int *is_large, const char *caller)
 {
-    uint64_t entry = hak_pagemap_get((uintptr_t)ptr);
-    unsigned class_idx = (unsigned)(entry & HAK_PM_TAG_MASK) - 1u;
+    unsigned class_idx = hak_pm_class(hak_pagemap_get((uintptr_t)ptr));
     if (class_idx < HAK_NUM_CLASSES) {
         if (!hak_is_block_start(hak_span_offset((uintptr_t)ptr, class_idx), class_idx))
             hak_bad_interior(ptr, class_idx, caller);
@@ -53,7 +52,7 @@ static size_t block_usable_size(void *ptr, int *is_large, const char *caller)
     return hak_large_usable_size(ptr, caller); /* aborts unless ptr is a live large block */
 }
 
-HAK_API size_t malloc_usable_size(void *ptr)
+HAKMEM_API size_t malloc_usable_size(void *ptr)
 {
     int is_large;
     HAK_VG_ENTER();
@@ -62,7 +61,7 @@ HAK_API size_t malloc_usable_size(void *ptr)
     return n;
 }
 
-HAK_API void *calloc(size_t nmemb, size_t size)
+HAKMEM_API void *calloc(size_t nmemb, size_t size)
 {
     size_t total;
     if (__builtin_mul_overflow(nmemb, size, &total)) {
@@ -72,7 +71,7 @@ HAK_API void *calloc(size_t nmemb, size_t size)
     HAK_VG_ENTER();
     void *p;
     if (total > HAK_MAX_CLASS_SIZE) {
-        p = hak_large_calloc(total);
+        p = hak_tcache_large(total, HAK_MIN_ALIGN, 1);
     } else {
         p = hak_alloc_fast(total);
         if (p)
@@ -103,7 +102,7 @@ static void *realloc_by_moving(void *ptr, size_t size)
     return fresh;
 }
 
-HAK_API void *realloc(void *ptr, size_t size)
+HAKMEM_API void *realloc(void *ptr, size_t size)
 {
     if (HAK_VALGRIND_BUILD)
         return realloc_by_moving(ptr, size);
@@ -128,7 +127,7 @@ HAK_API void *realloc(void *ptr, size_t size)
     return fresh;
 }
 
-HAK_API void *reallocarray(void *ptr, size_t nmemb, size_t size)
+HAKMEM_API void *reallocarray(void *ptr, size_t nmemb, size_t size)
 {
     size_t total;
     if (__builtin_mul_overflow(nmemb, size, &total)) {
@@ -151,7 +150,7 @@ static void *aligned_alloc_pow2(size_t align, size_t size)
             c++;
         p = hak_pop(c);
     } else {
-        p = hak_large_alloc(size, align);
+        p = hak_tcache_large(size, align, 0);
     }
     HAK_VG_LEAVE();
     HAK_VG_ALLOC(p, size, 0);
@@ -160,7 +159,7 @@ static void *aligned_alloc_pow2(size_t align, size_t size)
 
 /* glibc 2.36 memalign: alignment <= 16 is malloc; above SIZE_MAX/2+1 is EINVAL; otherwise a
  * non-power of two is rounded up to the next power of two. */
-HAK_API void *memalign(size_t align, size_t size)
+HAKMEM_API void *memalign(size_t align, size_t size)
 {
     if (align <= HAK_MIN_ALIGN)
         return malloc(size);
@@ -173,9 +172,9 @@ HAK_API void *memalign(size_t align, size_t size)
     return aligned_alloc_pow2(align, size);
 }
 
-HAK_API void *aligned_alloc(size_t align, size_t size) { return memalign(align, size); }
+HAKMEM_API void *aligned_alloc(size_t align, size_t size) { return memalign(align, size); }
 
-HAK_API int posix_memalign(void **memptr, size_t align, size_t size)
+HAKMEM_API int posix_memalign(void **memptr, size_t align, size_t size)
 {
     if (align == 0 || align % sizeof(void *) != 0 || (align & (align - 1)))
         return EINVAL;
@@ -188,9 +187,9 @@ HAK_API int posix_memalign(void **memptr, size_t align, size_t size)
     return 0;
 }
 
-HAK_API void *valloc(size_t size) { return aligned_alloc_pow2(HAK_PAGE, size); }
+HAKMEM_API void *valloc(size_t size) { return aligned_alloc_pow2(HAK_PAGE, size); }
 
-HAK_API void *pvalloc(size_t size)
+HAKMEM_API void *pvalloc(size_t size)
 {
     size_t rounded;
     if (__builtin_add_overflow(size, HAK_PAGE - 1, &rounded)) {
@@ -201,14 +200,25 @@ HAK_API void *pvalloc(size_t size)
     return aligned_alloc_pow2(HAK_PAGE, rounded ? rounded : HAK_PAGE);
 }
 
-HAK_API const char *hakmem_version(void) { return HAKMEM_VERSION_STRING; }
+/* Give back this thread's lists, then everything Box 2 caches; 1 if pages went to the OS. */
+HAKMEM_API int malloc_trim(size_t pad)
+{
+    (void)pad;
+    HAK_VG_ENTER();
+    hak_tcache_drain();
+    int released = hak_backend_trim();
+    HAK_VG_LEAVE();
+    return released;
+}
+
+HAKMEM_API const char *hakmem_version(void) { return HAKMEM_VERSION_STRING; }
 
 /* glibc's internal names, for programs that call them directly: they must reach the same
  * heap as malloc/free. */
-HAK_API void *__libc_malloc(size_t size) __attribute__((alias("malloc")));
-HAK_API void __libc_free(void *ptr) __attribute__((alias("free")));
-HAK_API void *__libc_calloc(size_t n, size_t size) __attribute__((alias("calloc")));
-HAK_API void *__libc_realloc(void *ptr, size_t size) __attribute__((alias("realloc")));
-HAK_API void *__libc_memalign(size_t align, size_t size) __attribute__((alias("memalign")));
-HAK_API void *__libc_valloc(size_t size) __attribute__((alias("valloc")));
-HAK_API void *__libc_pvalloc(size_t size) __attribute__((alias("pvalloc")));
+HAKMEM_API void *__libc_malloc(size_t size) __attribute__((alias("malloc")));
+HAKMEM_API void __libc_free(void *ptr) __attribute__((alias("free")));
+HAKMEM_API void *__libc_calloc(size_t n, size_t size) __attribute__((alias("calloc")));
+HAKMEM_API void *__libc_realloc(void *ptr, size_t size) __attribute__((alias("realloc")));
+HAKMEM_API void *__libc_memalign(size_t align, size_t size) __attribute__((alias("memalign")));
+HAKMEM_API void *__libc_valloc(size_t size) __attribute__((alias("valloc")));
+HAKMEM_API void *__libc_pvalloc(size_t size) __attribute__((alias("pvalloc")));

@@ -13,24 +13,28 @@ void hak_bad_interior(void *ptr, unsigned class_idx, const char *caller)
               ptr, into, size, (void *)(addr - into));
 }
 
-void hak_free_interior(void *ptr, unsigned class_idx) { hak_bad_interior(ptr, class_idx, "free"); }
+/* The hit path's check failed: a pointer inside a small block aborts here; NULL, large
+ * blocks and pointers hakmem does not own are Box 2's. */
+void hak_free_unusual(void *ptr)
+{
+    unsigned class_idx = hak_pm_class(hak_pagemap_get((uintptr_t)ptr));
+    if (class_idx < HAK_NUM_CLASSES)
+        hak_bad_interior(ptr, class_idx, "free");
+    hak_free_slow(ptr);
+}
 
 /* Word 1 of the block equals the free key: either the block is already in this thread's
  * list (a double free), or the program stored that value there by chance. Walk the list to
  * know; a chance match is pushed as usual. */
 void hak_free_recheck(void *ptr, unsigned class_idx)
 {
-    uint32_t n = 0, count = hak_bin_count(class_idx);
-    for (uint64_t *b = hak_tcache.head[class_idx]; b && n <= count; b = (uint64_t *)b[0], n++) {
+    hak_list_t *l = hak_list(class_idx);
+    uint32_t n = 0, count = hak_list_count(class_idx);
+    for (uint64_t *b = l->head; b && n <= count; b = (uint64_t *)b[0], n++) {
         if (b == ptr)
             hak_fatal("free(%p): double free: the %u-byte block is already free "
                       "(in this thread's cache)",
                       ptr, hak_class_size(class_idx));
     }
-    uint64_t *block = ptr;
-    block[0] = (uint64_t)hak_tcache.head[class_idx];
-    block[1] = hak_tcache.free_key;
-    hak_tcache.head[class_idx] = block;
-    if (--hak_tcache.room[class_idx] < 0)
-        pool_spill(class_idx);
+    hak_push_x16(((uintptr_t)class_idx + 1u) * 16u, ptr, hak_free_key);
 }

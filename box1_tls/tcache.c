@@ -1,9 +1,221 @@
-/* box1_tls/tcache.c - the thread cache itself and the free key. */
-#include "shared_contracts/tcache.h"
+/* box1_tls/tcache.c - the thread cache's cold paths and a thread's life cycle (tcache.h).
+ *
+ * Life cycle (Box 1 owns it; shared_contracts/backend.h):
+ *   NEW -> STARTING -> LIVE -> UNCACHED.
+ *   A thread's first miss or overflow calls thread_start: STARTING while Box 2 runs library
+ *   init and makes its record (a malloc nested in there is served uncached), then LIVE with
+ *   every cap set from the fixed counts and the exit destructor armed. The destructor gives
+ *   every list back to Box 2 and leaves the thread UNCACHED: caps 0, so later mallocs and
+ *   frees (other TLS destructors) go straight to the central lists. A thread Box 2 had no
+ *   record for runs UNCACHED from the start. The fork child keeps its forking thread's lists
+ *   as they are: they belong to the only thread left.
+ *
+ * Refill: Box 2 hands a chain and the count it read; the chain goes in front of the list,
+ * the cap follows the count (shared_contracts/list_rule.h), and the refill ends in the same
+ * pop the hit path uses. Overflow: the blocks freed last leave as one chain (the spill).
+ *
+ * Idle-list trim: a thread's lists only shrink by spills, so blocks a thread stopped using
+ * would stay for good. Every HAKMEM_DECAY_MS / 4, the thread's own slow path runs a pass:
+ * each list that neither refilled nor spilled since the last pass gives back three quarters
+ * of its blocks, straight to their spans (Box 2 can then purge emptied spans). If the list
+ * needed them after all, that costs one refill, which exempts it from the next pass. The
+ * pass knows only what the slow paths set (two bit masks): the hit paths pay nothing for it.
+ * It never reads the policy table, so a published count does not reach into a list
+ * (contract B).
+ */
+#include "tcache.h"
+
+#include <errno.h>
+#include <pthread.h>
+
+#include "shared_contracts/config.h"
+#include "shared_contracts/diag.h"
+#include "shared_contracts/list_rule.h"
+#include "shared_contracts/valgrind_hooks.h"
 
 /* Per thread; all zero at thread start (the "static empty state"). Owner thread only. */
 __thread hak_tcache_t hak_tcache __attribute__((tls_model("initial-exec")));
+__thread hak_tcache_cold_t hak_tcache_cold __attribute__((tls_model("initial-exec")));
 
-/* Written once by Box 2's init before other threads exist or see it; read-only after. A
- * nonzero placeholder until then, so blocks cached before init still carry a mark. */
-uint64_t hak_free_key = 0x9e3779b97f4a7c15ull;
+static pthread_key_t exit_key;              /* created once, by the first thread start */
+static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
+
+static void thread_exit(void *arg);
+static void make_exit_key(void) { pthread_key_create(&exit_key, thread_exit); }
+
+static void list_set_cap(hak_list_t *l, uint32_t cap)
+{
+    int64_t count = (int64_t)l->cap - l->room;
+    l->cap = cap;
+    l->room = (int32_t)((int64_t)cap - count);
+}
+
+/* HAKMEM_DEBUG=1: the list's equations (tcache.h) hold at every slow path of the class. */
+static void check_list(unsigned class_idx)
+{
+    hak_list_t *l = hak_list(class_idx);
+    uint32_t count = hak_list_count(class_idx), n = 0;
+    for (uint64_t *b = l->head; b && n <= count; b = (uint64_t *)b[0], n++)
+        if (b[1] != hak_free_key)
+            hak_fatal("invariant broken: a block in the thread list of class %u (%p) does not "
+                      "carry the free key",
+                      class_idx, (void *)b);
+    if (n != count)
+        hak_fatal("invariant broken: thread list of class %u: count (cap - room = %u) != "
+                  "list length (%s%u)",
+                  class_idx, count, n > count ? "more than " : "", n > count ? count : n);
+}
+
+static int thread_start(void)
+{
+    hak_tcache_cold_t *tc = &hak_tcache_cold;
+    tc->state = HAK_TC_STARTING;
+    if (!hak_thread_attach()) {
+        tc->state = HAK_TC_UNCACHED;
+        return 0;
+    }
+    pthread_once(&exit_key_once, make_exit_key);
+    pthread_setspecific(exit_key, (void *)1); /* arms the destructor; no allocation */
+    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
+        list_set_cap(hak_list(c), hak_list_cap(c, hak_fixed_refill_count(c)));
+    tc->state = HAK_TC_LIVE;
+    return 1;
+}
+
+/* A thread that does not cache (starting, or past its exit): one block, straight. */
+static void *alloc_uncached(unsigned class_idx)
+{
+    hak_refill_t r;
+    hak_refill(class_idx, 0, 0, &r);
+    if (!r.chain.count)
+        return NULL;
+    uint64_t *block = r.chain.head;
+    block[1] = 0;
+    return block;
+}
+
+static void maybe_trim(uint64_t now_ms)
+{
+    if (HAK_UNLIKELY(now_ms >= hak_tcache_cold.trim_due_ms))
+        hak_tcache_trim(now_ms);
+}
+
+void *hak_tcache_refill(unsigned class_idx)
+{
+    hak_tcache_cold_t *tc = &hak_tcache_cold;
+    if (HAK_UNLIKELY(tc->state != HAK_TC_LIVE) && (tc->state != HAK_TC_NEW || !thread_start()))
+        return alloc_uncached(class_idx);
+    int saved = errno;
+    hak_list_t *l = hak_list(class_idx);
+    hak_refill_t r;
+    hak_refill(class_idx, hak_list_count(class_idx), 1, &r);
+    if (HAK_UNLIKELY(!r.chain.count)) {
+        /* Out of memory or address space: what this thread caches may be what keeps spans
+         * mapped. Give it all back once and try again. */
+        if (!hak_tcache_cached_blocks())
+            return NULL; /* errno ENOMEM, from Box 2 */
+        hak_tcache_drain();
+        hak_refill(class_idx, 0, 1, &r);
+        if (!r.chain.count)
+            return NULL;
+    }
+    errno = saved;
+    hak_chain_prepend(&l->head, r.chain);
+    l->room -= (int32_t)r.chain.count;
+    list_set_cap(l, hak_list_cap(class_idx, r.refill_count));
+    tc->refilled |= 1ull << class_idx;
+    maybe_trim(r.now_ms);
+    if (HAK_UNLIKELY(hak_config.debug))
+        check_list(class_idx);
+    return hak_pop(class_idx);
+}
+
+void hak_tcache_overflow(unsigned class_idx)
+{
+    int saved = errno;
+    hak_tcache_cold_t *tc = &hak_tcache_cold;
+    hak_list_t *l = hak_list(class_idx);
+    if (tc->state == HAK_TC_NEW)
+        thread_start(); /* a new thread's first free: the caps are set now */
+    uint32_t len = hak_list_count(class_idx);
+    if (len > l->cap) {
+        uint32_t n = hak_spill_count(l->cap, len);
+        hak_chain_t ch = hak_chain_cut(&l->head, n);
+        l->room += (int32_t)n;
+        uint64_t now = hak_give(class_idx, ch, len, HAK_GIVE_SPILL);
+        if (tc->state == HAK_TC_LIVE) {
+            tc->spilled |= 1ull << class_idx;
+            maybe_trim(now);
+        }
+    }
+    if (HAK_UNLIKELY(hak_config.debug))
+        check_list(class_idx);
+    errno = saved;
+}
+
+void *hak_tcache_large(size_t size, size_t align, int zero)
+{
+    void *p = zero ? hak_large_calloc(size) : hak_large_alloc(size, align);
+    if (HAK_UNLIKELY(!p) && errno == ENOMEM && hak_tcache_cached_blocks()) {
+        hak_tcache_drain(); /* as for a failed refill: give back once, try again */
+        p = zero ? hak_large_calloc(size) : hak_large_alloc(size, align);
+    }
+    return p;
+}
+
+uint32_t hak_tcache_cached_blocks(void)
+{
+    uint32_t n = 0;
+    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
+        n += hak_list_count(c);
+    return n;
+}
+
+void hak_tcache_drain(void)
+{
+    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+        uint32_t len = hak_list_count(c);
+        if (!len)
+            continue;
+        hak_list_t *l = hak_list(c);
+        hak_chain_t ch = hak_chain_cut(&l->head, len);
+        l->room += (int32_t)len;
+        hak_give(c, ch, len, HAK_GIVE_DRAIN);
+    }
+}
+
+void hak_tcache_trim(uint64_t now_ms)
+{
+    hak_tcache_cold_t *tc = &hak_tcache_cold;
+    uint64_t period = (uint64_t)hak_config.decay_ms / 4;
+    tc->trim_due_ms = now_ms + (period < 10 ? 10 : period);
+    uint64_t busy = tc->refilled | tc->spilled;
+    tc->refilled = tc->spilled = 0;
+    if (tc->state != HAK_TC_LIVE)
+        return;
+    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+        uint32_t len = hak_list_count(c);
+        if (!len || (busy >> c & 1))
+            continue;
+        uint32_t n = len - len / 4;
+        hak_list_t *l = hak_list(c);
+        hak_chain_t ch = hak_chain_cut(&l->head, n);
+        l->room += (int32_t)n;
+        hak_give(c, ch, len, HAK_GIVE_TRIM);
+    }
+}
+
+/* pthread key destructor: give every list back, then run uncached. */
+static void thread_exit(void *arg)
+{
+    (void)arg;
+    int saved = errno;
+    HAK_VG_ENTER();
+    hak_tcache_drain();
+    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
+        list_set_cap(hak_list(c), 0);
+    hak_tcache_cold.state = HAK_TC_UNCACHED;
+    hak_thread_detach();
+    HAK_VG_LEAVE();
+    errno = saved;
+}

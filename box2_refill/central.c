@@ -8,7 +8,7 @@
 #include "shared_contracts/config.h"
 #include "shared_contracts/diag.h"
 #include "shared_contracts/pagemap.h"
-#include "shared_contracts/tcache.h"
+#include "shared_contracts/backend.h"
 
 hak_central_t hak_central[HAK_NUM_CLASSES] = {
 #define HAK_CENTRAL_INIT(size, span_kib, refill) {.lock = HAK_LOCK_INITIALIZER},
@@ -59,72 +59,50 @@ static int span_full(const hak_span_t *s) { return !s->free && s->carved == s->c
 static hak_span_t *span_of(void *block, unsigned class_idx)
 {
     uint64_t entry = hak_pagemap_get((uintptr_t)block);
-    if ((entry & HAK_PM_TAG_MASK) != class_idx + 1u)
+    if (hak_pm_class(entry) != class_idx)
         hak_fatal("corrupted free list: block %p of class %u is not in a span of that class",
                   block, class_idx);
-    return (hak_span_t *)(uintptr_t)(entry & ~(uint64_t)HAK_PM_TAG_MASK);
+    return hak_pm_owner(entry);
 }
 
-/* Append `block` to the chain being built. */
-#define CHAIN_APPEND(head, tail, block)        \
-    do {                                       \
-        uint64_t *b_ = (uint64_t *)(block);    \
-        b_[1] = hak_free_key;                  \
-        if (tail)                              \
-            ((uint64_t *)(tail))[0] = (uint64_t)b_; \
-        else                                   \
-            (head) = b_;                       \
-        (tail) = b_;                           \
-    } while (0)
+static void append_keyed(hak_chain_t *ch, void *block)
+{
+    ((uint64_t *)block)[1] = hak_free_key;
+    hak_chain_append_block(ch, block);
+}
 
-uint32_t hak_central_take(unsigned class_idx, uint32_t want, void **head_out, void **tail_out)
+uint32_t hak_central_take(unsigned class_idx, uint32_t want, hak_chain_t *out)
 {
     hak_central_t *cc = &hak_central[class_idx];
     uint32_t size = hak_class_size(class_idx);
-    void *head = NULL, *tail = NULL;
-    uint32_t got = 0;
+    hak_chain_t ch = {NULL, NULL, 0};
 
     /* 1. The depot: whole batches, already linked and keyed, while they fit; then the rest of
-     * the request cut (walked) off the next batch. Depot blocks always go before span blocks:
-     * batches spilled at one size and refilled at another (ACE counts, a consumer's cap) must
-     * not pile up in the depot while the spans are carved. */
-    while (cc->depot_batches && got < want) {
-        hak_batch_t *bt = &cc->depot[cc->depot_batches - 1];
-        if (got + bt->count > want) {
-            uint32_t part = want - got;
-            uint64_t *cut = bt->head;
-            for (uint32_t i = 1; i < part; i++)
-                cut = (uint64_t *)cut[0];
-            if (tail)
-                ((uint64_t *)tail)[0] = (uint64_t)bt->head;
-            else
-                head = bt->head;
-            tail = cut;
-            bt->head = (void *)cut[0];
-            bt->count -= part;
-            cc->depot_count -= part;
-            got = want;
-            break;
+     * the request cut off the next batch. Depot blocks always go before span blocks: batches
+     * given back at one size and refilled at another (ACE counts, a consumer's cap) must not
+     * pile up in the depot while the spans are carved. */
+    while (cc->depot_batches && ch.count < want) {
+        hak_chain_t *bt = &cc->depot[cc->depot_batches - 1];
+        hak_chain_t part = *bt;
+        if (ch.count + bt->count > want) {
+            part = hak_chain_cut(&bt->head, want - ch.count);
+            bt->count -= part.count;
+        } else {
+            cc->depot_batches--;
         }
-        if (tail)
-            ((uint64_t *)tail)[0] = (uint64_t)bt->head;
-        else
-            head = bt->head;
-        tail = bt->tail;
-        got += bt->count;
-        cc->depot_count -= bt->count;
-        cc->depot_batches--;
+        cc->depot_count -= part.count;
+        hak_chain_append(&ch, part);
     }
     if (cc->depot_count < cc->depot_low)
         cc->depot_low = cc->depot_count;
-    if (HAK_UNLIKELY(hak_config.debug) && got) {
-        uint64_t *b = head;
-        for (uint32_t i = 0; i < got; i++, b = (uint64_t *)b[0])
+    if (HAK_UNLIKELY(hak_config.debug) && ch.count) {
+        uint64_t *b = ch.head;
+        for (uint32_t i = 0; i < ch.count; i++, b = hak_block_next(b))
             hak_debug_take(span_of(b, class_idx), b, 1);
     }
 
     /* 2. Spans with room: their free lists, then carving. 3. New spans. */
-    while (got < want) {
+    while (ch.count < want) {
         hak_span_t *s = cc->partial;
         if (!s && cc->spare) {
             s = cc->spare;
@@ -137,32 +115,29 @@ uint32_t hak_central_take(unsigned class_idx, uint32_t want, void **head_out, vo
             cc->spans++;
             partial_push(cc, s);
         }
-        while (got < want && s->free) {
+        while (ch.count < want && s->free) {
             uint64_t *b = s->free;
             if (HAK_UNLIKELY(hak_config.debug))
                 hak_debug_take(s, b, 1);
-            s->free = (void *)b[0];
-            CHAIN_APPEND(head, tail, b);
+            s->free = hak_block_next(b);
+            append_keyed(&ch, b);
             s->in_use++;
-            got++;
         }
-        while (got < want && s->carved < s->capacity) {
+        while (ch.count < want && s->carved < s->capacity) {
             void *b = (char *)hak_span_base(s) + (size_t)s->carved * size;
             s->carved++;
             if (HAK_UNLIKELY(hak_config.debug))
                 hak_debug_take(s, b, 0);
-            CHAIN_APPEND(head, tail, b);
+            append_keyed(&ch, b);
             s->in_use++;
-            got++;
         }
         if (span_full(s))
             partial_remove(cc, s);
     }
-    if (tail)
-        ((uint64_t *)tail)[0] = 0;
-    *head_out = head;
-    *tail_out = tail;
-    return got;
+    if (ch.count)
+        hak_block_link(ch.tail, NULL);
+    *out = ch;
+    return ch.count;
 }
 
 /* One block back to its span. */
@@ -170,7 +145,7 @@ static void span_return(hak_central_t *cc, unsigned class_idx, void *block, uint
 {
     hak_span_t *s = span_of(block, class_idx);
     int was_full = span_full(s);
-    ((uint64_t *)block)[0] = (uint64_t)s->free;
+    hak_block_link(block, s->free);
     s->free = block;
     if (--s->in_use == 0) {
         if (!was_full)
@@ -189,40 +164,73 @@ static void span_return(hak_central_t *cc, unsigned class_idx, void *block, uint
     }
 }
 
-static void return_chain(hak_central_t *cc, unsigned class_idx, void *head, uint32_t n,
-                         uint64_t now_ms)
+static void return_chain(hak_central_t *cc, unsigned class_idx, hak_chain_t ch, uint64_t now_ms)
 {
-    uint64_t *b = head;
-    for (uint32_t i = 0; i < n; i++) {
-        uint64_t *next = (uint64_t *)b[0];
+    uint64_t *b = ch.head;
+    for (uint32_t i = 0; i < ch.count; i++) {
+        uint64_t *next = hak_block_next(b);
         span_return(cc, class_idx, b, now_ms);
         b = next;
     }
 }
 
-void hak_central_put(unsigned class_idx, void *head, void *tail, uint32_t n, uint64_t now_ms)
-{
-    hak_central_put_to(class_idx, head, tail, n, now_ms, 1);
-}
-
-void hak_central_put_to(unsigned class_idx, void *head, void *tail, uint32_t n, uint64_t now_ms,
-                        int depot)
+void hak_central_put(unsigned class_idx, hak_chain_t ch, uint64_t now_ms, int depot)
 {
     hak_central_t *cc = &hak_central[class_idx];
     if (HAK_UNLIKELY(hak_config.debug)) {
-        uint64_t *b = head;
-        for (uint32_t i = 0; i < n; i++, b = (uint64_t *)b[0])
+        uint64_t *b = ch.head;
+        for (uint32_t i = 0; i < ch.count; i++, b = hak_block_next(b))
             hak_debug_put(span_of(b, class_idx), b);
     }
-    if (depot && cc->depot_batches < HAK_DEPOT_BATCHES && cc->depot_count + n <= cc->depot_max) {
-        hak_batch_t *bt = &cc->depot[cc->depot_batches++];
-        bt->head = head;
-        bt->tail = tail;
-        bt->count = n;
-        cc->depot_count += n;
+    if (depot && cc->depot_batches < HAK_DEPOT_BATCHES &&
+        cc->depot_count + ch.count <= cc->depot_max) {
+        cc->depot[cc->depot_batches++] = ch;
+        cc->depot_count += ch.count;
         return;
     }
-    return_chain(cc, class_idx, head, n, now_ms); /* the depot is full: back to the spans */
+    return_chain(cc, class_idx, ch, now_ms); /* the depot is full: back to the spans */
+}
+
+static void check_span(unsigned class_idx, const hak_span_t *s)
+{
+    uint32_t nfree = 0;
+    for (const uint64_t *b = s->free; b && nfree <= s->capacity; b = hak_block_next(b))
+        nfree++;
+    if (s->state != HAK_SPAN_ACTIVE || s->class_idx != class_idx)
+        hak_fatal("invariant broken: span %p on the partial list of class %u is not an active "
+                  "span of that class",
+                  (const void *)s, class_idx);
+    if ((uint64_t)s->in_use + nfree + (s->capacity - s->carved) != s->capacity ||
+        s->carved > s->capacity)
+        hak_fatal("invariant broken: span %p of class %u: capacity (%u) != in_use (%u) + "
+                  "free list (%u) + uncarved (%u)",
+                  (const void *)s, class_idx, s->capacity, s->in_use, nfree,
+                  s->capacity - s->carved);
+}
+
+void hak_central_check(unsigned class_idx)
+{
+    hak_central_t *cc = &hak_central[class_idx];
+    uint64_t sum = 0;
+    for (uint32_t i = 0; i < cc->depot_batches; i++) {
+        const hak_chain_t *bt = &cc->depot[i];
+        uint32_t n = 0;
+        for (const void *b = bt->head; n < bt->count && b; b = hak_block_next(b))
+            n++;
+        if (n != bt->count)
+            hak_fatal("invariant broken: depot batch %u of class %u: count %u != its length %u",
+                      i, class_idx, bt->count, n);
+        sum += bt->count;
+    }
+    if (sum != cc->depot_count)
+        hak_fatal("invariant broken: class %u: depot_count (%u) != the sum of its %u batches "
+                  "(%llu)",
+                  class_idx, cc->depot_count, cc->depot_batches, (unsigned long long)sum);
+    /* The spans a refill works on first: walking every span's free list at every slow path
+     * would make debug mode quadratic in the heap. */
+    unsigned n = 0;
+    for (const hak_span_t *s = cc->partial; s && n < 4; s = s->next, n++)
+        check_span(class_idx, s);
 }
 
 void hak_central_release_depot(unsigned class_idx, uint32_t n, uint64_t now_ms)
@@ -231,14 +239,14 @@ void hak_central_release_depot(unsigned class_idx, uint32_t n, uint64_t now_ms)
     /* Oldest batches first: they sit at the bottom of the stack. */
     uint32_t released = 0, keep_from = 0;
     while (keep_from < cc->depot_batches && released < n) {
-        hak_batch_t *bt = &cc->depot[keep_from++];
-        return_chain(cc, class_idx, bt->head, bt->count, now_ms);
+        hak_chain_t *bt = &cc->depot[keep_from++];
+        return_chain(cc, class_idx, *bt, now_ms);
         released += bt->count;
     }
     if (!keep_from)
         return;
     memmove(&cc->depot[0], &cc->depot[keep_from],
-            (cc->depot_batches - keep_from) * sizeof(hak_batch_t));
+            (cc->depot_batches - keep_from) * sizeof(hak_chain_t));
     cc->depot_batches -= keep_from;
     cc->depot_count -= released;
     if (cc->depot_low > cc->depot_count)

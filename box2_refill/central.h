@@ -13,8 +13,11 @@
  * back to the pool, so a class that breathes in and out does not remap its page map entries
  * each time; the decay tick returns it after HAKMEM_DECAY_MS.
  *
- * Invariants: depot_count == the sum of the batches' counts; depot_count <= depot_max;
- * depot_batches <= HAK_DEPOT_BATCHES; depot_low <= depot_count.
+ * Invariants (checked by hak_central_check at each slow path of the class with
+ * HAKMEM_DEBUG=1): depot_count == the sum of the batches' counts, and each batch's length is
+ * its count; depot_count <= depot_max; depot_batches <= HAK_DEPOT_BATCHES;
+ * depot_low <= depot_count; every span on the partial list is ACTIVE, of this class, and keeps
+ * the capacity equation of span.h.
  */
 #ifndef HAK_BOX2_CENTRAL_H
 #define HAK_BOX2_CENTRAL_H
@@ -22,20 +25,16 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "shared_contracts/chain.h"
 #include "shared_contracts/size_classes.h"
 #include "span.h"
 
 #define HAK_DEPOT_BATCHES 64u
 
-/* A chain of blocks as one thread spilled it: head..tail linked through word 0. */
-typedef struct hak_batch {
-    void *head, *tail;
-    uint32_t count;
-} hak_batch_t;
-
 typedef struct hak_central {
     pthread_mutex_t lock;
-    hak_batch_t depot[HAK_DEPOT_BATCHES]; /* a stack of batches: taken and given whole, O(1) */
+    hak_chain_t depot[HAK_DEPOT_BATCHES]; /* a stack of batches (chains as Box 1 gave them):
+                                            * taken and given whole, O(1) */
     uint32_t depot_batches; /* batches on the stack */
     uint32_t depot_count;   /* blocks in them */
     uint32_t depot_low;   /* lowest depot_count since the last decay tick */
@@ -52,18 +51,18 @@ extern hak_central_t hak_central[HAK_NUM_CLASSES];
 void hak_central_configure(void);
 
 /* Take up to `want` blocks (want >= 1): depot first, then span free lists, then carving, then
- * new spans. Returns the count (0: out of memory, errno ENOMEM); *head..*tail is a chain whose
- * blocks all carry the free key, *tail's link is NULL. */
-uint32_t hak_central_take(unsigned class_idx, uint32_t want, void **head, void **tail);
+ * new spans. Returns the count (0: out of memory, errno ENOMEM); *out is a chain whose blocks
+ * all carry the free key, its tail's link NULL. */
+uint32_t hak_central_take(unsigned class_idx, uint32_t want, hak_chain_t *out);
 
-/* Give back a chain of n blocks (word 0 links, tail's link ignored): into the depot up to
- * depot_max, the rest to their spans. Empty spans go to the pool. */
-void hak_central_put(unsigned class_idx, void *head, void *tail, uint32_t n, uint64_t now_ms);
+/* Give back a chain (count >= 1): depot 1 puts it in the depot as one batch while it fits
+ * depot_max, else (and with depot 0) each block goes back to its span. Empty spans go to the
+ * spare or the pool. */
+void hak_central_put(unsigned class_idx, hak_chain_t chain, uint64_t now_ms, int depot);
 
-/* The same, choosing: depot 0 sends the chain straight to its spans (blocks nobody used for a
- * while: in the depot they would only keep their spans from emptying). */
-void hak_central_put_to(unsigned class_idx, void *head, void *tail, uint32_t n, uint64_t now_ms,
-                        int depot);
+/* HAKMEM_DEBUG=1: abort with a "hakmem: invariant broken: ..." message naming the equation
+ * if one of the invariants above does not hold for class_idx. */
+void hak_central_check(unsigned class_idx);
 
 /* Return up to `n` depot blocks to their spans (decay and trim). */
 void hak_central_release_depot(unsigned class_idx, uint32_t n, uint64_t now_ms);

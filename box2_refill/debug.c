@@ -56,7 +56,7 @@ void hak_debug_take(hak_span_t *s, void *block, int was_free)
                           "was freed (use after free)",
                           size, block, k);
         uint64_t next = ((uint64_t *)block)[0];
-        if (next && (hak_pagemap_get(next) & HAK_PM_TAG_MASK) != s->class_idx + 1u)
+        if (next && hak_pm_class(hak_pagemap_get(next)) != s->class_idx)
             hak_fatal("malloc: corrupted free list: block %p links to %p, not a free %u-byte "
                       "block (use after free?)",
                       block, (void *)next, size);

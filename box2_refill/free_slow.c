@@ -1,11 +1,11 @@
-/* box2_refill/free_slow.c - frees the Box 1 hit path hands over: NULL, large blocks, and
- * pointers hakmem does not own (which abort with a message naming the pointer). */
+/* box2_refill/free_slow.c - frees Box 1 hands over: NULL, large blocks, and pointers hakmem
+ * does not own (which abort with a message naming the pointer). */
 #include <errno.h>
 
 #include "large.h"
 #include "shared_contracts/diag.h"
 #include "shared_contracts/pagemap.h"
-#include "shared_contracts/tcache.h"
+#include "shared_contracts/backend.h"
 
 void hak_free_slow(void *ptr)
 {
@@ -13,7 +13,7 @@ void hak_free_slow(void *ptr)
         return;
     int saved = errno;
     uint64_t entry = hak_pagemap_get((uintptr_t)ptr);
-    if ((entry & HAK_PM_TAG_MASK) != HAK_PM_LARGE)
+    if (hak_pm_tag(entry) != HAK_PM_LARGE)
         hak_fatal("free(%p): invalid pointer: hakmem did not allocate it, or it was freed "
                   "already",
                   ptr);

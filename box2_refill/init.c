@@ -19,21 +19,19 @@
 #include <sys/auxv.h>
 #include <unistd.h>
 
+#include "include/hakmem.h"
 #include "central.h"
 #include "large_cache.h"
 #include "lock.h"
 #include "shared_contracts/config.h"
 #include "shared_contracts/pagemap.h"
-#include "shared_contracts/policy_table.h"
-#include "shared_contracts/tcache.h"
+#include "shared_contracts/ace_hooks.h"
+#include "shared_contracts/backend.h"
 #include "span.h"
 #include "stats.h"
 #include "thread.h"
 
-#define HAK_API __attribute__((visibility("default")))
 
-extern pthread_key_t hak_thread_key;
-void hak_thread_exit(void *arg);
 extern void _IO_list_lock(void);
 extern void _IO_list_unlock(void);
 extern void _IO_list_resetlock(void);
@@ -73,11 +71,10 @@ void hak_init(void)
         hak_config_load();
         hak_free_key = make_free_key();
         hak_central_configure();
-        pthread_key_create(&hak_thread_key, hak_thread_exit);
         pthread_atfork(fork_prepare, fork_parent, fork_child);
         __atomic_store_n(&init_state, INIT_DONE, __ATOMIC_RELEASE);
-        if (hak_config.ace)
-            hak_ace_start(); /* last: it creates a thread, which allocates */
+        __atomic_store_n(&hak_library_ready, 1, __ATOMIC_RELEASE);
+        hak_ace_hooks.start(); /* last: the learner is a thread, whose creation allocates */
         return;
     }
     if (pthread_equal(init_owner, pthread_self()))
@@ -90,7 +87,7 @@ __attribute__((constructor)) static void hak_constructor(void) { hak_init(); }
 
 __attribute__((destructor)) static void hak_destructor(void)
 {
-    hak_ace_stop();
+    hak_ace_hooks.stop();
     if (hak_config.stats)
         hak_stats_write(2);
 }
@@ -99,7 +96,7 @@ __attribute__((destructor)) static void hak_destructor(void)
 
 static void lock_all(void)
 {
-    hak_ace_fork_prepare();
+    hak_ace_hooks.fork_prepare();
     hak_thread_fork_lock();
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
         pthread_mutex_lock(&hak_central[c].lock);
@@ -116,7 +113,7 @@ static void unlock_all_parent(void)
     for (unsigned c = HAK_NUM_CLASSES; c-- > 0;)
         pthread_mutex_unlock(&hak_central[c].lock);
     hak_thread_fork_unlock();
-    hak_ace_fork_parent();
+    hak_ace_hooks.fork_parent();
 }
 
 static void reset_all_child(void)
@@ -127,7 +124,7 @@ static void reset_all_child(void)
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
         hak_lock_reinit(&hak_central[c].lock);
     hak_thread_fork_child();
-    hak_ace_fork_child();
+    hak_ace_hooks.fork_child();
 }
 
 static void fork_prepare(void)
@@ -146,7 +143,7 @@ static void fork_child(void)
         reset_all_child();
 }
 
-HAK_API pid_t fork(void)
+HAKMEM_API pid_t fork(void)
 {
     static pid_t (*real_fork)(void);
     pid_t (*fn)(void) = __atomic_load_n(&real_fork, __ATOMIC_ACQUIRE);

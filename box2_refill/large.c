@@ -22,7 +22,7 @@
 #include "span.h"
 #include "shared_contracts/diag.h"
 #include "shared_contracts/pagemap.h"
-#include "shared_contracts/tcache.h"
+#include "shared_contracts/backend.h"
 
 #define LARGE_MAGIC 0x65677261506b6168ull /* "hakParge" */
 #define MAP_PAGE ((size_t)1 << HAK_PM_SHIFT)
@@ -78,7 +78,7 @@ static void *large_alloc(size_t size, size_t align, int zero)
     hdr->base = (uintptr_t)base;
     hdr->map_len = map_len;
     hdr->lead = lead;
-    if (hak_pagemap_set_range(page_of(user), MAP_PAGE, (uint64_t)(uintptr_t)hdr | HAK_PM_LARGE)) {
+    if (hak_pagemap_set_range(page_of(user), MAP_PAGE, hak_pm_entry(HAK_PM_LARGE, hdr))) {
         hak_os.unmap(base, map_len);
         errno = ENOMEM;
         return NULL;
@@ -91,8 +91,8 @@ static void *large_alloc(size_t size, size_t align, int zero)
 
 static large_hdr_t *large_lookup(const void *ptr, uint64_t entry, const char *what)
 {
-    large_hdr_t *hdr = (large_hdr_t *)(uintptr_t)(entry & ~(uint64_t)HAK_PM_TAG_MASK);
-    if ((entry & HAK_PM_TAG_MASK) != HAK_PM_LARGE || hdr->magic != LARGE_MAGIC ||
+    large_hdr_t *hdr = hak_pm_owner(entry);
+    if (hak_pm_tag(entry) != HAK_PM_LARGE || hdr->magic != LARGE_MAGIC ||
         hdr->user_key != ((uintptr_t)ptr ^ LARGE_MAGIC))
         hak_fatal("%s(%p): invalid pointer: hakmem did not allocate it, or it was freed already",
                   what, ptr);
@@ -166,7 +166,7 @@ void *hak_large_realloc(void *ptr, size_t size)
     nh->base = (uintptr_t)moved;
     nh->map_len = new_len;
     if (moved != old_base) {
-        if (hak_pagemap_set_range(page_of(user), MAP_PAGE, (uint64_t)(uintptr_t)nh | HAK_PM_LARGE))
+        if (hak_pagemap_set_range(page_of(user), MAP_PAGE, hak_pm_entry(HAK_PM_LARGE, nh)))
             hak_fatal("realloc(%p): out of memory for the page map after moving the block", ptr);
     }
     __atomic_fetch_add(&large_live_bytes, new_len - old_len, __ATOMIC_RELAXED);

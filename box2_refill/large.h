@@ -1,4 +1,4 @@
-/* box2_refill/large.h - Box 2's large path, beyond what shared_contracts/tcache.h exports. */
+/* box2_refill/large.h - Box 2's large path, beyond what shared_contracts/backend.h exports. */
 #ifndef HAK_BOX2_LARGE_H
 #define HAK_BOX2_LARGE_H
 

@@ -1,34 +1,15 @@
-/* box2_refill/pagemap.c - the writer side of shared_contracts/pagemap.h. */
+/* box2_refill/pagemap.c - the writer side of shared_contracts/pagemap.h: level-2 tables and
+ * entries. */
 #include "shared_contracts/pagemap.h"
 
 #include "os.h"
 #include "pagemap_write.h"
 
-/* Level 1: biased table addresses (pagemap.h). Each slot goes "zero table" -> its own table
- * once (CAS), never back. */
-uintptr_t hak_pagemap_l1[HAK_PM_L1_SIZE];
-static uint64_t zero_table[HAK_PM_L2_SIZE]; /* never written: .bss, not resident */
-
-static uintptr_t bias(const uint64_t *table, unsigned slot)
-{
-    return (uintptr_t)table - ((uintptr_t)slot << (HAK_PM_L1_SHIFT - HAK_PM_SHIFT)) * 8u;
-}
-
-void hak_pagemap_boot(void)
-{
-    if (__atomic_load_n(&hak_pagemap_l1[0], __ATOMIC_ACQUIRE))
-        return;
-    for (unsigned i = HAK_PM_L1_SIZE; i-- > 0;) /* slot 0 last: it marks "booted" */
-        __atomic_store_n(&hak_pagemap_l1[i], bias(zero_table, i), __ATOMIC_RELEASE);
-}
-
-__attribute__((constructor(101))) static void pagemap_constructor(void) { hak_pagemap_boot(); }
-
 static uint64_t *l2_for(uintptr_t addr, int create)
 {
     unsigned i = (unsigned)(addr >> HAK_PM_L1_SHIFT) & (HAK_PM_L1_SIZE - 1);
     uintptr_t *slot = &hak_pagemap_l1[i];
-    uintptr_t zero = bias(zero_table, i);
+    uintptr_t zero = hak_pagemap_bias(hak_pagemap_zero, i);
     uintptr_t cur = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
     if (cur != zero && cur != 0)
         return (uint64_t *)(cur + ((uintptr_t)i << (HAK_PM_L1_SHIFT - HAK_PM_SHIFT)) * 8u);
@@ -39,7 +20,7 @@ static uint64_t *l2_for(uintptr_t addr, int create)
     if (!fresh)
         return NULL;
     uintptr_t expected = zero;
-    if (__atomic_compare_exchange_n(slot, &expected, bias(fresh, i), 0, __ATOMIC_RELEASE,
+    if (__atomic_compare_exchange_n(slot, &expected, hak_pagemap_bias(fresh, i), 0, __ATOMIC_RELEASE,
                                     __ATOMIC_ACQUIRE))
         return fresh;
     hak_os.unmap(fresh, HAK_PM_L2_SIZE * sizeof(uint64_t));

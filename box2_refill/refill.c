@@ -1,17 +1,15 @@
-/* box2_refill/refill.c - refill on a miss, spill on an overflow (shared_contracts/tcache.h).
+/* box2_refill/refill.c - refill on a miss, give-back on an overflow, a trim or a drain
+ * (shared_contracts/backend.h).
  *
  * A refill reads its count once, at its start: the ACE table when POOL_ACE=1 (an urcu-bp
  * read-side section, never inside a class lock), else the fixed Phase 1 count. That count is
- * the whole refill's (contract B). It then takes a batch under the class lock, links it into
- * the thread's list, sets the list's cap from the count, and reports one event to ACE.
+ * the whole refill's (contract B): Box 2 takes that many blocks under the class lock, hands
+ * them to Box 1 as one chain with the count, and reports one event to ACE. Box 1 sets the
+ * list's cap from the count (shared_contracts/list_rule.h).
  *
- * Idle-list trim: a thread's lists only shrink by spills, so blocks a thread stopped using
- * would stay in its list for good. Every decay tick (HAKMEM_DECAY_MS / 4) a thread's own slow
- * path trims each list that did not refill since its last pass: by 3/4 of the blocks the list
- * provably did not use (a low-water bound from the slow-path counters: the hit path keeps no
- * extra state), or by half if it did not spill either. It runs in both modes and never reads
- * the policy table: it is Box 2's decay, not a published count reaching into a list
- * (contract B).
+ * A give-back puts Box 1's chain into the depot as one batch (a spill, or a thread's drain)
+ * or straight to the spans (a trim: blocks nobody used for a while would only keep their
+ * spans from emptying in the depot). Each refill and give-back ends in a decay tick.
  */
 #include "refill.h"
 
@@ -20,10 +18,11 @@
 #include "central.h"
 #include "large_cache.h"
 #include "lock.h"
+#include "shared_contracts/backend.h"
 #include "shared_contracts/config.h"
 #include "shared_contracts/event_ring.h"
 #include "shared_contracts/policy_table.h"
-#include "shared_contracts/tcache.h"
+#include "span.h"
 #include "thread.h"
 
 void (*hak_refill_hook)(unsigned class_idx, uint32_t refill_count);
@@ -45,171 +44,77 @@ static void report_event(hak_thread_t *t, unsigned class_idx, uint32_t count, ui
     }
 }
 
-/* Detach the first n (1 <= n <= count) blocks of the calling thread's list of class_idx and
- * give them to the central lists as one batch (to_depot), or straight to their spans. */
-static void bin_release(unsigned class_idx, uint32_t n, uint64_t now_ms, int to_depot)
+static uint32_t take(unsigned class_idx, uint32_t want, hak_chain_t *out)
 {
-    uint64_t *head = hak_tcache.head[class_idx];
-    uint64_t *tail = head;
-    for (uint32_t i = 1; i < n; i++)
-        tail = (uint64_t *)tail[0];
-    hak_tcache.head[class_idx] = (void *)tail[0];
-    hak_tcache.room[class_idx] += (int32_t)n;
     hak_lock(&hak_central[class_idx].lock);
-    hak_central_put_to(class_idx, head, tail, n, now_ms, to_depot);
-    hak_unlock(&hak_central[class_idx].lock);
-}
-
-void hak_list_trim(hak_thread_t *t, uint64_t now_ms)
-{
-    uint64_t period = (uint64_t)hak_config.decay_ms / 4;
-    t->trim_due_ms = now_ms + (period < 10 ? 10 : period);
-    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
-        uint32_t len = hak_bin_count(c);
-        uint64_t allocs = hak_tcache.allocs[c];
-        uint64_t refills = t->stat[HAK_TSTAT_refills][c];
-        uint64_t spilled = t->stat[HAK_TSTAT_spill_blocks][c];
-        /* No refill since the last pass: the list never ran empty, and it never held fewer
-         * than its length then, less what mallocs and spills took out since (low). That bound
-         * is weak for a list whose blocks cycle (each malloc answered by a free), so a list
-         * that neither refilled nor spilled for a whole pass also gives back half: if it
-         * needed them, it costs one refill, which exempts it from the next pass. */
-        if (len && refills == t->trim_refills[c]) {
-            uint64_t out = (allocs - t->trim_allocs[c]) + (spilled - t->trim_spilled[c]);
-            uint32_t low = t->trim_len[c] > out ? t->trim_len[c] - (uint32_t)out : 0;
-            if (low > len)
-                low = len;
-            uint32_t n = low - low / 4;
-            if (spilled == t->trim_spilled[c] && n < len / 2)
-                n = len / 2;
-            if (n) {
-                bin_release(c, n, now_ms, 0);
-                hak_tstat_add(t, HAK_TSTAT_trim_blocks, c, n);
-            }
-        }
-        t->trim_len[c] = hak_bin_count(c);
-        t->trim_allocs[c] = allocs;
-        t->trim_refills[c] = refills;
-        t->trim_spilled[c] = spilled;
-    }
-}
-
-static void slow_path_tick(hak_thread_t *t, uint64_t now_ms)
-{
-    if (HAK_UNLIKELY(now_ms >= t->trim_due_ms) && t->state == HAK_THREAD_LIVE &&
-        !hak_config.debug)
-        hak_list_trim(t, now_ms);
-    hak_decay_maybe(now_ms);
-}
-
-/* A thread past its exit destructor: one block straight from the central lists. */
-static void *alloc_uncached(unsigned class_idx)
-{
-    void *head, *tail;
-    hak_lock(&hak_central[class_idx].lock);
-    uint32_t got = hak_central_take(class_idx, 1, &head, &tail);
-    hak_unlock(&hak_central[class_idx].lock);
-    if (!got) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    ((uint64_t *)head)[1] = 0;
-    return head;
-}
-
-void *pool_refill_and_alloc(unsigned class_idx)
-{
-    hak_thread_t *t = hak_thread_get();
-    if (HAK_UNLIKELY(t->state != HAK_THREAD_LIVE))
-        return alloc_uncached(class_idx);
-
-    uint32_t fixed = hak_fixed_refill_count(class_idx);
-    uint32_t count = hak_config.ace ? hak_policy_refill_count(class_idx, fixed) : fixed;
+    uint32_t got = hak_central_take(class_idx, want, out);
     if (HAK_UNLIKELY(hak_config.debug))
-        count = 1; /* debug: every malloc comes through here (debug.h) */
-    if (HAK_UNLIKELY(hak_refill_hook != NULL))
-        hak_refill_hook(class_idx, count);
-
-    uint32_t list_len = hak_bin_count(class_idx);
-    void *head, *tail;
-    hak_lock(&hak_central[class_idx].lock);
-    uint32_t got = hak_central_take(class_idx, count, &head, &tail);
+        hak_central_check(class_idx);
     hak_unlock(&hak_central[class_idx].lock);
-    if (!got && hak_reclaim()) { /* out of memory or address space: give back, try once more */
-        hak_lock(&hak_central[class_idx].lock);
-        got = hak_central_take(class_idx, count, &head, &tail);
-        hak_unlock(&hak_central[class_idx].lock);
-    }
-    if (!got) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    uint64_t *block = head;
-    if (got > 1) {
-        ((uint64_t *)tail)[0] = (uint64_t)hak_tcache.head[class_idx];
-        hak_tcache.head[class_idx] = (void *)block[0];
-        hak_tcache.room[class_idx] -= (int32_t)(got - 1);
-    }
-    if (HAK_LIKELY(!hak_config.debug))
-        hak_bin_set_cap(class_idx, hak_thread_cap(class_idx, count));
-    block[1] = 0;
-    hak_tcache.allocs[class_idx]++;
-
-    hak_tstat_add(t, HAK_TSTAT_refills, class_idx, 1);
-    hak_tstat_add(t, HAK_TSTAT_refill_blocks, class_idx, got);
-    uint64_t now = hak_now_ms();
-    if (hak_config.ace && !t->ring_wait)
-        report_event(t, class_idx, got, list_len, HAK_EV_REFILL, now);
-    else if (hak_config.ace && !--t->ring_wait)
-        t->ring = hak_ring_acquire();
-    slow_path_tick(t, now);
-    return block;
+    return got;
 }
 
-void pool_spill(unsigned class_idx)
+void hak_refill(unsigned class_idx, uint32_t list_len, int cached, hak_refill_t *out)
 {
-    int saved = errno;
-    hak_thread_t *t = hak_thread_get();
+    hak_thread_t *t = hak_thread_self();
+    uint32_t count = 1;
+    if (cached && HAK_LIKELY(!hak_config.debug)) { /* debug: every malloc comes here (debug.h) */
+        uint32_t fixed = hak_fixed_refill_count(class_idx);
+        count = hak_config.ace ? hak_policy_refill_count(class_idx, fixed) : fixed;
+    }
+    if (HAK_UNLIKELY(hak_refill_hook != NULL) && cached)
+        hak_refill_hook(class_idx, count);
+    out->refill_count = count;
+    uint32_t got = take(class_idx, count, &out->chain);
+    if (!got && hak_reclaim()) /* out of memory or address space: give back, try once more */
+        got = take(class_idx, count, &out->chain);
     uint64_t now = hak_now_ms();
-    if (hak_tcache.room[class_idx] >= 0) {
-        /* A new thread's first free: the caps and the free key were just set; the block
-         * pushed before that carries key 0, so mark it now. */
-        ((uint64_t *)hak_tcache.head[class_idx])[1] = hak_tcache.free_key;
-        errno = saved;
+    out->now_ms = now;
+    if (!got) {
+        errno = ENOMEM;
         return;
     }
-    /* Spill half the cap (one refill's worth when the cap is twice the count) off the head:
-     * the blocks freed last, still in cache, so the walk to the cut is cheap; the depot takes
-     * the chain as one batch. A thread past its exit destructor (cap 0) spills everything. */
-    uint32_t cap = hak_tcache.cap[class_idx];
-    uint32_t list_len = hak_bin_count(class_idx);
-    uint32_t spill = list_len;
-    if (t->state == HAK_THREAD_LIVE && !hak_config.debug) {
-        spill = cap / 2 ? cap / 2 : 1;
-        if (spill < list_len - cap)
-            spill = list_len - cap;
+    if (cached) {
+        hak_tstat_add(t, HAK_TSTAT_refills, class_idx, 1);
+        hak_tstat_add(t, HAK_TSTAT_refill_blocks, class_idx, got);
+        if (hak_config.ace && t->live) {
+            if (!t->ring_wait)
+                report_event(t, class_idx, got, list_len, HAK_EV_REFILL, now);
+            else if (!--t->ring_wait)
+                t->ring = hak_ring_acquire();
+        }
     }
-    bin_release(class_idx, spill, now, 1);
+    hak_decay_maybe(now);
+}
 
-    hak_tstat_add(t, HAK_TSTAT_spills, class_idx, 1);
-    hak_tstat_add(t, HAK_TSTAT_spill_blocks, class_idx, spill);
-    if (hak_config.ace && t->state == HAK_THREAD_LIVE && !t->ring_wait)
-        report_event(t, class_idx, spill, list_len, HAK_EV_SPILL, now);
-    slow_path_tick(t, now);
+uint64_t hak_give(unsigned class_idx, hak_chain_t chain, uint32_t list_len, enum hak_give why)
+{
+    int saved = errno;
+    hak_thread_t *t = hak_thread_self();
+    uint64_t now = hak_now_ms();
+    hak_lock(&hak_central[class_idx].lock);
+    hak_central_put(class_idx, chain, now, why != HAK_GIVE_TRIM);
+    if (HAK_UNLIKELY(hak_config.debug))
+        hak_central_check(class_idx);
+    hak_unlock(&hak_central[class_idx].lock);
+    if (why == HAK_GIVE_SPILL) {
+        hak_tstat_add(t, HAK_TSTAT_spills, class_idx, 1);
+        hak_tstat_add(t, HAK_TSTAT_spill_blocks, class_idx, chain.count);
+        if (hak_config.ace && t->live && !t->ring_wait)
+            report_event(t, class_idx, chain.count, list_len, HAK_EV_SPILL, now);
+    } else if (why == HAK_GIVE_TRIM) {
+        hak_tstat_add(t, HAK_TSTAT_trim_blocks, class_idx, chain.count);
+    }
+    hak_decay_maybe(now);
     errno = saved;
+    return now;
 }
 
 /* ---- giving memory back --------------------------------------------------------------- */
 
 int hak_release_cached(uint64_t now_ms)
 {
-    hak_thread_t *t = hak_thread_get();
     int released = 0;
-    if (t->state == HAK_THREAD_LIVE && !hak_fork_holder) {
-        for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
-            released |= hak_bin_count(c) != 0;
-        hak_thread_flush_all();
-    }
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
         hak_lock(&hak_central[c].lock);
         released |= hak_central[c].depot_count != 0 || hak_central[c].spare != NULL;
@@ -218,6 +123,15 @@ int hak_release_cached(uint64_t now_ms)
         hak_central_release_spare(c, now_ms, 0);
         hak_unlock(&hak_central[c].lock);
     }
+    return released;
+}
+
+int hak_backend_trim(void)
+{
+    uint64_t now = hak_now_ms();
+    hak_release_cached(now);
+    int released = hak_span_decay(now, 0, 1) > 0; /* 1 when pages went back to the OS */
+    released |= hak_large_cache_trim(now, 0) > 0;
     return released;
 }
 

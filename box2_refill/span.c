@@ -172,7 +172,7 @@ hak_span_t *hak_span_get(unsigned kind, unsigned class_idx)
     }
     totals.active += len;
     /* Cannot fail: the chunk's page map tables were reserved when it was mapped. */
-    hak_pagemap_set_range(hak_span_base(s), len, (uint64_t)(uintptr_t)s | (class_idx + 1u));
+    hak_pagemap_set_range(hak_span_base(s), len, hak_pm_entry(class_idx + 1u, s));
     hak_unlock(&pool_lock);
     return s;
 }

@@ -4,6 +4,7 @@
  * demand. The table is formatted into a caller's buffer with hak_fmt: no allocation, so it
  * can be written at exit, under HAKMEM_STATS=1, with write(2).
  */
+#include "include/hakmem.h"
 #include "stats.h"
 
 #include <malloc.h>
@@ -19,12 +20,10 @@
 #include "shared_contracts/diag.h"
 #include "shared_contracts/event_ring.h"
 #include "shared_contracts/policy_table.h"
-#include "shared_contracts/tcache.h"
 #include "shared_contracts/valgrind_hooks.h"
 #include "span.h"
 #include "thread.h"
 
-#define HAK_API __attribute__((visibility("default")))
 
 static uint32_t current_refill_count(unsigned c)
 {
@@ -34,18 +33,17 @@ static uint32_t current_refill_count(unsigned c)
 
 size_t hak_stats_format(char *buf, size_t cap)
 {
-    uint64_t st[HAK_TSTAT_COUNT][HAK_NUM_CLASSES], allocs[HAK_NUM_CLASSES];
-    hak_thread_sum_stats(st, allocs);
+    uint64_t st[HAK_TSTAT_COUNT][HAK_NUM_CLASSES];
+    hak_thread_sum_stats(st);
     size_t n = 0;
 #define PUT(...) n += hak_fmt(buf + (n < cap ? n : cap), n < cap ? cap - n : 0, __VA_ARGS__)
     PUT("hakmem %s statistics (POOL_ACE=%ld)\n", "per-class", (long)hak_config.ace);
-    PUT("%5s %7s %12s %10s %12s %10s %12s %10s %6s %10s %10s\n", "class", "size", "allocs",
-        "refills", "refill_blks", "spills", "spill_blks", "trim_blks", "count", "events", "drops");
+    PUT("%5s %7s %10s %12s %10s %12s %10s %6s %10s %10s\n", "class", "size", "refills", "refill_blks", "spills", "spill_blks", "trim_blks", "count", "events", "drops");
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
-        if (!allocs[c] && !st[HAK_TSTAT_refills][c] && !st[HAK_TSTAT_spills][c])
+        if (!st[HAK_TSTAT_refills][c] && !st[HAK_TSTAT_spills][c])
             continue;
-        PUT("%5u %7u %12llu %10llu %12llu %10llu %12llu %10llu %6u %10llu %10llu\n", c,
-            hak_class_size(c), (unsigned long long)allocs[c],
+        PUT("%5u %7u %10llu %12llu %10llu %12llu %10llu %6u %10llu %10llu\n", c,
+            hak_class_size(c),
             (unsigned long long)st[HAK_TSTAT_refills][c],
             (unsigned long long)st[HAK_TSTAT_refill_blocks][c],
             (unsigned long long)st[HAK_TSTAT_spills][c],
@@ -80,7 +78,7 @@ void hak_stats_write(int fd)
     hak_write_all(fd, buf, n);
 }
 
-HAK_API void hakmem_stats_print(FILE *out)
+HAKMEM_API void hakmem_stats_print(FILE *out)
 {
     char buf[8192];
     size_t n = hak_stats_format(buf, sizeof buf);
@@ -88,19 +86,7 @@ HAK_API void hakmem_stats_print(FILE *out)
     fflush(out ? out : stderr);
 }
 
-HAK_API int malloc_trim(size_t pad)
-{
-    (void)pad;
-    HAK_VG_ENTER();
-    uint64_t now = hak_now_ms();
-    hak_release_cached(now);
-    int released = hak_span_decay(now, 0, 1) > 0; /* 1 when pages went back to the OS */
-    released |= hak_large_cache_trim(now, 0) > 0;
-    HAK_VG_LEAVE();
-    return released;
-}
-
-HAK_API struct mallinfo2 mallinfo2(void)
+HAKMEM_API struct mallinfo2 mallinfo2(void)
 {
     struct mallinfo2 mi;
     memset(&mi, 0, sizeof mi);
@@ -124,7 +110,7 @@ HAK_API struct mallinfo2 mallinfo2(void)
 
 static int clamp_int(size_t v) { return v > 0x7fffffff ? 0x7fffffff : (int)v; }
 
-HAK_API struct mallinfo mallinfo(void)
+HAKMEM_API struct mallinfo mallinfo(void)
 {
     struct mallinfo2 m2 = mallinfo2();
     struct mallinfo mi;

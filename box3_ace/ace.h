@@ -18,6 +18,18 @@
 
 #include "shared_contracts/size_classes.h"
 
+/* The learner's life cycle (learner.c). Box 2 reaches these only through the hooks of
+ * shared_contracts/ace_hooks.h, which learner.c installs; tests call them directly.
+ * hak_ace_start: start the learner if POOL_ACE=1 (once; never with an allocator lock held).
+ * hak_ace_stop: stop and join it (process exit).
+ * hak_ace_fork_prepare/parent/child: around fork (urcu-bp's handlers). The child has no
+ *   learner: the table published last stays in force there, frozen (docs/ACE.md). */
+void hak_ace_start(void);
+void hak_ace_stop(void);
+void hak_ace_fork_prepare(void);
+void hak_ace_fork_parent(void);
+void hak_ace_fork_child(void);
+
 /* Publish counts as the new table (the learner's own publish; also for tests). Returns after
  * the grace period, when no refill can still read the table this one replaced. Adopted by the
  * learner as its current counts. */

@@ -13,6 +13,7 @@
 
 #include "box3_ace/ace_internal.h"
 #include "shared_contracts/event_ring.h"
+#include "shared_contracts/list_rule.h"
 
 #define DRAIN_BATCH 256u
 
@@ -29,13 +30,15 @@ static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
 /* A full ring dropped events (contract A drops the newest). The ring counted them by kind and
  * class, so the tally gets their exact number; their blocks are estimated from the drained
- * events of that class and kind, or, with none drained, from the count in force (a refill moves
- * about `count` blocks, and so does a spill under cap = 2 * count). */
-static void add_dropped(ring_tally_t *t, uint32_t drop_refills, uint32_t drop_spills,
+ * events of that class and kind, or, with none drained, from the count in force: a refill
+ * moves `count` blocks, a spill what the list rule (shared_contracts/list_rule.h) cuts from a
+ * list one past the cap that count gives. */
+static void add_dropped(ring_tally_t *t, unsigned c, uint32_t drop_refills, uint32_t drop_spills,
                         uint32_t count)
 {
+    uint32_t cap = hak_list_cap(c, count);
     uint64_t per_refill = t->refills ? t->in / t->refills : count;
-    uint64_t per_spill = t->spills ? t->out / t->spills : count;
+    uint64_t per_spill = t->spills ? t->out / t->spills : hak_spill_count(cap, cap + 1);
     t->in += (uint64_t)drop_refills * per_refill;
     t->out += (uint64_t)drop_spills * per_spill;
     uint64_t r = (uint64_t)t->refills + drop_refills, s = (uint64_t)t->spills + drop_spills;
@@ -96,7 +99,7 @@ static void drain_ring(uint32_t slot, hak_ring_t *r, hak_ace_interval_t *iv,
                 last_kind_drops[slot][k][c] = now;
             }
             if (kd[0] || kd[1])
-                add_dropped(t, kd[0], kd[1], counts[c]);
+                add_dropped(t, c, kd[0], kd[1], counts[c]);
         }
         if (!t->refills && !t->spills)
             continue;

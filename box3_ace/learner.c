@@ -21,6 +21,7 @@
 
 #include "box3_ace/ace.h"
 #include "box3_ace/ace_internal.h"
+#include "shared_contracts/ace_hooks.h"
 #include "shared_contracts/config.h"
 #include "shared_contracts/diag.h"
 #include "shared_contracts/event_ring.h"
@@ -239,6 +240,18 @@ void hak_ace_fork_child(void)
     int s = __atomic_load_n(&ace_state, __ATOMIC_ACQUIRE);
     if (s == ACE_STARTING || s == ACE_RUNNING || s == ACE_STOPPING)
         __atomic_store_n(&ace_state, ACE_CHILD, __ATOMIC_RELEASE);
+}
+
+/* Box 2 reaches the learner only through these hooks (shared_contracts/ace_hooks.h). This
+ * constructor runs before the library's other constructors; if a program allocated earlier
+ * still and library init is already done, it starts the learner itself. */
+__attribute__((constructor(102))) static void ace_install_hooks(void)
+{
+    static const hak_ace_hooks_t hooks = {hak_ace_start, hak_ace_stop, hak_ace_fork_prepare,
+                                          hak_ace_fork_parent, hak_ace_fork_child};
+    hak_ace_hooks_install(&hooks);
+    if (__atomic_load_n(&hak_library_ready, __ATOMIC_ACQUIRE))
+        hak_ace_start();
 }
 
 void hak_policy_publish(const uint16_t counts[HAK_NUM_CLASSES])

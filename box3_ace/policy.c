@@ -2,6 +2,8 @@
  * the reasoning). Pure: everything it reads comes in through its arguments. */
 #include "box3_ace/policy.h"
 
+#include "shared_contracts/list_rule.h"
+
 static const char *const reason_names[] = {
     [HAK_ACE_HOLD] = "hold",
     [HAK_ACE_UP_REFILLS] = "up_refills",
@@ -40,7 +42,7 @@ uint32_t hak_ace_class_hi(const hak_ace_params_t *p, unsigned c)
     uint32_t lo = hak_ace_class_lo(p, c);
     uint64_t hi = p->max < HAK_ACE_COUNT_LIMIT ? p->max : HAK_ACE_COUNT_LIMIT;
     if (p->budget_bytes) {
-        uint64_t fit = p->budget_bytes / (2ull * hak_class_size(c));
+        uint64_t fit = hak_list_max_refill(c, p->budget_bytes);
         if (fit < hi)
             hi = fit;
     }
@@ -143,10 +145,13 @@ enum hak_ace_reason hak_ace_decide(const hak_ace_params_t *p, unsigned c,
      * same interval, and that is at least half of everything refilled: wasted transfers. */
     int churn = s->churn_blocks && 2u * s->churn_blocks >= s->blocks_refilled;
 
-    if (churn && (hot || s->list_hwm > 2u * st->count + 2u)) {
+    /* The cap a list refilled with the count in force has (shared_contracts/list_rule.h); a
+     * spill event's list_len is at most one above it. */
+    uint32_t cap = hak_list_cap_for(c, st->count, p->budget_bytes);
+    if (churn && (hot || s->list_hwm > cap + 2u)) {
         st->up_streak = 0;
-        if (s->list_hwm <= 2u * st->count + 2u) {
-            /* The cap followed the count (cap = 2*count): a bigger count is a bigger cap and
+        if (s->list_hwm <= cap + 2u) {
+            /* The cap followed the count (the list rule): a bigger count is a bigger cap and
              * more headroom, so the same bursts stop spilling. Then the events stop too, which
              * must not read as idle: the new count becomes a floor for down. */
             no_down_evidence(st);
@@ -157,7 +162,7 @@ enum hak_ace_reason hak_ace_decide(const hak_ace_params_t *p, unsigned c,
             }
             return r;
         }
-        /* The cap is fixed above 2*count: each refill eats headroom under that cap, so a
+        /* The cap is fixed above the count's cap: each refill eats headroom under that cap, so a
          * smaller count leaves room for the frees. Unless refills are hot: then hold. */
         if (hot) {
             no_down_evidence(st);

@@ -4,7 +4,8 @@
  *
  * Invariants (after every hak_ace_policy_step, for every class c)
  *   - lo <= count <= hi, where lo = params.min and
- *     hi = max(lo, min(params.max, params.budget_bytes / (2 * class size)))   (budget 0: none).
+ *     hi = max(lo, min(params.max, hak_list_max_refill(c, params.budget_bytes)))  (budget 0:
+ *     none): the largest count whose list cap (shared_contracts/list_rule.h) fits the budget.
  *     min == max pins every class to that value.
  *   - Up is a doubling (capped at hi, and below a churn ceiling); down is one step of
  *     max(1, count / 4), and only after params.down_after consecutive intervals of evidence.
@@ -32,7 +33,7 @@ typedef struct hak_ace_class_stats {
     uint64_t blocks_spilled;  /* sum of count over spill events */
     uint32_t peak_refills;    /* refills of the busiest single thread (ring) */
     uint64_t churn_blocks;    /* sum over threads of min(blocks refilled, blocks spilled) */
-    uint32_t list_hwm;        /* largest list_len in any event: at a spill, about the cap + 1 */
+    uint32_t list_hwm;        /* largest list_len in any event: at a spill, the cap + 1 */
 } hak_ace_class_stats_t;
 
 /* Learner-private state of one class, carried from interval to interval. */
@@ -50,7 +51,8 @@ typedef struct hak_ace_class_state {
 
 typedef struct hak_ace_params {
     uint32_t min, max;       /* POOL_ACE_MIN, POOL_ACE_MAX */
-    uint64_t budget_bytes;   /* 2 * count * size <= this (HAKMEM_TCACHE_MAX_KIB); 0 = none */
+    uint64_t budget_bytes;   /* a list's cap in bytes stays within this (HAKMEM_TCACHE_MAX_KIB);
+                              * 0 = none */
     uint32_t up_rate;        /* busiest thread's refills per second at which the count rises */
     uint32_t flow_bytes;     /* up without churn stops at max(start, flow_bytes / size) */
     uint32_t down_rate;      /* below this, a batch outlives 1/down_rate s: evidence for down */

@@ -14,10 +14,6 @@
 #include "box3_ace/ace_internal.h"
 #include "shared_contracts/policy_table.h"
 
-/* RCU-protected: written by rcu_assign_pointer under hak_ace_mu, read by rcu_dereference
- * inside urcu-bp read-side sections (hak_policy_refill_count). NULL until the first publish. */
-hak_policy_table_t *hak_policy_current;
-
 static hak_policy_table_t tables[2]; /* written under hak_ace_mu, only the one with no reader */
 static uint64_t table_version;       /* under hak_ace_mu */
 static uint64_t publishes;           /* written under hak_ace_mu (relaxed store), read anywhere */

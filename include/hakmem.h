@@ -15,16 +15,20 @@
 extern "C" {
 #endif
 
+/* Marks the library's exported functions (it is built with -fvisibility=hidden). The one
+ * export macro: every function hakmem exports is declared or defined with it. */
+#define HAKMEM_API __attribute__((visibility("default")))
+
 #define HAKMEM_VERSION_MAJOR 0
 #define HAKMEM_VERSION_MINOR 1
 #define HAKMEM_VERSION_PATCH 0
 
 /* The library's version, "MAJOR.MINOR.PATCH". */
-const char *hakmem_version(void);
+HAKMEM_API const char *hakmem_version(void);
 
-/* Print the per-class statistics table (allocations, refills, spills, refill count, ACE
- * events and drops) to `out`. Safe to call from any thread. */
-void hakmem_stats_print(FILE *out);
+/* Print the per-class statistics table (refills, spills, trimmed blocks, the refill count in
+ * force, ACE events and drops) to `out`. Safe to call from any thread. */
+HAKMEM_API void hakmem_stats_print(FILE *out);
 
 #ifdef __cplusplus
 }

@@ -99,7 +99,8 @@ static inline uint32_t hak_ring_pop(hak_ring_t *ring, hak_event_t *out, uint32_t
     return n;
 }
 
-/* Registry (implemented in Box 3, the rings' owner).
+/* Registry (shared_contracts/event_ring.c; Box 3 maps it when ACE starts, Box 2's threads
+ * acquire and release rings, Box 3's learner drains them).
  * hak_ring_registry_init: map every slot with capacity `capacity` (power of two); once, from
  *   ACE start. Returns false if the mapping failed (ACE then stays off).
  * hak_ring_acquire: a thread takes a FREE slot; NULL if ACE is off or all are taken.

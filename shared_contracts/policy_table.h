@@ -26,7 +26,8 @@ typedef struct hak_policy_table {
     uint16_t refill_count[HAK_NUM_CLASSES];   /* blocks per refill, per class */
 } hak_policy_table_t;
 
-/* NULL while ACE is off: Box 2 then uses the fixed Phase 1 counts. RCU-protected. */
+/* NULL while ACE is off: Box 2 then uses the fixed Phase 1 counts. RCU-protected; defined in
+ * shared_contracts/policy_table.c, written only by Box 3's publisher. */
 extern hak_policy_table_t *hak_policy_current;
 
 /* Read the published count for class_idx, or `fixed` when nothing is published. */
@@ -44,16 +45,5 @@ static inline uint32_t hak_policy_refill_count(unsigned class_idx, uint32_t fixe
         n = HAK_REFILL_MAX;
     return n;
 }
-
-/* Box 3 entry points, called by Box 2's init and fork handling. All no-ops when POOL_ACE=0.
- * hak_ace_start: start the learner (once; never with an allocator lock held).
- * hak_ace_stop: stop and join it (process exit).
- * hak_ace_fork_prepare/parent/child: around fork (urcu-bp's handlers). The child has no
- *   learner: the table published last stays in force there, frozen (docs/ACE.md). */
-void hak_ace_start(void);
-void hak_ace_stop(void);
-void hak_ace_fork_prepare(void);
-void hak_ace_fork_parent(void);
-void hak_ace_fork_child(void);
 
 #endif

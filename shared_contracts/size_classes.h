@@ -14,7 +14,7 @@
  *     their own length, so a block's offset in its span is (addr & (span_bytes - 1)) and every
  *     block starts at a multiple of the class size from the span start.
  *   - divmagic(c) = ceil(2^64 / size): for any 32-bit offset, off % size == 0 exactly when
- *     (uint64_t)off * divmagic <= divmagic - 1 (Lemire, Kaser, Kurz 2019), a multiply and a
+ *     (uint64_t)off * divmagic < divmagic (Lemire, Kaser, Kurz 2019), a multiply and a
  *     compare on the free hit path instead of a division.
  */
 #ifndef HAK_SIZE_CLASSES_H
@@ -45,23 +45,19 @@
 /* Hot, read-only facts, as parallel arrays so the free hit path indexes them from one base. */
 typedef struct hak_class_table {
     uint64_t divmagic[HAK_NUM_CLASSES];  /* ceil(2^64 / size) */
-    uint64_t divlimit[HAK_NUM_CLASSES];  /* divmagic - 1 */
     uint32_t span_mask[HAK_NUM_CLASSES]; /* span_bytes - 1 */
     uint32_t size[HAK_NUM_CLASSES];      /* block size in bytes */
 } hak_class_table_t;
 
 #define HAK_CT_MAGIC(size, span_kib, refill) (UINT64_MAX / (size) + 1),
-#define HAK_CT_LIMIT(size, span_kib, refill) (UINT64_MAX / (size)),
 #define HAK_CT_MASK(size, span_kib, refill) ((span_kib) * 1024u - 1u),
 #define HAK_CT_SIZE(size, span_kib, refill) (size),
 static const hak_class_table_t hak_classes = {
     {HAK_CLASS_LIST(HAK_CT_MAGIC)},
-    {HAK_CLASS_LIST(HAK_CT_LIMIT)},
     {HAK_CLASS_LIST(HAK_CT_MASK)},
     {HAK_CLASS_LIST(HAK_CT_SIZE)},
 };
 #undef HAK_CT_MAGIC
-#undef HAK_CT_LIMIT
 #undef HAK_CT_MASK
 #undef HAK_CT_SIZE
 
@@ -96,7 +92,7 @@ static inline uint32_t hak_span_offset(uintptr_t addr, unsigned class_idx)
 /* Does a block of class_idx start at this span offset? */
 static inline int hak_is_block_start(uint32_t off, unsigned class_idx)
 {
-    return (uint64_t)off * hak_classes.divmagic[class_idx] <= hak_classes.divlimit[class_idx];
+    return (uint64_t)off * hak_classes.divmagic[class_idx] < hak_classes.divmagic[class_idx];
 }
 static inline uint32_t hak_blocks_per_span(unsigned class_idx)
 {

@@ -1,7 +1,8 @@
 #!/bin/sh
 # tests/check_boundaries.sh - contract D: a box (box1_tls, box2_refill, box3_ace) includes only
 # its own headers, shared_contracts/, the public include/hakmem.h, and system or liburcu
-# headers; never a header of another box, directly or through another header.
+# headers; never a header of another box, directly or through another header. shared_contracts/
+# includes no box header at all. (tests/check_symbols.sh checks the same contract by symbol.)
 #
 #   sh tests/check_boundaries.sh [--mode grep|cc|all] [ROOT]
 #       Check the tree at ROOT (default: this repository). Prints one line per violation and
@@ -16,6 +17,9 @@
 set -u
 
 BOXES="box1_tls box2_refill box3_ace"
+# Folders whose includes are checked: the boxes, and shared_contracts/ (which may include
+# only itself, include/ and system headers: a box header behind it would leak to every box).
+CHECKED="$BOXES shared_contracts"
 CC=${CC:-gcc}
 URCU_CFLAGS=$(pkg-config --cflags liburcu-bp 2>/dev/null || true)
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -114,7 +118,7 @@ check_cc_box() { # root box
 
 check_tree() { # mode root
     rc=0
-    for box in $BOXES; do
+    for box in $CHECKED; do
         if [ "$1" = grep ] || [ "$1" = all ]; then
             check_grep_box "$2" "$box" || rc=1
         fi
@@ -151,7 +155,7 @@ suite() {
     trap 'rm -rf "$tmpd"' EXIT
     repo=$(cd "$HERE/.." && pwd)
     echo "[==========] Running tests of contract D (box include boundaries)."
-    for box in $BOXES; do
+    for box in $CHECKED; do
         for mode in grep cc; do
             name="${mode}_${box}"
             t_begin "$name"
@@ -207,6 +211,17 @@ suite() {
     if [ $rc -eq 1 ] && echo "$out" | grep -q 'box1_tls/planted.c depends on box2_refill/b.h'; then
         t_ok selftest_cc_detects_indirect_include
     else t_fail selftest_cc_detects_indirect_include "indirect dependency not reported (rc=$rc): $out"; fi
+
+    # a shared header that includes a box header: caught in shared_contracts itself
+    sh_="$tmpd/shared"
+    make_clean_tree "$sh_"
+    printf '#include "box3_ace/c.h"\n' >"$sh_/shared_contracts/planted.h"
+    printf 'int c_fn(void);\n' >"$sh_/box3_ace/c.h"
+    t_begin selftest_grep_detects_shared_including_a_box
+    out=$(sh "$SELF" --mode grep "$sh_" 2>&1)
+    rc=$?
+    if [ $rc -eq 1 ] && echo "$out" | grep -q 'shared_contracts/planted.h'; then t_ok selftest_grep_detects_shared_including_a_box
+    else t_fail selftest_grep_detects_shared_including_a_box "planted shared_contracts -> box3_ace include not reported (rc=$rc): $out"; fi
 
     # the real tree, copied, with one planted violation
     copy="$tmpd/copy"

@@ -124,7 +124,10 @@ run_tier() { # tier preload
 
 for tier in $TIERS; do
     case "$tier" in
-    boundaries) run_suite boundaries 0 sh tests/check_boundaries.sh --suite ;;
+    boundaries)
+        run_suite boundaries 0 sh tests/check_boundaries.sh --suite
+        run_suite symbols 0 sh tests/check_symbols.sh --suite
+        ;;
     api | stress) run_tier "$tier" 1 ;;
     *) run_tier "$tier" 0 ;;
     esac

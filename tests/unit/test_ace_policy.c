@@ -1,8 +1,8 @@
 /* tests/unit/test_ace_policy.c - the ACE policy (box3_ace/policy.c) on synthetic streams.
  *
  * The policy is pure, so these tests close the loop with a tiny model of one Box 2 thread
- * list (refill of `count` blocks on an empty list, cap = 2 * count or a fixed cap, a spill
- * keeps cap / 2), drive it with a workload per 100 ms interval, feed the resulting statistics
+ * list (refill of `count` blocks on an empty list, the cap and the spill of the list rule of
+ * shared_contracts/list_rule.h, or a fixed cap), drive it with a workload per 100 ms interval, feed the resulting statistics
  * to hak_ace_decide, and watch the count: up under demand, down when idle or spilling, steady
  * on a steady stream, always inside the bounds.
  */
@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "box3_ace/policy.h"
+#include "shared_contracts/list_rule.h"
 #include "testlib.h"
 
 #define IV_NS 100000000ull /* 100 ms */
@@ -23,7 +24,7 @@
 /* ---- a model of one thread's list of one class --------------------------------------- */
 typedef struct sim {
     uint32_t list, cap;
-    uint32_t fixed_cap; /* 0: cap = 2 * count (Box 2); else this fixed cap */
+    uint32_t fixed_cap; /* 0: the cap of the list rule (Box 1); else this fixed cap */
     hak_ace_class_stats_t st;
     uint64_t in, out;
 } sim_t;
@@ -40,7 +41,7 @@ static void sim_alloc(sim_t *m, uint32_t count)
         if (m->list > m->st.list_hwm)
             m->st.list_hwm = m->list;
         m->list += count;
-        m->cap = m->fixed_cap ? m->fixed_cap : 2 * count;
+        m->cap = m->fixed_cap ? m->fixed_cap : hak_list_cap_for(CLS, count, 0);
         m->st.refills++;
         m->st.blocks_refilled += count;
         m->in += count;
@@ -52,13 +53,13 @@ static void sim_free(sim_t *m)
 {
     m->list++;
     if (m->cap && m->list > m->cap) {
-        uint32_t keep = m->cap / 2;
+        uint32_t n = hak_spill_count(m->cap, m->list);
         if (m->list > m->st.list_hwm)
             m->st.list_hwm = m->list;
         m->st.spills++;
-        m->st.blocks_spilled += m->list - keep;
-        m->out += m->list - keep;
-        m->list = keep;
+        m->st.blocks_spilled += n;
+        m->out += n;
+        m->list -= n;
     }
 }
 
@@ -270,7 +271,7 @@ static void churn_under_fixed_cap_steps_down_with_a_ceiling(void **state)
     assert_int_equal(cs.count, 510);
 }
 
-/* Box 2's cap is 2 * count: bursts larger than the count refill and spill the same blocks; a
+/* The cap of the list rule is 2 * count: bursts larger than the count refill and spill the same blocks; a
  * bigger count is a bigger cap, so the policy goes up until the bursts stop spilling, then
  * holds: the silence that follows is not read as idleness (no drift back down). 1000 bursts
  * of 300 per interval: 50000 refills/s at 64, still 24000/s at 128: hot. */
@@ -305,6 +306,35 @@ static void churn_with_cap_following_count_rises_then_holds(void **state)
         assert_true(r.cs.count <= 64);
     }
     assert_int_equal(r.reasons_seen[HAK_ACE_UP_CHURN], 0);
+}
+
+/* The cap rule is one function (shared_contracts/list_rule.h) that Box 1 applies and the policy
+ * reads: change it, and ACE reads the same events differently. Hot churn whose spills show a
+ * list length of 4 * count + 1 comes from lists whose cap followed the count under a rule of
+ * four refills' worth: a bigger count helps (up_churn). Under the default rule of two, the
+ * same length says the cap is fixed above the count's cap, and a hot class then holds. */
+static void follows_the_shared_cap_rule(void **state)
+{
+    (void)state;
+    hak_ace_params_t p;
+    hak_ace_params_default(&p, 4, 1024, 0);
+    hak_ace_class_stats_t churn = {.refills = 500, .peak_refills = 500, .blocks_refilled = 32000,
+                                   .spills = 250, .blocks_spilled = 32000, .churn_blocks = 32000,
+                                   .list_hwm = 4 * 64 + 1};
+    hak_list_rule_t saved = hak_list_rule;
+    hak_ace_class_state_t cs;
+
+    hak_ace_class_init(&p, CLS, 64, &cs);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(hak_ace_decide(&p, CLS, &churn, IV_NS, &cs), HAK_ACE_HOLD);
+    assert_int_equal(cs.count, 64);
+
+    hak_list_rule.cap_refills = 4;
+    hak_ace_class_init(&p, CLS, 64, &cs);
+    enum hak_ace_reason r = hak_ace_decide(&p, CLS, &churn, IV_NS, &cs);
+    hak_list_rule = saved;
+    assert_int_equal(r, HAK_ACE_UP_CHURN);
+    assert_int_equal(cs.count, 128);
 }
 
 static void producer_consumer_pair_goes_up(void **state)
@@ -413,6 +443,7 @@ int main(void)
         cmocka_unit_test(falls_when_the_class_only_spills),
         cmocka_unit_test(churn_under_fixed_cap_steps_down_with_a_ceiling),
         cmocka_unit_test(churn_with_cap_following_count_rises_then_holds),
+        cmocka_unit_test(follows_the_shared_cap_rule),
         cmocka_unit_test(producer_consumer_pair_goes_up),
         cmocka_unit_test(respects_bounds),
         cmocka_unit_test(budget_limits_large_classes),

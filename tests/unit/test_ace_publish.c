@@ -20,7 +20,7 @@
 #include "box3_ace/ace.h"
 #include "shared_contracts/config.h"
 #include "shared_contracts/policy_table.h"
-#include "shared_contracts/tcache.h"
+#include "box1_tls/tcache.h"
 
 static uint16_t counts[HAK_NUM_CLASSES];
 
@@ -133,12 +133,12 @@ static void *refilling_thread(void *arg)
     (void)arg;
     void *volatile keep[32];
     keep[0] = malloc(hak_class_size(HOOK_CLASS)); /* fresh thread: empty list -> refill */
-    list_after_first = hak_bin_count(HOOK_CLASS);
+    list_after_first = hak_list_count(HOOK_CLASS);
     unsigned n = 1;
-    while (hak_bin_count(HOOK_CLASS) && n < 30) /* use up the batch */
+    while (hak_list_count(HOOK_CLASS) && n < 30) /* use up the batch */
         keep[n++] = malloc(hak_class_size(HOOK_CLASS));
     keep[n++] = malloc(hak_class_size(HOOK_CLASS)); /* the next refill */
-    list_after_second = hak_bin_count(HOOK_CLASS);
+    list_after_second = hak_list_count(HOOK_CLASS);
     for (unsigned i = 0; i < n; i++)
         free(keep[i]);
     return NULL;

@@ -240,7 +240,7 @@ static void *refills_until_ring(void *arg)
     void *bad = NULL;
     while (n < MAX) {
         keep[n++] = malloc(16);
-        t = hak_thread_get();
+        t = hak_thread_self();
         uint64_t refills = t->stat[HAK_TSTAT_refills][0];
         if (refills < HAK_RING_AFTER_REFILLS && t->ring) {
             bad = (void *)"ring taken before the threshold";

@@ -16,7 +16,7 @@
 #include <cmocka.h>
 
 #include "shared_contracts/pagemap.h"
-#include "shared_contracts/tcache.h"
+#include "box1_tls/tcache.h"
 #include "testlib.h"
 
 /* A scenario in a fresh thread; a failed TL_CHECK there fails the test with its message. */
@@ -33,16 +33,16 @@ static void *lifo_thread(void *arg)
     unsigned c = hak_size_to_class(size);
     void *a = malloc(size);
     TL_CHECK(a, "malloc failed");
-    uint32_t before = hak_bin_count(c);
+    uint32_t before = hak_list_count(c);
     free(a);
-    TL_CHECK(hak_bin_count(c) == before + 1, "free did not push exactly one block");
-    TL_CHECK(hak_tcache.head[c] == a, "the freed block is not at the head");
-    TL_CHECK(((uint64_t *)a)[1] == hak_tcache.free_key && hak_tcache.free_key != 0,
+    TL_CHECK(hak_list_count(c) == before + 1, "free did not push exactly one block");
+    TL_CHECK(hak_list(c)->head == a, "the freed block is not at the head");
+    TL_CHECK(((uint64_t *)a)[1] == hak_free_key && hak_free_key != 0,
           "a cached block does not carry the free key");
     void *b = malloc(size - 100);
     TL_CHECK(b == a, "malloc of the same class did not reuse the last freed block");
     TL_CHECK(((uint64_t *)b)[1] == 0, "the free key was not cleared on malloc");
-    TL_CHECK(hak_bin_count(c) == before, "malloc did not pop exactly one block");
+    TL_CHECK(hak_list_count(c) == before, "malloc did not pop exactly one block");
     free(b);
     return arg;
 }
@@ -62,11 +62,11 @@ static void *chance_key_thread(void *arg)
     TL_CHECK(warm, "malloc failed");
     uint64_t *p = malloc(14000);
     TL_CHECK(p, "malloc failed");
-    p[1] = hak_tcache.free_key;
-    uint32_t before = hak_bin_count(c);
+    p[1] = hak_free_key;
+    uint32_t before = hak_list_count(c);
     free(p);
-    TL_CHECK(hak_bin_count(c) == before + 1, "a chance key match was not cached");
-    TL_CHECK(hak_tcache.head[c] == p, "the block is not at the head");
+    TL_CHECK(hak_list_count(c) == before + 1, "a chance key match was not cached");
+    TL_CHECK(hak_list(c)->head == p, "the block is not at the head");
     free(warm);
     return arg;
 }
@@ -87,7 +87,7 @@ static void test_aligned_requests_use_classes(void **state)
             assert_int_equal(posix_memalign(&p, align, size), 0);
             assert_int_equal((uintptr_t)p % align, 0);
             uint64_t e = hak_pagemap_get((uintptr_t)p);
-            unsigned tag = e & HAK_PM_TAG_MASK;
+            unsigned tag = hak_pm_tag(e);
             if (size <= HAK_MAX_CLASS_SIZE && tag != HAK_PM_LARGE) {
                 assert_true(tag >= 1 && tag <= HAK_NUM_CLASSES);
                 assert_int_equal(hak_class_size(tag - 1) % align, 0);
@@ -109,10 +109,10 @@ static void *count_thread(void *arg)
     for (int i = 0; i < N; i++)
         free(blocks[i]);
     uint32_t n = 0;
-    for (uint64_t *b = hak_tcache.head[c]; b; b = (uint64_t *)b[0])
+    for (uint64_t *b = hak_list(c)->head; b; b = (uint64_t *)b[0])
         n++;
-    TL_CHECK(n == hak_bin_count(c), "count differs from the list's length");
-    TL_CHECK(n <= hak_tcache.cap[c], "count above cap");
+    TL_CHECK(n == hak_list_count(c), "count differs from the list's length");
+    TL_CHECK(n <= hak_list(c)->cap, "count above cap");
     return arg;
 }
 

@@ -30,7 +30,8 @@
 #include "box2_refill/thread.h"
 #include "shared_contracts/config.h"
 #include "shared_contracts/pagemap.h"
-#include "shared_contracts/tcache.h"
+#include "box1_tls/tcache.h"
+#include "shared_contracts/list_rule.h"
 #include "testlib.h"
 
 /* A scenario in a fresh thread; a failed TL_CHECK there fails the test with its message. */
@@ -48,10 +49,10 @@ static void *refill_fixed_thread(void *arg)
     unsigned c = 38; /* 28672 B: Phase 1 count 16 */
     void *p = malloc(hak_class_size(c));
     TL_CHECK(p, "malloc failed");
-    TL_CHECK(hak_bin_count(c) == hak_fixed_refill_count(c) - 1, "list != refill count - 1");
+    TL_CHECK(hak_list_count(c) == hak_fixed_refill_count(c) - 1, "list != refill count - 1");
     TL_CHECK(hak_fixed_refill_count(c) == 16, "Phase 1 count of the largest classes is not 16");
     free(p);
-    TL_CHECK(hak_bin_count(c) == hak_fixed_refill_count(c), "free did not push on the list");
+    TL_CHECK(hak_list_count(c) == hak_fixed_refill_count(c), "free did not push on the list");
     return arg;
 }
 
@@ -68,7 +69,7 @@ static void *refill_override_thread(void *arg)
     unsigned c = 37; /* 24576 B */
     void *p = malloc(hak_class_size(c));
     TL_CHECK(p, "malloc failed");
-    TL_CHECK(hak_bin_count(c) == 4, "POOL_REFILL_COUNT_24576=5 did not refill 5 blocks");
+    TL_CHECK(hak_list_count(c) == 4, "POOL_REFILL_COUNT_24576=5 did not refill 5 blocks");
     free(p);
     return arg;
 }
@@ -92,18 +93,18 @@ static void *spill_thread(void *arg)
         blocks[i] = malloc(hak_class_size(c));
         TL_CHECK(blocks[i], "malloc failed");
     }
-    uint32_t cap = hak_tcache.cap[c];
+    uint32_t cap = hak_list(c)->cap;
     TL_CHECK(cap >= hak_fixed_refill_count(c), "cap below the refill count");
     uint32_t max_seen = 0;
     for (int i = 0; i < N; i++) {
         free(blocks[i]);
-        uint32_t n = hak_bin_count(c);
+        uint32_t n = hak_list_count(c);
         if (n > max_seen)
             max_seen = n;
         TL_CHECK(n <= cap, "the thread list grew past its cap");
     }
     TL_CHECK(max_seen == cap, "the list never reached its cap");
-    TL_CHECK(hak_bin_count(c) >= cap / 2, "a spill kept less than half the cap");
+    TL_CHECK(hak_list_count(c) >= cap / 2, "a spill kept less than half the cap");
     return arg;
 }
 
@@ -116,59 +117,68 @@ static void test_list_never_exceeds_cap(void **state)
 }
 
 /* ---- idle-list trim ----------------------------------------------------------------------
- * A pass gives back 3/4 of what a list never used since the previous pass (its low-water
- * mark, bounded from the slow-path counters), and leaves alone a list that ran empty
- * (refilled) in between. The passes are called directly, with explicit times. */
+ * A pass gives back three quarters of each list that neither refilled nor spilled since the
+ * previous pass, and leaves alone a list that did either. The passes are called directly,
+ * with explicit times. */
 
 static void *list_trim_thread(void *arg)
 {
-    unsigned idle = 36, busy = 37; /* 20480 B and 24576 B: Phase 1 count 16, cap 32 */
+    unsigned idle = 36, busy = 37, spiller = 38; /* Phase 1 count 16, cap 32 */
     enum { N = 32 };
-    void *b[N];
+    void *b[N + 4];
     for (int i = 0; i < N; i++)
         TL_CHECK((b[i] = malloc(hak_class_size(idle))) != NULL, "malloc failed");
     for (int i = 0; i < N; i++)
         free(b[i]);
-    uint32_t len = hak_bin_count(idle); /* full: the cap, 32 */
-    TL_CHECK(len == hak_tcache.cap[idle], "list not full before the trim");
-    hak_thread_t *t = hak_thread_get();
+    uint32_t len = hak_list_count(idle); /* full: the cap, 32 */
+    TL_CHECK(len == hak_list(idle)->cap, "list not full before the trim");
     uint64_t now = hak_now_ms();
-    hak_list_trim(t, now); /* the first pass of the test sets the marks */
-    len = hak_bin_count(idle);
-    /* between passes: take 4 and give them back (low-water len - 4); the busy class refills */
-    for (int i = 0; i < 4; i++)
-        b[i] = malloc(hak_class_size(idle));
-    for (int i = 0; i < 4; i++)
-        free(b[i]);
-    void *q = malloc(hak_class_size(busy));
-    TL_CHECK(q, "malloc failed");
-    uint32_t busy_len = hak_bin_count(busy);
-    hak_list_trim(t, now + 1000);
-    uint32_t low = len - 4;
-    TL_CHECK(hak_bin_count(idle) == len - (low - low / 4), "trim did not give back 3/4 of low water");
-    TL_CHECK(hak_bin_count(busy) == busy_len, "trim touched a list that was refilled");
-    TL_CHECK(t->trim_due_ms > now + 1000, "no next pass scheduled");
-    /* a list nobody touches drains to nothing in a few passes */
-    for (int pass = 2; pass < 12; pass++)
-        hak_list_trim(t, now + 1000u * (unsigned)pass);
-    TL_CHECK(hak_bin_count(idle) == 0, "an idle list kept blocks after 10 passes");
-    free(q);
-    /* A list whose blocks cycle (1000 mallocs, each answered by a free: the low-water bound
-     * says nothing) but that never refilled or spilled gives back half. */
-    unsigned cyc = 38; /* 28672 B */
-    for (int i = 0; i < N; i++)
-        TL_CHECK((b[i] = malloc(hak_class_size(cyc))) != NULL, "malloc failed");
-    for (int i = 0; i < N; i++)
-        free(b[i]);
-    hak_list_trim(t, now + 20000);
-    uint32_t before = hak_bin_count(cyc);
-    TL_CHECK(before >= 4, "no list to cycle");
+    hak_tcache_trim(now); /* the first pass of the test clears the marks */
+    len = hak_list_count(idle);
+    TL_CHECK(len > 0, "nothing left to trim");
+    /* between passes: the idle list's blocks cycle (no refill, no spill); the busy class
+     * refills before the pass at now + 1 and only pops and pushes after it; the spiller class
+     * spills after it */
     for (int i = 0; i < 1000; i++) {
-        void *volatile p = malloc(hak_class_size(cyc)); /* volatile: no malloc/free elision */
+        void *volatile p = malloc(hak_class_size(idle)); /* volatile: no malloc/free elision */
         free(p);
     }
-    hak_list_trim(t, now + 21000);
-    TL_CHECK(hak_bin_count(cyc) == before - before / 2, "a cycling idle list was not halved");
+    void *q = malloc(hak_class_size(busy));
+    TL_CHECK(q, "malloc failed");
+    for (int i = 0; i < N + 4; i++)
+        TL_CHECK((b[i] = malloc(hak_class_size(spiller))) != NULL, "malloc failed");
+    hak_tcache_trim(now + 1); /* the spiller's refills happened before this pass: clear them */
+    for (int i = 0; i < N + 4; i++)
+        free(b[i]); /* past the cap: a spill */
+    uint32_t busy_len, spill_len = hak_list_count(spiller);
+    len = hak_list_count(idle);
+    for (int i = 0; i < 1000; i++) {
+        void *volatile p = malloc(hak_class_size(idle));
+        free(p);
+    }
+    void *r = malloc(hak_class_size(busy)); /* a pop from its own list: no refill */
+    free(r);
+    free(q);
+    busy_len = hak_list_count(busy);
+    hak_tcache_trim(now + 1000);
+    TL_CHECK(hak_list_count(idle) == len / 4, "trim did not give back 3/4 of an idle list");
+    TL_CHECK(hak_list_count(spiller) == spill_len, "trim touched a list that spilled");
+    TL_CHECK(hak_tcache_cold.trim_due_ms > now + 1000, "no next pass scheduled");
+    /* the busy list neither refilled nor spilled since the pass at now + 1: trimmed too */
+    TL_CHECK(hak_list_count(busy) == busy_len / 4, "an idle busy list was not trimmed");
+    /* a list that refills between passes is left alone */
+    unsigned fresh = 35;
+    void *f = malloc(hak_class_size(fresh));
+    TL_CHECK(f, "malloc failed");
+    uint32_t fresh_len = hak_list_count(fresh);
+    hak_tcache_trim(now + 2000);
+    TL_CHECK(hak_list_count(fresh) == fresh_len, "trim touched a list that was refilled");
+    free(f);
+    /* a list nobody touches drains to nothing in a few passes */
+    for (int pass = 3; pass < 12; pass++)
+        hak_tcache_trim(now + 1000u * (unsigned)pass);
+    TL_CHECK(hak_list_count(idle) == 0, "an idle list kept blocks after 10 passes");
+    TL_CHECK(hak_list_count(fresh) == 0, "an idle list kept blocks after 10 passes");
     return arg;
 }
 
@@ -200,7 +210,7 @@ static void *cache_and_exit_thread(void *arg)
     }
     for (int i = 0; i < N; i++)
         free(blocks[i]);
-    TL_CHECK(hak_bin_count(c) > 0, "nothing cached before exit");
+    TL_CHECK(hak_list_count(c) > 0, "nothing cached before exit");
     return arg; /* the exit destructor must give the cached blocks back */
 }
 
@@ -235,7 +245,7 @@ static void test_large_blocks_and_page_map(void **state)
     assert_non_null(p);
     assert_int_equal((uintptr_t)p % 16, 0);
     assert_true(malloc_usable_size(p) >= n);
-    assert_int_equal(hak_pagemap_get((uintptr_t)p) & HAK_PM_TAG_MASK, HAK_PM_LARGE);
+    assert_int_equal(hak_pm_tag(hak_pagemap_get((uintptr_t)p)), HAK_PM_LARGE);
     memset(p, 0x5a, n);
     char *q = realloc(p, 40u << 20); /* grows by moving pages, not bytes */
     assert_non_null(q);
@@ -252,7 +262,7 @@ static void test_large_blocks_and_page_map(void **state)
     void *z = memalign(1u << 16, 0);
     assert_non_null(z);
     assert_int_equal((uintptr_t)z % (1u << 16), 0);
-    assert_int_equal(hak_pagemap_get((uintptr_t)z) & HAK_PM_TAG_MASK, HAK_PM_LARGE);
+    assert_int_equal(hak_pm_tag(hak_pagemap_get((uintptr_t)z)), HAK_PM_LARGE);
     assert_true(malloc_usable_size(z) >= 1);
     free(z);
 
@@ -311,7 +321,7 @@ static void test_spare_span_kept_then_trimmed(void **state)
     hak_unlock(&hak_central[35].lock);
     assert_non_null(spare); /* emptied, kept */
     assert_int_equal(spare->in_use, 0);
-    assert_int_equal(hak_pagemap_get(hak_span_base(spare)) & HAK_PM_TAG_MASK, 36);
+    assert_int_equal(hak_pm_tag(hak_pagemap_get(hak_span_base(spare))), 36);
     malloc_trim(0);
     assert_null(hak_central[35].spare);
     assert_int_equal(hak_central[35].spans, 0);
@@ -327,8 +337,8 @@ static void test_page_map_knows_only_hakmem_blocks(void **state)
     assert_int_equal(hak_pagemap_get(0), 0);
     void *p = malloc(100);
     uint64_t e = hak_pagemap_get((uintptr_t)p);
-    assert_int_equal(e & HAK_PM_TAG_MASK, hak_size_to_class(100) + 1);
-    hak_span_t *s = (hak_span_t *)(uintptr_t)(e & ~(uint64_t)HAK_PM_TAG_MASK);
+    assert_int_equal(hak_pm_tag(e), hak_size_to_class(100) + 1);
+    hak_span_t *s = hak_pm_owner(e);
     assert_true((uintptr_t)p >= hak_span_base(s) &&
                 (uintptr_t)p < hak_span_base(s) + hak_span_len(s->kind));
     free(p);

@@ -1,5 +1,6 @@
-/* box3_ace/ring_registry.c - the fixed array of event rings (contract C of
- * shared_contracts/event_ring.h).
+/* shared_contracts/event_ring.c - the fixed array of event rings (contract C of
+ * event_ring.h). It lives here, not in a box, because both sides use it: Box 2's threads
+ * acquire and release rings, Box 3 maps the registry when ACE starts and drains the rings.
  *
  * Layout: one anonymous private mapping, made once by hak_ring_registry_init and never
  * unmapped: HAK_RING_SLOTS ring headers, then HAK_RING_SLOTS * capacity events. Untouched
@@ -21,11 +22,10 @@
 #include <stddef.h>
 #include <sys/mman.h>
 
-#include "shared_contracts/diag.h"
-#include "shared_contracts/event_ring.h"
+#include "diag.h"
+#include "event_ring.h"
 
 static hak_ring_t *reg_rings;        /* published once: release store, acquire loads */
-static uint32_t reg_capacity;        /* written before reg_rings is published; then constant */
 static uint64_t reg_no_ring_drops;   /* relaxed atomic add by ringless threads */
 static pthread_mutex_t reg_init_mu = PTHREAD_MUTEX_INITIALIZER; /* serialises init only */
 
@@ -52,7 +52,6 @@ bool hak_ring_registry_init(uint32_t capacity)
                 rings[i].slots = events + (size_t)i * capacity;
                 rings[i].state = HAK_RING_FREE; /* the mapping is zero: counters start at 0 */
             }
-            reg_capacity = capacity;
             __atomic_store_n(&reg_rings, rings, __ATOMIC_RELEASE);
         }
     }

@@ -1,0 +1,135 @@
+/* box1_tls/tcache.h - Box 1's thread cache: per thread, one list of free blocks per size
+ * class. Box 1 owns it whole: the TLS struct and every operation on a list (pop, push, take a
+ * chain in, cut a chain out, drain, set the cap). Nothing outside box1_tls/ names it.
+ *
+ * Layout: hak_tcache.list[tag], tag = class_idx + 1 (the page map's tag, pagemap.h), one
+ * 16-byte hak_list_t per class: a malloc hit and a free hit touch one cache line of
+ * thread-local data, the line of their class. list[0] is unused, so the free hit path indexes
+ * the array with the page map's tag * 16 as it comes. No statistic and no trim bookkeeping
+ * lives here or runs on a hit: what the trim needs is set on the slow paths (hak_tcache_cold).
+ *
+ * The struct starts all zero for every thread (head NULL, room 0, cap 0): the first malloc of
+ * a class misses and the first free overflows, and both land in the cold paths of tcache.c,
+ * which start the thread. So the hit path has no "initialised?" test.
+ *
+ * Invariants, per thread and class (checked at each slow path with HAKMEM_DEBUG=1):
+ *   - count == cap - room == the number of blocks linked from head through word 0 (the
+ *     last block's word 0 is NULL);
+ *   - every listed block carries hak_free_key in word 1; a block handed out has word 1 == 0;
+ *   - count <= cap, except inside free between the push and the overflow call;
+ *   - only the owning thread reads or writes its lists, including in its exit destructor.
+ */
+#ifndef HAK_BOX1_TCACHE_H
+#define HAK_BOX1_TCACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shared_contracts/backend.h"
+#include "shared_contracts/size_classes.h"
+
+typedef struct hak_list {
+    void *head;   /* first free block, or NULL */
+    int32_t room; /* cap - count: pushes left before a spill; < 0 = over the cap */
+    uint32_t cap; /* 0 until the thread starts, and again once it is past its exit */
+} hak_list_t;
+
+typedef struct hak_tcache {
+    hak_list_t list[HAK_NUM_CLASSES + 1]; /* by tag = class_idx + 1; list[0] unused */
+} __attribute__((aligned(64))) hak_tcache_t;
+
+_Static_assert(sizeof(hak_list_t) == 16, "the hit paths index lists by tag * 16");
+
+extern __thread hak_tcache_t hak_tcache __attribute__((tls_model("initial-exec")));
+
+/* Cold per-thread state of Box 1: life cycle and what the idle-list trim needs. */
+enum hak_tcache_state {
+    HAK_TC_NEW = 0,  /* no slow path yet */
+    HAK_TC_STARTING, /* inside hak_thread_attach (library init may allocate): serve uncached */
+    HAK_TC_LIVE,     /* caching */
+    HAK_TC_UNCACHED, /* past its exit destructor, or Box 2 had no record for it: caps are 0 */
+};
+
+typedef struct hak_tcache_cold {
+    int state;            /* enum hak_tcache_state */
+    uint64_t trim_due_ms; /* when the next trim pass is due */
+    uint64_t refilled;    /* bit c: class c refilled since the last trim pass */
+    uint64_t spilled;     /* bit c: class c spilled since the last trim pass */
+} hak_tcache_cold_t;
+
+extern __thread hak_tcache_cold_t hak_tcache_cold __attribute__((tls_model("initial-exec")));
+
+static inline hak_list_t *hak_list(unsigned class_idx) { return &hak_tcache.list[class_idx + 1]; }
+
+static inline uint32_t hak_list_count(unsigned class_idx)
+{
+    const hak_list_t *l = hak_list(class_idx);
+    return (uint32_t)((int64_t)l->cap - l->room);
+}
+
+/* Cold paths (tcache.c). */
+void *hak_tcache_refill(unsigned class_idx);    /* the list is empty: refill, then pop */
+void hak_tcache_overflow(unsigned class_idx);   /* a push took room below 0 */
+void hak_tcache_drain(void);                    /* give back every list of this thread */
+uint32_t hak_tcache_cached_blocks(void);        /* blocks in this thread's lists */
+/* A large block from Box 2 (zeroed if zero); when the mapping fails and this thread caches
+ * blocks, they go back first and the request is tried once more. */
+void *hak_tcache_large(size_t size, size_t align, int zero);
+/* Idle-list trim pass of the calling thread (run by its own slow paths when due; tests call
+ * it directly): each list that neither refilled nor spilled since the last pass gives back
+ * three quarters of its blocks, straight to their spans. */
+void hak_tcache_trim(uint64_t now_ms);
+
+/* The hit paths address the calling thread's list of a tag through %fs: the list's offset is
+ * the TLS offset of hak_tcache (one load from the GOT) plus tag * 16 ("x16"), and each access
+ * is one fs-relative instruction, with no thread-pointer arithmetic. */
+#if defined(__x86_64__) && defined(__SEG_FS)
+typedef hak_list_t __seg_fs hak_tls_list_t;
+static inline __attribute__((always_inline)) hak_tls_list_t *hak_list_x16(uintptr_t x16)
+{
+    uintptr_t tls_offset;
+    __asm__("movq hak_tcache@gottpoff(%%rip), %0" : "=r"(tls_offset));
+    return (hak_tls_list_t *)(tls_offset + x16);
+}
+#else
+typedef hak_list_t hak_tls_list_t;
+static inline hak_tls_list_t *hak_list_x16(uintptr_t x16)
+{
+    return (hak_list_t *)((char *)hak_tcache.list + x16);
+}
+#endif
+
+static inline unsigned hak_x16_class(uintptr_t x16) { return (unsigned)(x16 >> 4) - 1u; }
+
+/* Pop, the malloc hit, for the list at x16 = (class_idx + 1) * 16. The refill ends in this
+ * same pop. */
+static inline __attribute__((always_inline)) void *hak_pop_x16(uintptr_t x16)
+{
+    hak_tls_list_t *l = hak_list_x16(x16);
+    uint64_t *block = l->head;
+    if (HAK_UNLIKELY(!block))
+        return hak_tcache_refill(hak_x16_class(x16));
+    l->head = (void *)block[0];
+    l->room++;
+    block[1] = 0; /* clear the free key: the block is no longer cached */
+    return block;
+}
+
+static inline __attribute__((always_inline)) void *hak_pop(unsigned class_idx)
+{
+    return hak_pop_x16(((uintptr_t)class_idx + 1u) * 16u);
+}
+
+/* Push, the free hit (after the checks of fastpath.h), onto the list at x16. */
+static inline __attribute__((always_inline)) void hak_push_x16(uintptr_t x16, uint64_t *block,
+                                                              uint64_t key)
+{
+    hak_tls_list_t *l = hak_list_x16(x16);
+    block[0] = (uint64_t)l->head;
+    block[1] = key;
+    l->head = block;
+    if (HAK_UNLIKELY(--l->room < 0))
+        hak_tcache_overflow(hak_x16_class(x16));
+}
+
+#endif

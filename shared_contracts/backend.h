@@ -1,0 +1,94 @@
+/* shared_contracts/backend.h - the contract between Box 1 (the thread cache and hot path) and
+ * Box 2 (the refill engine and back end): what Box 1 may call in Box 2, and what they hand
+ * each other. Box 1 owns every thread-local list; Box 2 never names them. Blocks cross this
+ * line only as chains (chain.h).
+ *
+ * Conventions
+ *   - Every function here is cold: Box 1 calls it on a miss, an overflow, a free it cannot
+ *     take on its hit path, a large request, or at a thread's start and exit. Each may take
+ *     Box 2's locks and map memory; none is called with a Box 1 structure locked (Box 1 has
+ *     no locks).
+ *   - A chain Box 2 hands out has every block's word 1 set to hak_free_key (the mark of a
+ *     cached block); a chain Box 1 gives back carries it too.
+ *   - Failures: a refill that gets no block returns a chain of count 0 with errno ENOMEM. The
+ *     large path returns NULL with errno ENOMEM (EINVAL where stated). Everything else keeps
+ *     errno.
+ *   - Thread life cycle (owned by Box 1, box1_tls/tcache.c): a thread's first slow path calls
+ *     hak_thread_attach, which runs library init and makes Box 2's record of the thread;
+ *     Box 1's pthread key destructor gives back every list and then calls hak_thread_detach.
+ *     Box 2 keeps its own per-thread record (statistics, the ACE ring) and finds it itself.
+ */
+#ifndef HAK_BACKEND_H
+#define HAK_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chain.h"
+#include "size_classes.h"
+
+#define HAK_LIKELY(x) __builtin_expect(!!(x), 1)
+#define HAK_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* Random per-process value written into word 1 of every cached block (thread lists and the
+ * depot); odd, so never a block address. Written once by Box 2's library init, before a
+ * second thread can exist; a nonzero placeholder before that. Read-only afterwards. */
+extern uint64_t hak_free_key __attribute__((visibility("hidden")));
+
+/* ---- thread life cycle ---------------------------------------------------------------- */
+
+/* Run library init (idempotent) and make Box 2's record of the calling thread. Returns 1 if
+ * the thread may cache blocks, 0 if it must run uncached (no record could be mapped, or the
+ * call is nested inside library init). Never allocates through malloc. */
+int hak_thread_attach(void);
+
+/* The calling thread exits: it has given back every list. Releases its record and ring. */
+void hak_thread_detach(void);
+
+/* ---- refill and give-back --------------------------------------------------------------- */
+
+typedef struct hak_refill {
+    hak_chain_t chain;     /* the blocks taken (count 0: out of memory, errno ENOMEM) */
+    uint32_t refill_count; /* the count this refill read, once, at its start (contract B) */
+    uint64_t now_ms;       /* Box 2's coarse clock at the refill (Box 1's trim schedule) */
+} hak_refill_t;
+
+/* A list of class_idx is empty (list_len = its length, for ACE's events). cached = 1: a
+ * normal refill of refill_count blocks (from the published table or the fixed count);
+ * cached = 0: exactly one block for a thread that runs uncached. On a failed mapping Box 2
+ * gives back what it caches itself and retries once. */
+void hak_refill(unsigned class_idx, uint32_t list_len, int cached, hak_refill_t *out);
+
+enum hak_give {
+    HAK_GIVE_SPILL = 0, /* a list went past its cap: the chain goes to the depot as one batch */
+    HAK_GIVE_TRIM = 1,  /* blocks a list did not use: straight to their spans */
+    HAK_GIVE_DRAIN = 2, /* a thread exits, or malloc_trim: to the depot */
+};
+
+/* Give back a chain of class_idx (count >= 1). list_len: the list's length before the cut
+ * (for events). Returns Box 2's coarse clock, as hak_refill does. */
+uint64_t hak_give(unsigned class_idx, hak_chain_t chain, uint32_t list_len, enum hak_give why);
+
+/* ---- frees the hit path does not take --------------------------------------------------- */
+
+/* free of NULL, of a large block, or of a pointer hakmem does not own (Box 1 itself aborts on
+ * a pointer inside a small block). Aborts naming the pointer unless it is NULL or a live
+ * large block. Keeps errno. */
+void hak_free_slow(void *ptr);
+
+/* ---- large blocks (above HAK_MAX_CLASS_SIZE, or aligned beyond what a class gives) -------- */
+
+void *hak_large_alloc(size_t size, size_t align);
+void *hak_large_calloc(size_t size); /* the same, zeroed */
+/* Usable size of ptr; aborts naming `caller` unless ptr is a live large block. */
+size_t hak_large_usable_size(const void *ptr, const char *caller);
+void *hak_large_realloc(void *ptr, size_t size); /* ptr a live large block; NULL+ENOMEM */
+
+/* ---- giving memory back ------------------------------------------------------------------ */
+
+/* malloc_trim, after Box 1 gave back the calling thread's lists: every depot and spare span
+ * back to the spans, empty spans purged, cached large mappings unmapped. 1 if pages went back
+ * to the OS. */
+int hak_backend_trim(void);
+
+#endif

@@ -1,0 +1,173 @@
+#!/bin/sh
+# tests/check_symbols.sh - contract D by symbol: what each box's objects reference, read with
+# nm from the objects the build made (build/obj/<folder>/*.o, one per source file).
+#
+# Rules (docs/CONTRACTS.md, contract D):
+#   - no object of Box 2 or Box 3 references a symbol (function or data) defined in another
+#     box's objects;
+#   - Box 1 references no symbol of Box 3, and of Box 2 only the entry points listed between
+#     the markers <!-- box1-calls-box2 --> and <!-- /box1-calls-box2 --> of docs/CONTRACTS.md;
+#   - no object of shared_contracts/ references a symbol defined in any box.
+#
+#   sh tests/check_symbols.sh [OBJDIR [SRCROOT]]
+#       Check OBJDIR (default build/obj) against the sources of SRCROOT (default this
+#       repository): prints one line per violation, exits 1 if any, 0 otherwise.
+#   sh tests/check_symbols.sh --suite
+#       The suite `make test` runs: the check on this build, plus self-tests that plant a
+#       function reference, a data reference and an unlisted Box 1 call in copies of the
+#       objects and prove each is caught. CMocka-style lines for tests/run.sh.
+set -u
+
+BOXES="box1_tls box2_refill box3_ace"
+CC=${CC:-gcc}
+HERE=$(cd "$(dirname "$0")" && pwd)
+SELF="$HERE/$(basename "$0")"
+
+# The objects of folder $2 that the sources of $3 produce (stale objects of removed sources
+# are not part of the library and are ignored).
+objs() { # objdir folder srcroot
+    for src in "$3/$2"/*.c; do
+        [ -e "$src" ] || continue
+        o="$1/$2/$(basename "${src%.c}").o"
+        [ -e "$o" ] && echo "$o"
+    done
+}
+
+defs() { # objects...
+    [ $# -gt 0 ] || return 0
+    nm --defined-only "$@" 2>/dev/null | awk 'NF==3 && $2 ~ /[A-Z]/ && $2 != "U" {print $3}' | LC_ALL=C sort -u
+}
+
+undefs() { # objects...
+    [ $# -gt 0 ] || return 0
+    nm -u "$@" 2>/dev/null | awk 'NF==2 {print $2}' | LC_ALL=C sort -u
+}
+
+allowed_box1_calls() { # srcroot
+    sed -n '/<!-- box1-calls-box2 -->/,/<!-- \/box1-calls-box2 -->/p' "$1/docs/CONTRACTS.md" 2>/dev/null |
+        grep -o '`[A-Za-z_][A-Za-z0-9_]*`' | tr -d '`' | LC_ALL=C sort -u
+}
+
+check() { # objdir srcroot
+    od=$1
+    sr=$2
+    bad=0
+    tmp=$(mktemp -d "${TMPDIR:-/tmp}/hakmem-sym-XXXXXX") || return 2
+    for f in $BOXES shared_contracts; do
+        # shellcheck disable=SC2046
+        defs $(objs "$od" "$f" "$sr") >"$tmp/def.$f"
+        # shellcheck disable=SC2046
+        undefs $(objs "$od" "$f" "$sr") >"$tmp/undef.$f"
+    done
+    if [ ! -s "$tmp/def.box1_tls" ] || [ ! -s "$tmp/def.box2_refill" ]; then
+        echo "violation: no objects of box1_tls or box2_refill under $od (build the library first)"
+        rm -rf "$tmp"
+        return 1
+    fi
+    allowed_box1_calls "$sr" >"$tmp/allowed"
+    if [ ! -s "$tmp/allowed" ]; then
+        echo "violation: docs/CONTRACTS.md lists no Box 1 -> Box 2 entry points (markers missing)"
+        bad=1
+    fi
+    for a in $BOXES shared_contracts; do
+        for b in $BOXES; do
+            [ "$a" = "$b" ] && continue
+            LC_ALL=C comm -12 "$tmp/undef.$a" "$tmp/def.$b" >"$tmp/x"
+            if [ "$a" = box1_tls ] && [ "$b" = box2_refill ]; then
+                LC_ALL=C comm -23 "$tmp/x" "$tmp/allowed" >"$tmp/y"
+                mv "$tmp/y" "$tmp/x"
+                while read -r sym; do
+                    echo "violation: box1_tls references $sym, defined in box2_refill and not a listed entry point"
+                    bad=1
+                done <"$tmp/x"
+                continue
+            fi
+            while read -r sym; do
+                echo "violation: $a references $sym, defined in $b"
+                bad=1
+            done <"$tmp/x"
+        done
+    done
+    rm -rf "$tmp"
+    return $bad
+}
+
+# ---- suite mode ---------------------------------------------------------------------------
+run=0
+passed=0
+failed_names=""
+t_begin() { echo "[ RUN      ] $1"; run=$((run + 1)); }
+t_ok() { echo "[       OK ] $1"; passed=$((passed + 1)); }
+t_fail() { echo "$2" | sed 's/^/    /'; echo "[  FAILED  ] $1"; failed_names="$failed_names $1"; }
+
+# A copy of the objects and of what the check reads of the sources, plus one planted object
+# compiled from C text into folder $3 of the copy; the check must fail naming $4.
+plant_case() { # name c-text folder expect
+    d="$tmpd/$1"
+    mkdir -p "$d/obj" "$d/src/docs"
+    cp "$repo/docs/CONTRACTS.md" "$d/src/docs/"
+    for f in $BOXES shared_contracts; do
+        mkdir -p "$d/obj/$f" "$d/src/$f"
+        for o in $(objs "$repo/build/obj" "$f" "$repo"); do
+            cp "$o" "$d/obj/$f/"
+            : >"$d/src/$f/$(basename "${o%.o}").c"
+        done
+    done
+    printf '%s\n' "$2" >"$d/src/$3/zz_planted.c"
+    t_begin "$1"
+    if ! $CC -c -o "$d/obj/$3/zz_planted.o" "$d/src/$3/zz_planted.c" 2>"$d/err"; then
+        t_fail "$1" "could not compile the planted object: $(cat "$d/err")"
+        return
+    fi
+    out=$(sh "$SELF" "$d/obj" "$d/src" 2>&1)
+    rc=$?
+    if [ $rc -eq 1 ] && echo "$out" | grep -q "$4"; then t_ok "$1"
+    else t_fail "$1" "planted reference not reported (rc=$rc, expected '$4'): $out"; fi
+}
+
+suite() {
+    tmpd=$(mktemp -d "${TMPDIR:-/tmp}/hakmem-symbols-XXXXXX") || exit 1
+    trap 'rm -rf "$tmpd"' EXIT
+    repo=$(cd "$HERE/.." && pwd)
+    echo "[==========] Running tests of contract D (box symbol boundaries)."
+    t_begin symbols_of_this_build
+    if out=$(sh "$SELF" "$repo/build/obj" "$repo" 2>&1); then
+        echo "    objects of $BOXES shared_contracts checked"
+        t_ok symbols_of_this_build
+    else
+        t_fail symbols_of_this_build "$out"
+    fi
+    plant_case selftest_box2_calls_box3 \
+        'unsigned long hak_ace_publishes(void); unsigned long zz(void) { return hak_ace_publishes(); }' \
+        box2_refill "box2_refill references hak_ace_publishes, defined in box3_ace"
+    plant_case selftest_box3_reads_box2_data \
+        'extern char hak_central[]; char *zz(void) { return hak_central; }' \
+        box3_ace "box3_ace references hak_central, defined in box2_refill"
+    plant_case selftest_box1_unlisted_box2_call \
+        'int hak_release_cached(unsigned long); int zz(void) { return hak_release_cached(0); }' \
+        box1_tls "box1_tls references hak_release_cached"
+    plant_case selftest_shared_calls_box1 \
+        'void hak_tcache_drain(void); void zz(void) { hak_tcache_drain(); }' \
+        shared_contracts "shared_contracts references hak_tcache_drain, defined in box1_tls"
+
+    nfail=$((run - passed))
+    echo "[==========] $run test(s) run."
+    echo "[  PASSED  ] $passed test(s)."
+    if [ $nfail -gt 0 ]; then
+        echo "[  FAILED  ] $nfail test(s), listed below:"
+        for n in $failed_names; do echo "[  FAILED  ] $n"; done
+        exit 1
+    fi
+    exit 0
+}
+
+case "${1:-}" in
+--suite) suite ;;
+esac
+od=$(cd "${1:-$HERE/../build/obj}" && pwd) || exit 2
+sr=$(cd "${2:-$HERE/..}" && pwd) || exit 2
+if check "$od" "$sr"; then
+    echo "contract D by symbol: ok in $od"
+    exit 0
+fi
+exit 1

@@ -1,0 +1,140 @@
+/* tests/unit/test_invariants.c - with HAKMEM_DEBUG=1, the equations the headers state are
+ * checked at each slow path of the class: a planted corruption of each one aborts with a
+ * "hakmem: invariant broken: ..." message naming it.
+ *
+ *   box1_tls/tcache.h       count (cap - room) == the length of the thread's list
+ *   box2_refill/central.h   depot_count == the sum of the depot's batches
+ *   box2_refill/span.h      capacity == in_use + length(free) + (capacity - carved)
+ *
+ * Each case re-executes this binary (statically linked with hakmem) as
+ * `--scenario <name>` with HAKMEM_DEBUG=1, plants the corruption, allocates once more, and
+ * must die by SIGABRT with the expected message. A control case runs the same allocations
+ * without a plant and must exit 0, so the checks are shown to hold on a sound heap.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "box1_tls/tcache.h"
+#include "box2_refill/central.h"
+#include "shared_contracts/config.h"
+#include "testlib.h"
+
+#define CLASS 34u /* 14336 B: a class nothing else in this process uses */
+
+static void warm(void)
+{
+    void *keep[8];
+    for (int i = 0; i < 8; i++)
+        keep[i] = malloc(hak_class_size(CLASS));
+    for (int i = 0; i < 8; i += 2) /* frees give the depot (debug: cap 0) a batch each */
+        free(keep[i]);
+}
+
+static int scenario(const char *name)
+{
+    if (!hak_config.debug) {
+        fprintf(stderr, "scenario %s: HAKMEM_DEBUG is not on\n", name);
+        return 2;
+    }
+    warm();
+    if (strcmp(name, "list") == 0) {
+        hak_list(CLASS)->room -= 3; /* the list claims three blocks it does not have */
+    } else if (strcmp(name, "depot") == 0) {
+        hak_central[CLASS].depot_count += 5;
+        hak_central[CLASS].depot_low += 5;
+    } else if (strcmp(name, "span") == 0) {
+        hak_span_t *s = hak_central[CLASS].partial;
+        if (!s) {
+            fprintf(stderr, "scenario span: no partial span\n");
+            return 2;
+        }
+        s->in_use += 2;
+    } else if (strcmp(name, "none") != 0) {
+        return 2;
+    }
+    void *p = malloc(hak_class_size(CLASS)); /* the next slow path of the class */
+    free(p);
+    return 0;
+}
+
+static void expect_abort(const char *name, const char *message)
+{
+    char self[4096];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    assert_true(len > 0);
+    self[len] = '\0';
+    const char *argv[] = {self, "--scenario", name, NULL};
+    const char *env[] = {"HAKMEM_DEBUG=1", NULL};
+    tl_result r;
+    assert_int_equal(tl_run(argv, env, NULL, NULL, 60, &r), 0);
+    printf("%s", r.err);
+    int aborted = WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGABRT;
+    int named = strstr(r.err, message) != NULL;
+    int starts = strncmp(r.err, "hakmem: invariant broken: ", 26) == 0 ||
+                 strstr(r.err, "\nhakmem: invariant broken: ") != NULL;
+    char st[128];
+    tl_status_str(&r, st, sizeof st);
+    tl_result_free(&r);
+    if (!aborted || !named || !starts)
+        fail_msg("scenario %s: %s; expected SIGABRT and a 'hakmem: invariant broken:' line "
+                 "with '%s'",
+                 name, st, message);
+}
+
+static void test_list_count_equation(void **state)
+{
+    (void)state;
+    expect_abort("list", "count (cap - room = 4) != list length (1)");
+}
+
+static void test_depot_sum_equation(void **state)
+{
+    (void)state;
+    expect_abort("depot", "depot_count (8) != the sum of its 3 batches (3)");
+}
+
+static void test_span_capacity_equation(void **state)
+{
+    (void)state;
+    expect_abort("span", "capacity (18) != in_use");
+}
+
+static void test_sound_heap_passes_the_checks(void **state)
+{
+    (void)state;
+    char self[4096];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    assert_true(len > 0);
+    self[len] = '\0';
+    const char *argv[] = {self, "--scenario", "none", NULL};
+    const char *env[] = {"HAKMEM_DEBUG=1", NULL};
+    tl_result r;
+    assert_int_equal(tl_run(argv, env, NULL, NULL, 60, &r), 0);
+    printf("%s", r.err);
+    int ok = tl_exited_ok(&r) && !strstr(r.err, "hakmem:");
+    tl_result_free(&r);
+    assert_true(ok);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && strcmp(argv[1], "--scenario") == 0)
+        return scenario(argv[2]);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sound_heap_passes_the_checks),
+        cmocka_unit_test(test_list_count_equation),
+        cmocka_unit_test(test_depot_sum_equation),
+        cmocka_unit_test(test_span_capacity_equation),
+    };
+    return cmocka_run_group_tests_name("invariants", tests, NULL, NULL);
+}
