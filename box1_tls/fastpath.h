@@ -29,7 +29,7 @@
 
 /* Cold paths of free (misuse.c). */
 void hak_free_unusual(void *ptr);
-void hak_free_recheck(void *ptr, unsigned class_idx);
+void hak_free_recheck(void *ptr, uintptr_t x16);
 __attribute__((noreturn, cold)) void hak_bad_interior(void *ptr, unsigned class_idx,
                                                       const char *caller);
 
@@ -39,7 +39,7 @@ static inline __attribute__((always_inline)) void *hak_alloc_fast(size_t size)
     if (HAK_LIKELY(size <= HAK_SMALL_LOOKUP_MAX))
         x16 = hak_small_x16[size];
     else if (HAK_LIKELY(size <= HAK_MAX_CLASS_SIZE))
-        x16 = hak_pool_x16[(size + 255) >> 8];
+        x16 = hak_upper_x16[(size + 255) >> 8];
     else
         return hak_tcache_large(size, HAK_MIN_ALIGN, 0);
     return hak_pop_x16(x16);
@@ -48,7 +48,7 @@ static inline __attribute__((always_inline)) void *hak_alloc_fast(size_t size)
 static inline __attribute__((always_inline)) void hak_free_fast(void *ptr)
 {
     uintptr_t addr = (uintptr_t)ptr;
-    uintptr_t x16 = hak_pm_tag_x16(hak_pagemap_get(addr)); /* tag * 16 */
+    uintptr_t x16 = hak_pagemap_x16(addr); /* tag * 16 */
     const hak_free_check_t *fc = (const hak_free_check_t *)((const char *)hak_free_checks + x16);
     uint64_t magic = fc->divmagic;
     if (HAK_UNLIKELY((addr & fc->span_mask) * magic >= magic)) {
@@ -58,7 +58,7 @@ static inline __attribute__((always_inline)) void hak_free_fast(void *ptr)
     uint64_t *block = ptr;
     uint64_t key = hak_free_key;
     if (HAK_UNLIKELY(block[1] == key)) {
-        hak_free_recheck(ptr, hak_x16_class(x16));
+        hak_free_recheck(ptr, x16);
         return;
     }
     hak_push_x16(x16, block, key);

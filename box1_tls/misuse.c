@@ -26,8 +26,9 @@ void hak_free_unusual(void *ptr)
 /* Word 1 of the block equals the free key: either the block is already in this thread's
  * list (a double free), or the program stored that value there by chance. Walk the list to
  * know; a chance match is pushed as usual. */
-void hak_free_recheck(void *ptr, unsigned class_idx)
+void hak_free_recheck(void *ptr, uintptr_t x16)
 {
+    unsigned class_idx = hak_x16_class(x16);
     hak_list_t *l = hak_list(class_idx);
     uint32_t n = 0, count = hak_list_count(class_idx);
     for (uint64_t *b = l->head; b && n <= count; b = (uint64_t *)b[0], n++) {
@@ -36,5 +37,5 @@ void hak_free_recheck(void *ptr, unsigned class_idx)
                       "(in this thread's cache)",
                       ptr, hak_class_size(class_idx));
     }
-    hak_push_x16(((uintptr_t)class_idx + 1u) * 16u, ptr, hak_free_key);
+    hak_push_x16(x16, ptr, hak_free_key);
 }

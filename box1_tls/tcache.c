@@ -163,6 +163,8 @@ void *hak_tcache_large(size_t size, size_t align, int zero)
     return p;
 }
 
+void hak_tcache_overflow_x16(uintptr_t x16) { hak_tcache_overflow(hak_x16_class(x16)); }
+
 uint32_t hak_tcache_cached_blocks(void)
 {
     uint32_t n = 0;

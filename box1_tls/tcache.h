@@ -70,6 +70,7 @@ static inline uint32_t hak_list_count(unsigned class_idx)
 /* Cold paths (tcache.c). */
 void *hak_tcache_refill(unsigned class_idx);    /* the list is empty: refill, then pop */
 void hak_tcache_overflow(unsigned class_idx);   /* a push took room below 0 */
+void hak_tcache_overflow_x16(uintptr_t x16);    /* the same, for the list at tag * 16 */
 void hak_tcache_drain(void);                    /* give back every list of this thread */
 uint32_t hak_tcache_cached_blocks(void);        /* blocks in this thread's lists */
 /* A large block from Box 2 (zeroed if zero); when the mapping fails and this thread caches
@@ -129,7 +130,7 @@ static inline __attribute__((always_inline)) void hak_push_x16(uintptr_t x16, ui
     block[1] = key;
     l->head = block;
     if (HAK_UNLIKELY(--l->room < 0))
-        hak_tcache_overflow(hak_x16_class(x16));
+        hak_tcache_overflow_x16(x16); /* x16, not the class: the hit path computes nothing more */
 }
 
 #endif

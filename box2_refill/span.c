@@ -22,14 +22,14 @@ static hak_span_t *pooled_tail[HAK_SPAN_KINDS];
 static hak_span_t *purged[HAK_SPAN_KINDS];  /* purged empty spans (a stack) */
 static uintptr_t chunk_next[HAK_SPAN_KINDS], chunk_end[HAK_SPAN_KINDS];
 static char *meta_next, *meta_end;
-static hak_span_t *spare_desc; /* descriptors of spans whose pages were unmapped */
+static hak_span_t *unused_desc; /* descriptors with no span (their pages were unmapped), for reuse */
 static hak_span_totals_t totals;
 
 static hak_span_t *new_descriptor(void)
 {
-    if (spare_desc) {
-        hak_span_t *s = spare_desc;
-        spare_desc = s->next;
+    if (unused_desc) {
+        hak_span_t *s = unused_desc;
+        unused_desc = s->next;
         return s;
     }
     if (meta_next == meta_end) {
@@ -77,8 +77,8 @@ static size_t unmap_purged_locked(void)
             hak_os.unmap((void *)hak_span_base(s), len);
             s->base_page = 0;
             s->state = 0;
-            s->next = spare_desc;
-            spare_desc = s;
+            s->next = unused_desc;
+            unused_desc = s;
             totals.purged -= len;
             totals.mapped -= len;
             released += len;
@@ -142,8 +142,8 @@ hak_span_t *hak_span_get(unsigned kind, unsigned class_idx)
         uintptr_t base = d ? new_span_memory(kind) : 0;
         if (!base) {
             if (d) { /* keep the unused descriptor for the next span */
-                d->next = spare_desc;
-                spare_desc = d;
+                d->next = unused_desc;
+                unused_desc = d;
             }
             hak_unlock(&pool_lock);
             errno = ENOMEM;

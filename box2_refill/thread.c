@@ -18,7 +18,7 @@ static __thread hak_thread_t *thread_self __attribute__((tls_model("initial-exec
 /* Guarded by threads_lock. */
 static pthread_mutex_t threads_lock = PTHREAD_MUTEX_INITIALIZER;
 static hak_thread_t *live;           /* records of live threads */
-static hak_thread_t *spare;          /* recycled records */
+static hak_thread_t *recycled;       /* records of exited threads, for reuse */
 static char *record_next, *record_end;
 static uint64_t retired_stat[HAK_TSTAT_COUNT][HAK_NUM_CLASSES];
 
@@ -27,9 +27,9 @@ static hak_thread_t fallback;
 
 static hak_thread_t *record_alloc(void)
 {
-    hak_thread_t *t = spare;
+    hak_thread_t *t = recycled;
     if (t) {
-        spare = t->next;
+        recycled = t->next;
     } else {
         if (record_end - record_next < (long)sizeof(hak_thread_t)) {
             char *block = hak_os.map(RECORD_BLOCK);
@@ -90,8 +90,8 @@ void hak_thread_detach(void)
         live = t->next;
     if (t->next)
         t->next->prev = t->prev;
-    t->next = spare;
-    spare = t;
+    t->next = recycled;
+    recycled = t;
     hak_unlock(&threads_lock);
     thread_self = NULL; /* the fallback from now on */
 }

@@ -37,7 +37,7 @@ out = """/* shared_contracts/size_lookup.h - size -> (class_idx + 1) * 16, the m
 
 """
 out += table("hak_small_x16", 1025, lambda i: i, "sizes 0..1024, indexed by the size itself") + "\n"
-out += table("hak_pool_x16", 129, lambda i: i * 256,
+out += table("hak_upper_x16", 129, lambda i: i * 256,
              "sizes 1025..32768, indexed by (size + 255) >> 8 (classes above 1 KiB are multiples "
              "of 256 B)") + "\n#endif\n"
 open(os.path.join(ROOT, "shared_contracts", "size_lookup.h"), "w").write(out)

@@ -57,6 +57,17 @@ static inline uint64_t hak_pagemap_get(uintptr_t addr)
                            __ATOMIC_RELAXED);
 }
 
+/* tag * 16 of addr's entry alone: the entry's top 16 bits (x86-64 is little-endian), one load.
+ * The free hit path's lookup. */
+static inline uintptr_t hak_pagemap_x16(uintptr_t addr)
+{
+    uintptr_t biased = __atomic_load_n(
+        &hak_pagemap_l1[(addr >> HAK_PM_L1_SHIFT) & (HAK_PM_L1_SIZE - 1)], __ATOMIC_ACQUIRE);
+    const uint16_t *top = (const uint16_t *)(biased + ((addr >> HAK_PM_SHIFT) << 3)) + 3;
+    return __atomic_load_n(top, __ATOMIC_RELAXED);
+}
+_Static_assert(HAK_PM_TAG_SHIFT == 52, "hak_pagemap_x16 reads tag << 4 as the top 16 bits");
+
 static inline uint64_t hak_pm_entry(unsigned tag, const void *owner)
 {
     return (uint64_t)tag << HAK_PM_TAG_SHIFT | (uint64_t)(uintptr_t)owner;

@@ -100,7 +100,7 @@ static inline uint32_t hak_blocks_per_span(unsigned class_idx)
 }
 
 /* 1024 < size <= HAK_MAX_CLASS_SIZE: four classes per power of two, from class 20 (1280 B). */
-static inline unsigned hak_pool_class(size_t size)
+static inline unsigned hak_upper_class(size_t size)
 {
     size_t s = size - 1;
     unsigned b = 63u - (unsigned)__builtin_clzll(s); /* 10..14 */
@@ -112,7 +112,7 @@ static inline unsigned hak_size_to_class(size_t size)
 {
     if (size <= HAK_SMALL_LOOKUP_MAX)
         return hak_small_class[(size + 15) >> 4];
-    return hak_pool_class(size);
+    return hak_upper_class(size);
 }
 
 #endif

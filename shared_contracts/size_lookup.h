@@ -78,7 +78,7 @@ static const uint16_t hak_small_x16[1025] = {
 };
 
 /* sizes 1025..32768, indexed by (size + 255) >> 8 (classes above 1 KiB are multiples of 256 B) */
-static const uint16_t hak_pool_x16[129] = {
+static const uint16_t hak_upper_x16[129] = {
     16, 192, 256, 288, 320, 336, 352, 368, 384, 400, 400, 416, 416, 432, 432, 448,
     448, 464, 464, 464, 464, 480, 480, 480, 480, 496, 496, 496, 496, 512, 512, 512,
     512, 528, 528, 528, 528, 528, 528, 528, 528, 544, 544, 544, 544, 544, 544, 544,

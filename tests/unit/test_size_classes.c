@@ -8,7 +8,9 @@
 
 #include <cmocka.h>
 
+#include "shared_contracts/pagemap.h"
 #include "shared_contracts/size_classes.h"
+#include "shared_contracts/size_lookup.h"
 
 static void test_class_sizes_increase_and_align(void **state)
 {
@@ -102,6 +104,31 @@ static void test_span_offset(void **state)
     }
 }
 
+/* The hit paths' lookups agree with hak_size_to_class for every size: the malloc tables of
+ * size_lookup.h (generated) give (class + 1) * 16, and the free-check row of each tag holds
+ * its class's magic and span mask (rows of other tags have magic 0, so they fail). */
+static void test_hit_path_tables(void **state)
+{
+    (void)state;
+    for (size_t size = 0; size <= HAK_MAX_CLASS_SIZE; size++) {
+        unsigned want = (hak_size_to_class(size) + 1) * 16;
+        unsigned got = size <= HAK_SMALL_LOOKUP_MAX ? hak_small_x16[size]
+                                                    : hak_upper_x16[(size + 255) >> 8];
+        if (got != want)
+            fail_msg("size %zu: table gives %u, hak_size_to_class %u", size, got, want);
+    }
+    for (unsigned tag = 0; tag < HAK_PM_TAGS; tag++) {
+        const hak_free_check_t *fc = &hak_free_checks[tag];
+        if (tag >= 1 && tag <= HAK_NUM_CLASSES) {
+            unsigned c = tag - 1;
+            assert_int_equal(fc->divmagic, UINT64_MAX / hak_class_size(c) + 1);
+            assert_int_equal(fc->span_mask, hak_span_bytes(c) - 1);
+        } else {
+            assert_int_equal(fc->divmagic, 0);
+        }
+    }
+}
+
 static void test_default_refill_counts(void **state)
 {
     (void)state;
@@ -119,6 +146,7 @@ int main(void)
         cmocka_unit_test(test_block_start_exact),
         cmocka_unit_test(test_span_offset),
         cmocka_unit_test(test_default_refill_counts),
+        cmocka_unit_test(test_hit_path_tables),
     };
     return cmocka_run_group_tests_name("unit_size_classes", tests, NULL, NULL);
 }
