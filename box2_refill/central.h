@@ -29,7 +29,7 @@
 #include "shared_contracts/size_classes.h"
 #include "span.h"
 
-#define HAK_DEPOT_BATCHES 64u
+#define HAK_DEPOT_BATCHES 1024u /* enough for depot_max of the small classes at 64-block batches */
 
 typedef struct hak_central {
     pthread_mutex_t lock;
