@@ -18,7 +18,8 @@
 #include <errno.h>
 
 #include "central.h"
-#include "large_cache.h"
+#include "purge.h"
+#include "ramp.h"
 #include "lock.h"
 #include "shared_contracts/config.h"
 #include "shared_contracts/event_ring.h"
@@ -125,6 +126,8 @@ void *pool_refill_and_alloc(unsigned class_idx)
 
     uint32_t fixed = hak_fixed_refill_count(class_idx);
     uint32_t count = hak_config.ace ? hak_policy_refill_count(class_idx, fixed) : fixed;
+    count = hak_ramp_count(class_idx, count, /* small first batches (ramp.h) */
+                           t->stat[HAK_TSTAT_refills][class_idx] - t->trim_refills[class_idx]);
     if (HAK_UNLIKELY(hak_config.debug))
         count = 1; /* debug: every malloc comes through here (debug.h) */
     if (HAK_UNLIKELY(hak_refill_hook != NULL))
@@ -135,7 +138,8 @@ void *pool_refill_and_alloc(unsigned class_idx)
     hak_lock(&hak_central[class_idx].lock);
     uint32_t got = hak_central_take(class_idx, count, &head, &tail);
     hak_unlock(&hak_central[class_idx].lock);
-    if (!got && hak_reclaim()) { /* out of memory or address space: give back, try once more */
+    if (!got && hak_reclaim_may_help(0) && hak_reclaim()) { /* out of memory or address
+                                                              * space: give back, retry */
         hak_lock(&hak_central[class_idx].lock);
         got = hak_central_take(class_idx, count, &head, &tail);
         hak_unlock(&hak_central[class_idx].lock);
@@ -197,69 +201,4 @@ void pool_spill(unsigned class_idx)
         report_event(t, class_idx, spill, list_len, HAK_EV_SPILL, now);
     slow_path_tick(t, now);
     errno = saved;
-}
-
-/* ---- giving memory back --------------------------------------------------------------- */
-
-int hak_release_cached(uint64_t now_ms)
-{
-    hak_thread_t *t = hak_thread_get();
-    int released = 0;
-    if (t->state == HAK_THREAD_LIVE && !hak_fork_holder) {
-        for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
-            released |= hak_bin_count(c) != 0;
-        hak_thread_flush_all();
-    }
-    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
-        hak_lock(&hak_central[c].lock);
-        released |= hak_central[c].depot_count != 0 || hak_central[c].spare != NULL;
-        hak_central_release_depot(c, hak_central[c].depot_count, now_ms);
-        hak_central[c].depot_low = 0;
-        hak_central_release_spare(c, now_ms, 0);
-        hak_unlock(&hak_central[c].lock);
-    }
-    return released;
-}
-
-int hak_reclaim(void)
-{
-    int saved = errno;
-    int released = hak_release_cached(hak_now_ms());
-    released |= hak_span_unmap_purged() != 0;
-    released |= hak_large_cache_trim(hak_now_ms(), 0) != 0;
-    errno = saved;
-    return released;
-}
-
-/* ---- decay ---------------------------------------------------------------------------- */
-
-static uint64_t next_tick_ms; /* CAS-claimed by the thread that runs a tick */
-
-void hak_decay_maybe(uint64_t now_ms)
-{
-    uint64_t due = __atomic_load_n(&next_tick_ms, __ATOMIC_RELAXED);
-    if (HAK_LIKELY(now_ms < due))
-        return;
-    uint64_t interval = (uint64_t)hak_config.decay_ms / 4;
-    if (interval < 10)
-        interval = 10;
-    if (!__atomic_compare_exchange_n(&next_tick_ms, &due, now_ms + interval, 0, __ATOMIC_RELAXED,
-                                     __ATOMIC_RELAXED))
-        return;
-    /* Each class returns half of the depot blocks nobody took since the last tick. */
-    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
-        hak_central_t *cc = &hak_central[c];
-        if ((!__atomic_load_n(&cc->depot_count, __ATOMIC_RELAXED) &&
-             !__atomic_load_n(&cc->spare, __ATOMIC_RELAXED)) ||
-            !hak_trylock(&cc->lock))
-            continue;
-        uint32_t idle = cc->depot_low;
-        if (idle)
-            hak_central_release_depot(c, (idle + 1) / 2, now_ms);
-        cc->depot_low = cc->depot_count;
-        hak_central_release_spare(c, now_ms, (uint64_t)hak_config.decay_ms);
-        hak_unlock(&cc->lock);
-    }
-    hak_span_decay(now_ms, (uint64_t)hak_config.decay_ms, 0);
-    hak_large_cache_trim(now_ms, (uint64_t)hak_config.decay_ms);
 }

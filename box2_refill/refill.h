@@ -12,11 +12,6 @@
  * Written only by tests, while no other thread allocates. */
 extern void (*hak_refill_hook)(unsigned class_idx, uint32_t refill_count);
 
-/* Move what no program or other thread holds back to the spans: the calling thread's cache,
- * every depot and spare span. No Box 2 lock held. Nonzero if anything moved. malloc_trim
- * then purges the empty spans; hak_reclaim (span.h) unmaps them. */
-int hak_release_cached(uint64_t now_ms);
-
 /* Idle-list trim of the calling thread (record t, LIVE): each list with no refill since the
  * last pass gives back 3/4 of its low-water bound, or half of itself if it did not spill
  * either, straight to the spans; then the next pass is scheduled. Called by the thread's own
@@ -24,7 +19,7 @@ int hak_release_cached(uint64_t now_ms);
 struct hak_thread;
 void hak_list_trim(struct hak_thread *t, uint64_t now_ms);
 
-/* Decay: at most every tick, return idle depot blocks and old empty spans to the OS. */
-void hak_decay_maybe(uint64_t now_ms);
+/* The decay tick, hak_release_cached and the purger: purge.h. */
+#include "purge.h"
 
 #endif

@@ -8,6 +8,7 @@
 #include "central.h"
 #include "lock.h"
 #include "os.h"
+#include "purge.h"
 #include "shared_contracts/config.h"
 #include "shared_contracts/diag.h"
 #include "shared_contracts/valgrind_hooks.h"
@@ -132,6 +133,7 @@ void hak_thread_exit(void *arg)
     spare = t;
     hak_unlock(&threads_lock);
     thread_self = &fallback; /* DEAD from now on */
+    hak_purger_wake(); /* what this thread gave back decays even if the others go quiet */
     HAK_VG_LEAVE();
     errno = saved;
 }

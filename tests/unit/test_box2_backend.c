@@ -43,15 +43,48 @@ static void run_in_thread(void *(*fn)(void *), void *arg)
 
 /* ---- refill counts ---------------------------------------------------------------------- */
 
+/* The batch sizes of a fresh thread's first refills of class c: each refill's blocks, seen as
+ * the list length after the malloc that refilled, plus the block handed out. */
+static int batch_sizes(unsigned c, uint32_t *sizes, int n, void **keep, int max_keep)
+{
+    hak_thread_t *t = hak_thread_get();
+    int got = 0, k = 0;
+    while (got < n && k < max_keep) {
+        uint64_t before = t->stat[HAK_TSTAT_refills][c];
+        if (!(keep[k++] = malloc(hak_class_size(c))))
+            return -1;
+        if (t->stat[HAK_TSTAT_refills][c] != before)
+            sizes[got++] = hak_bin_count(c) + 1;
+    }
+    return k;
+}
+
+/* Small first batches (ramp.h): the first is 1 block (8 KiB worth), each later one at most
+ * twice the one before, up to `count`, which the last ones reach. */
+static int ramp_ok(const uint32_t *sz, int n, uint32_t count)
+{
+    if (sz[0] != 1 || sz[n - 1] != count || sz[n - 2] != count)
+        return 0;
+    for (int i = 1; i < n; i++)
+        if (sz[i] < sz[i - 1] || sz[i] > 2 * sz[i - 1])
+            return 0;
+    return 1;
+}
+
 static void *refill_fixed_thread(void *arg)
 {
     unsigned c = 38; /* 28672 B: Phase 1 count 16 */
-    void *p = malloc(hak_class_size(c));
-    TL_CHECK(p, "malloc failed");
-    TL_CHECK(hak_bin_count(c) == hak_fixed_refill_count(c) - 1, "list != refill count - 1");
+    void *keep[128];
+    uint32_t sz[8];
     TL_CHECK(hak_fixed_refill_count(c) == 16, "Phase 1 count of the largest classes is not 16");
-    free(p);
-    TL_CHECK(hak_bin_count(c) == hak_fixed_refill_count(c), "free did not push on the list");
+    int k = batch_sizes(c, sz, 8, keep, 128);
+    TL_CHECK(k > 0, "malloc failed");
+    TL_CHECK(ramp_ok(sz, 8, 16), "batches do not ramp from 1 block up to the Phase 1 count");
+    uint32_t before = hak_bin_count(c);
+    free(keep[--k]);
+    TL_CHECK(hak_bin_count(c) == before + 1, "free did not push on the list");
+    while (k > 0)
+        free(keep[--k]);
     return arg;
 }
 
@@ -66,10 +99,13 @@ static void test_refill_uses_phase1_count(void **state)
 static void *refill_override_thread(void *arg)
 {
     unsigned c = 37; /* 24576 B */
-    void *p = malloc(hak_class_size(c));
-    TL_CHECK(p, "malloc failed");
-    TL_CHECK(hak_bin_count(c) == 4, "POOL_REFILL_COUNT_24576=5 did not refill 5 blocks");
-    free(p);
+    void *keep[64];
+    uint32_t sz[7];
+    int k = batch_sizes(c, sz, 7, keep, 64);
+    TL_CHECK(k > 0, "malloc failed");
+    TL_CHECK(ramp_ok(sz, 7, 5), "POOL_REFILL_COUNT_24576=5: batches do not ramp up to 5");
+    while (k > 0)
+        free(keep[--k]);
     return arg;
 }
 
