@@ -61,7 +61,18 @@ WORKLOADS = {
     "churn": ("churn", 1.0, "thousands of short-lived threads, 1000 ops each"),
     "realloc": ("realloc", 1.0, "string-builder realloc growth from 16 B to 1 MiB"),
     "sqlite": (None, None, "sqlite3 CLI: bulk insert in one transaction, index, aggregates"),
+    "bigbuf": ("bigbuf", 2.0, "per thread 4 live buffers of 5-25 MiB, each written whole"),
+    "largewin": ("largewin", 1.0, "64 live blocks of 64 KiB-1 MiB, one byte written per page"),
+    "smallheap": ("smallheap", 1.0, "a few MB live over 38 classes (600 slots, 1 thread)",
+                  ["-t", "1"]),
+    "smallheap2": ("smallheap", 1.0, "a small 2-thread program: 64 slots each over 28 classes",
+                   ["-t", "2", "-x", "slots=64", "-x", "classes=28"]),
+    "burst256": ("burstexit", 1.0, "256 threads burst 512 deep in 4 classes and exit; "
+                 "rss_after = RSS 2 s later", ["-x", "threads=256"]),
+    "burst64": ("burstexit", 1.0, "the same with 64 threads", ["-x", "threads=64"]),
 }
+# Workloads whose result line reports rss_after_kb (memory a while after the work ended).
+RSS_AFTER = ("burst256", "burst64")
 
 PERF_EVENTS = "task-clock,page-faults,context-switches"
 SUMMARY_FIELDS = ["workload", "allocator", "ops_per_sec", "peak_rss_kb", "min_ops_per_sec",
@@ -275,12 +286,13 @@ class Runner:
         self.sqlite_ref = hashlib.sha256(r.stdout).hexdigest()
 
     def command(self, workload, seconds):
-        prog, default_s, _ = WORKLOADS[workload]
+        prog, default_s = WORKLOADS[workload][:2]
+        extra = WORKLOADS[workload][3] if len(WORKLOADS[workload]) > 3 else []
         if prog is None:
             return ["sqlite3", ":memory:"]
         s = seconds if seconds else default_s
         return [os.path.join(BIN, prog), "-d", "%g" % s, "-t", str(self.args.threads),
-                "-s", str(self.args.seed)]
+                "-s", str(self.args.seed)] + extra
 
     def env_for(self, alloc, workload, rnd):
         preload, extra, _ = ALLOCATORS[alloc]
@@ -433,6 +445,9 @@ def summarize(runs, workloads, allocators):
                 for k in ("peak_rss_kb", "seconds", "task_clock_ms", "page_faults",
                           "ctx_switches", "ops_per_cpu_sec", "cpu_util"):
                     s[k] = median_of(ok, k)
+                after = [float(parse_kv(r.get("detail", "")).get("rss_after_kb", -1)) for r in ok]
+                if w in RSS_AFTER and after and min(after) >= 0:
+                    s["rss_after_kb"] = statistics.median(after)
             per[a] = s
         base = per.get("glibc", {}).get("ops_per_sec")
         peers = [(per[p]["ops_per_sec"], p) for p in PEERS
@@ -814,6 +829,11 @@ def main():
         md += ["hakmem at a glance (medians; ratios of medians):", ""] + glance + [""]
         md += ["All allocators:", ""]
     md += table_lines(summary, True)
+    ra = [s for s in summary if s.get("rss_after_kb") is not None]
+    if ra:
+        md += ["", "RSS 2 s after the workers exited (median; the main thread still allocating "
+               "a little): " + "; ".join("%s %s %s" % (s["workload"], s["allocator"],
+                                                     fmt_mb(s["rss_after_kb"])) for s in ra)]
     sq = [s for s in summary if s["workload"] == "sqlite" and s.get("seconds")]
     if sq:
         md += ["", "sqlite median seconds (%d rows): " % args.sqlite_rows +

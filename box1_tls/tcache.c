@@ -156,7 +156,8 @@ void hak_tcache_overflow(unsigned class_idx)
 void *hak_tcache_large(size_t size, size_t align, int zero)
 {
     void *p = zero ? hak_large_calloc(size) : hak_large_alloc(size, align);
-    if (HAK_UNLIKELY(!p) && errno == ENOMEM && hak_tcache_cached_blocks()) {
+    if (HAK_UNLIKELY(!p) && errno == ENOMEM && hak_tcache_cached_blocks() &&
+        !hak_mapping_hopeless(size)) {
         hak_tcache_drain(); /* as for a failed refill: give back once, try again */
         p = zero ? hak_large_calloc(size) : hak_large_alloc(size, align);
     }

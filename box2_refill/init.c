@@ -22,6 +22,7 @@
 #include "include/hakmem.h"
 #include "central.h"
 #include "large_cache.h"
+#include "purge.h"
 #include "lock.h"
 #include "shared_contracts/config.h"
 #include "shared_contracts/pagemap.h"
@@ -124,6 +125,7 @@ static void reset_all_child(void)
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
         hak_lock_reinit(&hak_central[c].lock);
     hak_thread_fork_child();
+    hak_purger_fork_child();
     hak_ace_hooks.fork_child();
 }
 

@@ -19,6 +19,8 @@
 #include "large.h"
 #include "large_cache.h"
 #include "lock.h"
+#include "shared_contracts/config.h"
+#include "purge.h"
 #include "span.h"
 #include "shared_contracts/diag.h"
 #include "shared_contracts/pagemap.h"
@@ -45,33 +47,69 @@ static size_t round_map(size_t n) { return (n + MAP_PAGE - 1) & ~(MAP_PAGE - 1);
 
 static uintptr_t page_of(const void *p) { return (uintptr_t)p & ~(uintptr_t)(MAP_PAGE - 1); }
 
+/* A fresh mapping; after a failure, reclaim and retry only when that could help (purge.h). */
+static void *map_fresh(size_t len, size_t align)
+{
+    void *p = hak_os_map_aligned(len, align);
+    if (!p && hak_reclaim_may_help(len) && hak_reclaim()) {
+        p = hak_os_map_aligned(len, align);
+        if (!p)
+            hak_reclaim_did_not_help(len);
+    }
+    return p; /* NULL: errno ENOMEM */
+}
+
+/* No cached range fits map_len: a fresh mapping, into whose head the largest cached range is
+ * moved when the block is big and a range is worth moving (its pages are resident: only the
+ * rest faults in). *zero_upto: bytes from the base that may hold old data. */
+static char *map_for_block(size_t map_len, size_t map_align, size_t *zero_upto)
+{
+    *zero_upto = 0;
+    size_t seed_len = 0;
+    uintptr_t seed = map_len >= HAK_LARGE_SPLIT_MIN
+                         ? hak_large_cache_take_largest(map_len, map_align, &seed_len)
+                         : 0;
+    char *dest = map_fresh(map_len, map_align);
+    if (seed) {
+        int saved = errno;
+        if (dest && mremap((void *)seed, seed_len, map_len, MREMAP_MAYMOVE | MREMAP_FIXED, dest) !=
+                        MAP_FAILED) {
+            *zero_upto = seed_len;
+        } else if (!hak_large_cache_put(seed, seed_len, hak_now_ms())) {
+            hak_os.unmap((void *)seed, seed_len); /* (a range spanning two kernel mappings
+                                                   * cannot move: it stays cached) */
+        }
+        errno = saved;
+    }
+    return dest;
+}
+
 static void *large_alloc(size_t size, size_t align, int zero)
 {
     if (align < HAK_MIN_ALIGN)
         align = HAK_MIN_ALIGN;
     size_t lead = align > 64 ? align : 64;
     size_t map_align = align > MAP_PAGE ? align : MAP_PAGE;
-    if (size > PTRDIFF_MAX - lead - 2 * map_align) {
-        errno = ENOMEM;
+    if (size > PTRDIFF_MAX - lead - 2 * map_align || hak_mapping_impossible(size)) {
+        errno = ENOMEM; /* no mapping can hold it: fail before any system call */
         return NULL;
     }
     /* At least one byte past user, so user's map page lies inside the mapping even for
      * memalign(64 KiB or more, 0). */
     size_t map_len = round_map(lead + (size ? size : 1));
-    size_t cached_len = 0;
-    char *base = (char *)hak_large_cache_get(map_len, map_align, &cached_len);
+    size_t got_len = 0, zero_upto;
+    char *base = (char *)hak_large_cache_get(map_len, map_align, &got_len);
     if (base) {
-        map_len = cached_len;
-        if (zero)
-            memset(base + lead, 0, size);
+        map_len = got_len;
+        zero_upto = map_len;
     } else {
-        base = hak_os_map_aligned(map_len, map_align);
-        if (!base && hak_reclaim())
-            base = hak_os_map_aligned(map_len, map_align);
+        base = map_for_block(map_len, map_align, &zero_upto);
         if (!base)
             return NULL;
     }
     char *user = base + lead;
+    if (zero && zero_upto > lead) /* reused bytes; fresh pages are zero already */
+        memset(user, 0, size < zero_upto - lead ? size : zero_upto - lead);
     large_hdr_t *hdr = (large_hdr_t *)(user - sizeof(large_hdr_t));
     hdr->magic = LARGE_MAGIC;
     hdr->user_key = (uintptr_t)user ^ LARGE_MAGIC;
@@ -110,10 +148,12 @@ void hak_large_free(void *ptr, uint64_t entry)
     void *base = (void *)hdr->base;
     hdr->magic = 0;
     hak_pagemap_set_range(page_of(ptr), MAP_PAGE, 0);
-    if (!hak_large_cache_put((uintptr_t)base, map_len, hak_now_ms()))
+    uint64_t now = hak_now_ms();
+    if (!hak_large_cache_put((uintptr_t)base, map_len, now))
         hak_os.unmap(base, map_len);
     __atomic_fetch_sub(&large_live_count, 1, __ATOMIC_RELAXED);
     __atomic_fetch_sub(&large_live_bytes, map_len, __ATOMIC_RELAXED);
+    hak_decay_maybe(now); /* a program of large blocks alone has no other slow path */
 }
 
 size_t hak_large_usable_size(const void *ptr, const char *caller)
@@ -131,32 +171,61 @@ void *hak_large_realloc(void *ptr, size_t size)
     if (size <= usable && usable - size <= (size > (2u << 20) ? size : (2u << 20)))
         return ptr;
     size_t lead = hdr->lead;
-    if (size > PTRDIFF_MAX - lead - 2 * MAP_PAGE) {
+    if (size > PTRDIFF_MAX - lead - 2 * MAP_PAGE || hak_mapping_impossible(size)) {
         errno = ENOMEM;
         return NULL;
     }
     size_t old_len = hdr->map_len, new_len = round_map(lead + size);
     void *old_base = (void *)hdr->base;
     int saved = errno;
-    /* In place first (always works for a shrink); else move the pages to a fresh 64 KiB
-     * aligned place, replacing a reservation made for it. The old page map entry is cleared
-     * before the move: once the pages are gone, another thread may map that place. */
-    void *moved = mremap(old_base, old_len, new_len, 0);
+    /* A big block over the cached range that follows it, if any; else in place (always
+     * works for a shrink); else move the pages to a fresh 64 KiB aligned place, replacing a
+     * reservation made for it. The old page map entry is cleared before the move: once the
+     * pages are gone, another thread may map that place. */
+    void *moved = MAP_FAILED;
+    size_t room = new_len > 2 * old_len ? new_len : 2 * old_len; /* growth doubles at least */
+    int big = old_len >= HAK_LARGE_SPLIT_MIN;
+    size_t taken = big && new_len > old_len ? hak_large_cache_take_at((uintptr_t)old_base + old_len,
+                                                               new_len - old_len, room - old_len)
+                                     : 0;
+    if (taken) {
+        moved = old_base;
+        new_len = old_len + taken;
+    } else {
+        moved = mremap(old_base, old_len, new_len, 0);
+    }
     if (moved == MAP_FAILED) {
-        uint64_t old_entry = hak_pagemap_get((uintptr_t)ptr);
+        /* Moving a big block: to a cached range that fits if there is one (the pages past the
+         * moved ones stay resident there), with at least twice the room when growing, so a
+         * buffer growing by small steps moves a few times, not at every 64 KiB. Else (and for
+         * smaller blocks, which the cache keeps whole) to a fresh mapping. */
         size_t dest_align = hdr->lead > MAP_PAGE ? hdr->lead : MAP_PAGE;
-        void *dest = hak_os_map_aligned(new_len, dest_align);
-        if (!dest && hak_reclaim())
-            dest = hak_os_map_aligned(new_len, dest_align);
+        size_t want = new_len > old_len ? room : new_len, got;
+        void *dest = big ? (void *)hak_large_cache_get(want, dest_align, &got) : NULL;
+        size_t move_len = old_len < new_len ? old_len : new_len;
+        if (dest) {
+            new_len = got;
+        } else {
+            dest = map_fresh(new_len, dest_align);
+            move_len = new_len;
+        }
         if (!dest)
             return NULL;
         hak_pagemap_set_range(page_of(ptr), MAP_PAGE, 0);
-        moved = mremap(old_base, old_len, new_len, MREMAP_MAYMOVE | MREMAP_FIXED, dest);
+        moved = mremap(old_base, old_len, move_len, MREMAP_MAYMOVE | MREMAP_FIXED, dest);
         if (moved == MAP_FAILED) {
-            hak_pagemap_set_range(page_of(ptr), MAP_PAGE, old_entry);
-            hak_os.unmap(dest, new_len);
-            errno = ENOMEM;
-            return NULL;
+            /* The block was cut from cached ranges that two kernel mappings hold, and mremap
+             * moves only within one: copy instead, and keep the old range. */
+            size_t keep = old_len - lead < size ? old_len - lead : size;
+            memcpy((char *)dest + lead, ptr, keep);
+            hdr->magic = 0;
+            if (!hak_large_cache_put((uintptr_t)old_base, old_len, hak_now_ms()))
+                hak_os.unmap(old_base, old_len);
+            moved = dest;
+            ((large_hdr_t *)((char *)dest + lead - sizeof(large_hdr_t)))->magic = LARGE_MAGIC;
+            ((large_hdr_t *)((char *)dest + lead - sizeof(large_hdr_t)))->lead = lead;
+        } else if (move_len < old_len) { /* a shrink into a cached range: the rest is freed */
+            hak_os.unmap((char *)old_base + move_len, old_len - move_len);
         }
     }
     errno = saved;

@@ -16,7 +16,8 @@
 #include <errno.h>
 
 #include "central.h"
-#include "large_cache.h"
+#include "purge.h"
+#include "ramp.h"
 #include "lock.h"
 #include "shared_contracts/backend.h"
 #include "shared_contracts/config.h"
@@ -58,17 +59,19 @@ void hak_refill(unsigned class_idx, uint32_t list_len, int cached, hak_refill_t 
 {
     hak_thread_t *t = hak_thread_self();
     uint32_t count = 1;
+    uint64_t now = hak_now_ms();
     if (cached && HAK_LIKELY(!hak_config.debug)) { /* debug: every malloc comes here (debug.h) */
         uint32_t fixed = hak_fixed_refill_count(class_idx);
         count = hak_config.ace ? hak_policy_refill_count(class_idx, fixed) : fixed;
+        count = hak_ramp_count(class_idx, count, hak_ramp_step(t, class_idx, now)); /* ramp.h */
     }
     if (HAK_UNLIKELY(hak_refill_hook != NULL) && cached)
         hak_refill_hook(class_idx, count);
     out->refill_count = count;
     uint32_t got = take(class_idx, count, &out->chain);
-    if (!got && hak_reclaim()) /* out of memory or address space: give back, try once more */
+    if (!got && hak_reclaim_may_help(0) && hak_reclaim()) /* out of memory or address space:
+                                                             * give back, try once more */
         got = take(class_idx, count, &out->chain);
-    uint64_t now = hak_now_ms();
     out->now_ms = now;
     if (!got) {
         errno = ENOMEM;
@@ -110,70 +113,3 @@ uint64_t hak_give(unsigned class_idx, hak_chain_t chain, uint32_t list_len, enum
     return now;
 }
 
-/* ---- giving memory back --------------------------------------------------------------- */
-
-int hak_release_cached(uint64_t now_ms)
-{
-    int released = 0;
-    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
-        hak_lock(&hak_central[c].lock);
-        released |= hak_central[c].depot_count != 0 || hak_central[c].spare != NULL;
-        hak_central_release_depot(c, hak_central[c].depot_count, now_ms);
-        hak_central[c].depot_low = 0;
-        hak_central_release_spare(c, now_ms, 0);
-        hak_unlock(&hak_central[c].lock);
-    }
-    return released;
-}
-
-int hak_backend_trim(void)
-{
-    uint64_t now = hak_now_ms();
-    hak_release_cached(now);
-    int released = hak_span_decay(now, 0, 1) > 0; /* 1 when pages went back to the OS */
-    released |= hak_large_cache_trim(now, 0) > 0;
-    return released;
-}
-
-int hak_reclaim(void)
-{
-    int saved = errno;
-    int released = hak_release_cached(hak_now_ms());
-    released |= hak_span_unmap_purged() != 0;
-    released |= hak_large_cache_trim(hak_now_ms(), 0) != 0;
-    errno = saved;
-    return released;
-}
-
-/* ---- decay ---------------------------------------------------------------------------- */
-
-static uint64_t next_tick_ms; /* CAS-claimed by the thread that runs a tick */
-
-void hak_decay_maybe(uint64_t now_ms)
-{
-    uint64_t due = __atomic_load_n(&next_tick_ms, __ATOMIC_RELAXED);
-    if (HAK_LIKELY(now_ms < due))
-        return;
-    uint64_t interval = (uint64_t)hak_config.decay_ms / 4;
-    if (interval < 10)
-        interval = 10;
-    if (!__atomic_compare_exchange_n(&next_tick_ms, &due, now_ms + interval, 0, __ATOMIC_RELAXED,
-                                     __ATOMIC_RELAXED))
-        return;
-    /* Each class returns half of the depot blocks nobody took since the last tick. */
-    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
-        hak_central_t *cc = &hak_central[c];
-        if ((!__atomic_load_n(&cc->depot_count, __ATOMIC_RELAXED) &&
-             !__atomic_load_n(&cc->spare, __ATOMIC_RELAXED)) ||
-            !hak_trylock(&cc->lock))
-            continue;
-        uint32_t idle = cc->depot_low;
-        if (idle)
-            hak_central_release_depot(c, (idle + 1) / 2, now_ms);
-        cc->depot_low = cc->depot_count;
-        hak_central_release_spare(c, now_ms, (uint64_t)hak_config.decay_ms);
-        hak_unlock(&cc->lock);
-    }
-    hak_span_decay(now_ms, (uint64_t)hak_config.decay_ms, 0);
-    hak_large_cache_trim(now_ms, (uint64_t)hak_config.decay_ms);
-}

@@ -12,12 +12,7 @@
  * Written only by tests, while no other thread allocates. */
 extern void (*hak_refill_hook)(unsigned class_idx, uint32_t refill_count);
 
-/* Move what no program and no thread list holds back to the spans: every depot and spare
- * span. No Box 2 lock held. Nonzero if anything moved. malloc_trim then purges the empty
- * spans; hak_reclaim (span.h) unmaps them. */
-int hak_release_cached(uint64_t now_ms);
-
-/* Decay: at most every tick, return idle depot blocks and old empty spans to the OS. */
-void hak_decay_maybe(uint64_t now_ms);
+/* The decay tick, hak_release_cached, hak_reclaim and the purger: purge.h. */
+#include "purge.h"
 
 #endif

@@ -8,6 +8,7 @@
 
 #include "lock.h"
 #include "os.h"
+#include "purge.h"
 #include "shared_contracts/backend.h"
 #include "shared_contracts/config.h"
 
@@ -94,6 +95,7 @@ void hak_thread_detach(void)
     recycled = t;
     hak_unlock(&threads_lock);
     thread_self = NULL; /* the fallback from now on */
+    hak_purger_wake(); /* what this thread gave back decays even if the others go quiet */
 }
 
 void hak_thread_sum_stats(uint64_t out[HAK_TSTAT_COUNT][HAK_NUM_CLASSES])

@@ -84,6 +84,11 @@ void *hak_large_calloc(size_t size); /* the same, zeroed */
 size_t hak_large_usable_size(const void *ptr, const char *caller);
 void *hak_large_realloc(void *ptr, size_t size); /* ptr a live large block; NULL+ENOMEM */
 
+/* Nonzero when no mapping of len bytes can succeed whatever anyone gives back (past the user
+ * address space, above RAM + swap under the default overcommit heuristic, or larger than
+ * RLIMIT_AS). Box 1 then does not drain its lists to retry a failed large request. */
+int hak_mapping_hopeless(size_t len);
+
 /* ---- giving memory back ------------------------------------------------------------------ */
 
 /* malloc_trim, after Box 1 gave back the calling thread's lists: every depot and spare span

@@ -32,9 +32,13 @@
       "writes after free, corrupted free lists (much slower)")                                 \
     X(decay_ms, "HAKMEM_DECAY_MS", 500, 0, 600000, 0,                                           \
       "how long an empty span waits before its pages go back to the OS; idle depot blocks are " \
-      "halved every decay_ms/4 (ticks run on allocation slow paths)")                           \
+      "halved every decay_ms/4 (ticks run on allocation slow paths and in the purger)")         \
+    X(purger, "HAKMEM_PURGER", 1, 0, 1, 0,                                                      \
+      "1 lets a background thread run the decay tick while no allocation slow path does "       \
+      "(started lazily, exits when nothing is left to give back)")                             \
     X(large_cache_mib, "HAKMEM_LARGE_CACHE_MIB", 64, 0, 65536, 0,                                \
-      "freed blocks above 32 KiB kept mapped for reuse, in MiB in all; 0 unmaps them at once") \
+      "freed large mappings kept for reuse (split and merged), in MiB in all; 0 unmaps them "  \
+      "at once")                                                                                \
     X(tcache_max_kib, "HAKMEM_TCACHE_MAX_KIB", 8192, 16, 1048576, 0,                           \
       "per thread and class, the bytes a thread list may hold before it spills (the list cap "  \
       "never goes below one refill count)")

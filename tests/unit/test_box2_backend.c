@@ -44,15 +44,49 @@ static void run_in_thread(void *(*fn)(void *), void *arg)
 
 /* ---- refill counts ---------------------------------------------------------------------- */
 
+/* The batch sizes of a fresh thread's first refills of class c: each refill's blocks, seen as
+ * the list length after the malloc that refilled, plus the block handed out. */
+static int batch_sizes(unsigned c, uint32_t *sizes, int n, void **keep, int max_keep)
+{
+    free(malloc(1280)); /* attach the thread (its first slow path), on another class */
+    hak_thread_t *t = hak_thread_self();
+    int got = 0, k = 0;
+    while (got < n && k < max_keep) {
+        uint64_t before = t->stat[HAK_TSTAT_refills][c];
+        if (!(keep[k++] = malloc(hak_class_size(c))))
+            return -1;
+        if (t->stat[HAK_TSTAT_refills][c] != before)
+            sizes[got++] = hak_list_count(c) + 1;
+    }
+    return k;
+}
+
+/* Small first batches (ramp.h): the first is 1 block (8 KiB worth), each later one at most
+ * twice the one before, up to `count`, which the last ones reach. */
+static int ramp_ok(const uint32_t *sz, int n, uint32_t count)
+{
+    if (sz[0] != 1 || sz[n - 1] != count || sz[n - 2] != count)
+        return 0;
+    for (int i = 1; i < n; i++)
+        if (sz[i] < sz[i - 1] || sz[i] > 2 * sz[i - 1])
+            return 0;
+    return 1;
+}
+
 static void *refill_fixed_thread(void *arg)
 {
     unsigned c = 38; /* 28672 B: Phase 1 count 16 */
-    void *p = malloc(hak_class_size(c));
-    TL_CHECK(p, "malloc failed");
-    TL_CHECK(hak_list_count(c) == hak_fixed_refill_count(c) - 1, "list != refill count - 1");
+    void *keep[128];
+    uint32_t sz[8];
     TL_CHECK(hak_fixed_refill_count(c) == 16, "Phase 1 count of the largest classes is not 16");
-    free(p);
-    TL_CHECK(hak_list_count(c) == hak_fixed_refill_count(c), "free did not push on the list");
+    int k = batch_sizes(c, sz, 8, keep, 128);
+    TL_CHECK(k > 0, "malloc failed");
+    TL_CHECK(ramp_ok(sz, 8, 16), "batches do not ramp from 1 block up to the Phase 1 count");
+    uint32_t before = hak_list_count(c);
+    free(keep[--k]);
+    TL_CHECK(hak_list_count(c) == before + 1, "free did not push on the list");
+    while (k > 0)
+        free(keep[--k]);
     return arg;
 }
 
@@ -67,10 +101,13 @@ static void test_refill_uses_phase1_count(void **state)
 static void *refill_override_thread(void *arg)
 {
     unsigned c = 37; /* 24576 B */
-    void *p = malloc(hak_class_size(c));
-    TL_CHECK(p, "malloc failed");
-    TL_CHECK(hak_list_count(c) == 4, "POOL_REFILL_COUNT_24576=5 did not refill 5 blocks");
-    free(p);
+    void *keep[64];
+    uint32_t sz[7];
+    int k = batch_sizes(c, sz, 7, keep, 64);
+    TL_CHECK(k > 0, "malloc failed");
+    TL_CHECK(ramp_ok(sz, 7, 5), "POOL_REFILL_COUNT_24576=5: batches do not ramp up to 5");
+    while (k > 0)
+        free(keep[--k]);
     return arg;
 }
 
@@ -123,57 +160,43 @@ static void test_list_never_exceeds_cap(void **state)
 
 static void *list_trim_thread(void *arg)
 {
-    unsigned idle = 36, busy = 37, spiller = 38; /* Phase 1 count 16, cap 32 */
+    unsigned idle = 36, spiller = 38, fresh = 35;
     enum { N = 32 };
-    void *b[N + 4];
+    void *b[N + 40];
     for (int i = 0; i < N; i++)
         TL_CHECK((b[i] = malloc(hak_class_size(idle))) != NULL, "malloc failed");
     for (int i = 0; i < N; i++)
         free(b[i]);
-    uint32_t len = hak_list_count(idle); /* full: the cap, 32 */
-    TL_CHECK(len == hak_list(idle)->cap, "list not full before the trim");
+    uint32_t len = hak_list_count(idle);
+    TL_CHECK(len >= 16 && len <= hak_list(idle)->cap, "list not filled by the frees");
+    for (int i = 0; i < N + 40; i++) /* the spiller refills now, before the next pass */
+        TL_CHECK((b[i] = malloc(hak_class_size(spiller))) != NULL, "malloc failed");
     uint64_t now = hak_now_ms();
     hak_tcache_trim(now); /* the first pass of the test clears the marks */
     len = hak_list_count(idle);
     TL_CHECK(len > 0, "nothing left to trim");
-    /* between passes: the idle list's blocks cycle (no refill, no spill); the busy class
-     * refills before the pass at now + 1 and only pops and pushes after it; the spiller class
-     * spills after it */
+    /* between passes: the idle list's blocks cycle (no refill, no spill); the spiller class
+     * spills (its frees go past the cap) */
     for (int i = 0; i < 1000; i++) {
         void *volatile p = malloc(hak_class_size(idle)); /* volatile: no malloc/free elision */
         free(p);
     }
-    void *q = malloc(hak_class_size(busy));
-    TL_CHECK(q, "malloc failed");
-    for (int i = 0; i < N + 4; i++)
-        TL_CHECK((b[i] = malloc(hak_class_size(spiller))) != NULL, "malloc failed");
-    hak_tcache_trim(now + 1); /* the spiller's refills happened before this pass: clear them */
-    for (int i = 0; i < N + 4; i++)
-        free(b[i]); /* past the cap: a spill */
-    uint32_t busy_len, spill_len = hak_list_count(spiller);
-    len = hak_list_count(idle);
-    for (int i = 0; i < 1000; i++) {
-        void *volatile p = malloc(hak_class_size(idle));
-        free(p);
-    }
-    void *r = malloc(hak_class_size(busy)); /* a pop from its own list: no refill */
-    free(r);
-    free(q);
-    busy_len = hak_list_count(busy);
+    for (int i = 0; i < N + 40; i++)
+        free(b[i]);
+    TL_CHECK(hak_tcache_cold.spilled >> spiller & 1, "the spiller did not spill");
+    uint32_t spill_len = hak_list_count(spiller);
     hak_tcache_trim(now + 1000);
     TL_CHECK(hak_list_count(idle) == len / 4, "trim did not give back 3/4 of an idle list");
     TL_CHECK(hak_list_count(spiller) == spill_len, "trim touched a list that spilled");
     TL_CHECK(hak_tcache_cold.trim_due_ms > now + 1000, "no next pass scheduled");
-    /* the busy list neither refilled nor spilled since the pass at now + 1: trimmed too */
-    TL_CHECK(hak_list_count(busy) == busy_len / 4, "an idle busy list was not trimmed");
     /* a list that refills between passes is left alone */
-    unsigned fresh = 35;
     void *f = malloc(hak_class_size(fresh));
     TL_CHECK(f, "malloc failed");
+    free(f);
     uint32_t fresh_len = hak_list_count(fresh);
+    TL_CHECK(fresh_len > 0, "nothing cached in the fresh class");
     hak_tcache_trim(now + 2000);
     TL_CHECK(hak_list_count(fresh) == fresh_len, "trim touched a list that was refilled");
-    free(f);
     /* a list nobody touches drains to nothing in a few passes */
     for (int pass = 3; pass < 12; pass++)
         hak_tcache_trim(now + 1000u * (unsigned)pass);
