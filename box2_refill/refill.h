@@ -12,9 +12,10 @@
  * Written only by tests, while no other thread allocates. */
 extern void (*hak_refill_hook)(unsigned class_idx, uint32_t refill_count);
 
-/* Move what no program and no thread list holds back to the spans: every depot and spare
- * span. No Box 2 lock held. Nonzero if anything moved. malloc_trim then purges the empty
- * spans; hak_reclaim (span.h) unmaps them. */
+/* Move what no program and no thread list holds out of the central lists: every depot back
+ * to its spans, every spare span to the pool. No Box 2 lock held. Nonzero if anything moved.
+ * malloc_trim (hak_backend_trim) then purges the empty spans; hak_reclaim (span.h) unmaps
+ * them. */
 int hak_release_cached(uint64_t now_ms);
 
 /* Decay: at most every tick, return idle depot blocks and old empty spans to the OS. */
