@@ -13,11 +13,12 @@
  * back to the pool, so a class that breathes in and out does not remap its page map entries
  * each time; the decay tick returns it after HAKMEM_DECAY_MS.
  *
- * Invariants (checked by hak_central_check at each slow path of the class with
- * HAKMEM_DEBUG=1): depot_count == the sum of the batches' counts, and each batch's length is
- * its count; depot_count <= depot_max; depot_batches <= HAK_DEPOT_BATCHES;
+ * Invariants: depot_count == the sum of the batches' counts, and each batch's length is its
+ * count; depot_count <= depot_max; depot_batches <= HAK_DEPOT_BATCHES;
  * depot_low <= depot_count; every span on the partial list is ACTIVE, of this class, and keeps
- * the capacity equation of span.h.
+ * the capacity equation of span.h. With HAKMEM_DEBUG=1, hak_central_check checks the batches'
+ * lengths, the sum, and the first four spans of the partial list, at each slow path of the
+ * class.
  */
 #ifndef HAK_BOX2_CENTRAL_H
 #define HAK_BOX2_CENTRAL_H
@@ -56,15 +57,16 @@ void hak_central_configure(void);
 uint32_t hak_central_take(unsigned class_idx, uint32_t want, hak_chain_t *out);
 
 /* Give back a chain (count >= 1): depot 1 puts it in the depot as one batch while it fits
- * depot_max, else (and with depot 0) each block goes back to its span. Empty spans go to the
- * spare or the pool. */
+ * depot_max and a batch slot is free, else (and with depot 0) each block goes back to its
+ * span. Empty spans go to the spare or the pool. */
 void hak_central_put(unsigned class_idx, hak_chain_t chain, uint64_t now_ms, int depot);
 
 /* HAKMEM_DEBUG=1: abort with a "hakmem: invariant broken: ..." message naming the equation
  * if one of the invariants above does not hold for class_idx. */
 void hak_central_check(unsigned class_idx);
 
-/* Return up to `n` depot blocks to their spans (decay and trim). */
+/* Return whole batches, oldest first, to their spans until at least `n` blocks went back or
+ * the depot is empty (the decay tick; hak_release_cached). */
 void hak_central_release_depot(unsigned class_idx, uint32_t n, uint64_t now_ms);
 
 /* Hand the spare span back to the pool if it has been idle for at least idle_ms. */

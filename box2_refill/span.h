@@ -2,15 +2,17 @@
  *
  * A span is 64, 128, 256 or 512 KiB ("kind" 0..3), aligned to its own length, cut from a
  * chunk mapped for that kind. Its descriptor lives outside it (a metadata arena, never freed),
- * and the page map points every 64 KiB page of an active span at the descriptor.
+ * and the page map points every 64 KiB map page of an active span at the descriptor.
  *
  * States: ACTIVE (owned by one class's central list), POOLED (empty, pages still resident,
  * waiting out the decay delay), PURGED (empty, pages given back with MADV_DONTNEED).
  *
  * Invariants of an ACTIVE span (under its class lock):
  *   capacity == in_use + length(free) + (capacity - carved)
- *   it is on its class's partial list  <=>  free != NULL || carved < capacity
- *   in_use == 0  =>  it is handed back to the pool at once
+ *   a span other than its class's spare is on the partial list  <=>  free != NULL ||
+ *     carved < capacity
+ *   in_use == 0  =>  it leaves the partial list at once and becomes its class's spare (reset
+ *     to uncarved) if the class has none, else goes back to the pool (central.c, span_return)
  * POOLED and PURGED spans sit on the pool lists, under the pool lock, with page map entries 0.
  * With HAKMEM_DEBUG=1, debug_bits[i] is set exactly while block i is in a program's hands.
  */
@@ -59,9 +61,11 @@ size_t hak_span_decay(uint64_t now_ms, uint64_t decay_ms, int force);
  * ran out. Takes the pool lock. */
 size_t hak_span_unmap_purged(void);
 
-/* After a failed mapping, with no Box 2 lock held: give back everything that is not in a
- * program's hands or another thread's cache (the calling thread's cache, every depot, every
- * empty span, unmapped). Returns nonzero if anything was released, so a retry may succeed. */
+/* After a failed mapping, with no Box 2 lock held: give back what Box 2 caches (every depot
+ * and spare span back to the spans and the pool, every empty span unmapped, every large-cache
+ * entry unmapped; refill.c). Returns nonzero if anything was released, so a retry may succeed.
+ * Blocks in thread lists are Box 1's: it drains the calling thread's lists itself when the
+ * retry fails too. */
 int hak_reclaim(void);
 
 typedef struct hak_span_totals {

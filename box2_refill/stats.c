@@ -1,7 +1,9 @@
-/* box2_refill/stats.c - statistics table, malloc_trim, mallinfo2.
+/* box2_refill/stats.c - statistics table, hakmem_stats_print, mallinfo2, mallinfo.
+ * (malloc_trim is box1_tls/api.c, over hak_backend_trim in refill.c.)
  *
- * Counters are per thread (no atomic read-modify-write on any allocation path) and summed on
- * demand. The table is formatted into a caller's buffer with hak_fmt: no allocation, so it
+ * The per-class counters are per thread, written on slow paths only, with no atomic
+ * read-modify-write (thread.h), and summed on demand; the large path's counters are relaxed
+ * atomic adds (large.c). The table is formatted into a caller's buffer with hak_fmt: no allocation, so it
  * can be written at exit, under HAKMEM_STATS=1, with write(2).
  */
 #include "include/hakmem.h"

@@ -115,7 +115,7 @@ static void drain_ring(uint32_t slot, hak_ring_t *r, hak_ace_interval_t *iv,
 
     if (state == HAK_RING_ORPHANED) {
         /* Drained to empty (n < DRAIN_BATCH ended the loop), and no producer is left: start
-         * the ring over at event 0 for its next owner (ring_registry.c). */
+         * the ring over at event 0 for its next owner (shared_contracts/event_ring.c). */
         r->head = r->tail = r->tail_cache = 0;
         r->pushed = r->drops = 0;
         memset(r->kind_drops, 0, sizeof r->kind_drops);

@@ -243,8 +243,8 @@ void hak_ace_fork_child(void)
 }
 
 /* Box 2 reaches the learner only through these hooks (shared_contracts/ace_hooks.h). This
- * constructor runs before the library's other constructors; if a program allocated earlier
- * still and library init is already done, it starts the learner itself. */
+ * constructor (priority 102) runs before Box 2's library constructor; if a program allocated
+ * earlier still and library init is already done, it starts the learner itself. */
 __attribute__((constructor(102))) static void ace_install_hooks(void)
 {
     static const hak_ace_hooks_t hooks = {hak_ace_start, hak_ace_stop, hak_ace_fork_prepare,

@@ -2,8 +2,8 @@
  * naming Box 3.
  *
  * hak_ace_hooks holds no-op defaults. Box 3 installs its functions with hak_ace_hooks_install
- * from a constructor that runs before any other constructor of the library (priority 102), and
- * from nothing else. Box 2 calls the hooks: start from library init (never with an allocator
+ * from a constructor of priority 102, which runs before the library's constructors without a
+ * priority (only the page map's boot, priority 101, runs earlier), and from nothing else. Box 2 calls the hooks: start from library init (never with an allocator
  * lock held: the learner's pthread_create allocates), stop at process exit, fork_prepare /
  * fork_parent / fork_child around fork. A process whose library was built without Box 3, or a
  * program linked statically without its objects, keeps the no-ops: ACE is then off.

@@ -38,8 +38,9 @@ extern uint64_t hak_free_key __attribute__((visibility("hidden")));
 /* ---- thread life cycle ---------------------------------------------------------------- */
 
 /* Run library init (idempotent) and make Box 2's record of the calling thread. Returns 1 if
- * the thread may cache blocks, 0 if it must run uncached (no record could be mapped, or the
- * call is nested inside library init). Never allocates through malloc. */
+ * the thread may cache blocks, 0 if it must run uncached (no record could be mapped). Never
+ * allocates through malloc, except inside the one-time library init it may run (its
+ * pthread_atfork may). */
 int hak_thread_attach(void);
 
 /* The calling thread exits: it has given back every list. Releases its record and ring. */

@@ -42,7 +42,8 @@
 #define HAK_SMALL_LOOKUP_MAX 1024u /* sizes <= this use the byte table */
 #define HAK_MIN_ALIGN 16u
 
-/* Hot, read-only facts, as parallel arrays so the free hit path indexes them from one base. */
+/* Read-only facts per class, as parallel arrays (the free hit path reads its own rows,
+ * hak_free_checks in pagemap.h). */
 typedef struct hak_class_table {
     uint64_t divmagic[HAK_NUM_CLASSES];  /* ceil(2^64 / size) */
     uint32_t span_mask[HAK_NUM_CLASSES]; /* span_bytes - 1 */
