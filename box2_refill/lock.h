@@ -3,7 +3,8 @@
  * Lock order (never reversed): ACE's lock (hak_ace_mu and urcu-bp's; taken only at fork,
  * through hak_ace_hooks.fork_prepare of shared_contracts/ace_hooks.h) -> threads lock -> class
  * locks (by index) -> span pool lock -> large-cache lock (large_cache.c). With HAKMEM_DEBUG=1
- * the bitmap arena's lock (debug.c) nests inside the pool lock. Outside fork, a thread holds at
+ * the bitmap arena's lock (debug.c) nests inside the pool lock and is taken nowhere else, so
+ * fork needs no step for it: holding the pool lock excludes it. Outside fork, a thread holds at
  * most one class lock, and the threads lock and the large-cache lock are never held with
  * another Box 2 lock. hak_fork_holder is set in the one thread that holds every lock across a
  * fork; inside it (atfork handlers of other libraries that call malloc) locking is skipped,

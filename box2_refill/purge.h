@@ -40,8 +40,15 @@ void hak_purger_fork_child(void);
 
 /* Move what no program and no thread list holds back to the spans: every depot and spare
  * span. No Box 2 lock held. Nonzero if anything moved. malloc_trim
- * then purges the empty spans; hak_reclaim (span.h) unmaps them. */
+ * then purges the empty spans; hak_reclaim (below) unmaps them. */
 int hak_release_cached(uint64_t now_ms);
+
+/* After a failed mapping, with no Box 2 lock held: give back what Box 2 caches (every depot
+ * and spare span back to the spans and the pool, every empty span unmapped, every large-cache
+ * entry unmapped; purge.c). Returns nonzero if anything was released, so a retry may succeed.
+ * Blocks in thread lists are Box 1's: it drains the calling thread's lists itself when the
+ * retry fails too. */
+int hak_reclaim(void);
 
 /* A mapping of `len` bytes just failed (len 0: a chunk for new spans). Nonzero when giving
  * back what hakmem holds could make a retry succeed: the size is inside the address space and

@@ -61,12 +61,6 @@ size_t hak_span_decay(uint64_t now_ms, uint64_t decay_ms, int force);
  * ran out. Takes the pool lock. */
 size_t hak_span_unmap_purged(void);
 
-/* After a failed mapping, with no Box 2 lock held: give back what Box 2 caches (every depot
- * and spare span back to the spans and the pool, every empty span unmapped, every large-cache
- * entry unmapped; refill.c). Returns nonzero if anything was released, so a retry may succeed.
- * Blocks in thread lists are Box 1's: it drains the calling thread's lists itself when the
- * retry fails too. */
-int hak_reclaim(void);
 
 typedef struct hak_span_totals {
     size_t mapped;   /* bytes of span chunks mapped */

@@ -15,7 +15,8 @@
 #   tests/integration/test_*.c  CMocka drivers that spawn real programs with LD_PRELOAD
 #   tests/misuse/test_*.c       CMocka drivers that spawn tests/misuse/prog_*.c with LD_PRELOAD
 #   tests/fuzz/test_*.c         CMocka drivers that run the libFuzzer harness tests/fuzz/fuzz_api.c
-#   tests/check_boundaries.sh   contract D
+#   tests/check_boundaries.sh   contract D by include (boxes and shared_contracts/)
+#   tests/check_symbols.sh      contract D by symbol (nm over build/obj/<folder>/*.o)
 # A test binary that fails to build is reported by tests/run.sh as a failed suite.
 
 TEST_BUILD     := $(BUILD)/tests
@@ -134,10 +135,10 @@ UBSAN_FLAGS := -fsanitize=undefined -fno-sanitize-recover=undefined
 TSAN_FLAGS  := -fsanitize=thread
 SAN_TIERS   := unit stress
 # Under TSan the unit tests get TSan's malloc (libtsan.so precedes libhakmem.a at link time, so
-# the archive's malloc is not pulled in); these two need hakmem to be the process malloc.
+# the archive's malloc is not pulled in); these three need hakmem to be the process malloc.
 # The stress tier is not run under TSan: preloading a TSan-built libhakmem.so into the
 # uninstrumented stress binaries crashes at start-up (SIGSEGV).
-TSAN_SKIP   := unit/test_box1_hotpath unit/test_box2_backend
+TSAN_SKIP   := unit/test_box1_hotpath unit/test_box2_backend unit/test_invariants
 
 sanitize-build: $(TEST_UNIT_BINS) $(TEST_STRESS_BINS)
 sanitize-build-unit: $(TEST_UNIT_BINS)
