@@ -2,7 +2,8 @@
  *
  * malloc and free are the hit paths of fastpath.h. The rest is built on them and on Box 2's
  * large path. Every returned pointer is 16-byte aligned; failures return NULL with errno
- * ENOMEM (EINVAL for a bad posix_memalign alignment, returned, not stored); free keeps errno.
+ * ENOMEM (EINVAL for a bad posix_memalign alignment, returned, not stored; EINVAL in errno for
+ * a bad aligned_alloc or memalign alignment); free keeps errno.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -173,7 +174,16 @@ HAK_API void *memalign(size_t align, size_t size)
     return aligned_alloc_pow2(align, size);
 }
 
-HAK_API void *aligned_alloc(size_t align, size_t size) { return memalign(align, size); }
+/* C17 and glibc 2.38+: an alignment that is not a power of two, or 0, is EINVAL. A valid one
+ * follows memalign (at most 16 is an ordinary block). */
+HAK_API void *aligned_alloc(size_t align, size_t size)
+{
+    if (align == 0 || (align & (align - 1))) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return memalign(align, size);
+}
 
 HAK_API int posix_memalign(void **memptr, size_t align, size_t size)
 {
