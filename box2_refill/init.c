@@ -113,6 +113,8 @@ __attribute__((destructor)) static void hak_destructor(void)
         hak_ace_stop();
     if (hak_config.stats)
         hak_stats_write(2);
+    if (hak_config.stats_file[0])
+        hak_stats_write_file(hak_config.stats_file);
 }
 
 /* ---- fork ----------------------------------------------------------------------------- */

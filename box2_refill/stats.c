@@ -2,13 +2,17 @@
  *
  * Counters are per thread (no atomic read-modify-write on any allocation path) and summed on
  * demand. The table is formatted into a caller's buffer with hak_fmt: no allocation, so it
- * can be written at exit, under HAKMEM_STATS=1, with write(2).
+ * can be written at exit, under HAKMEM_STATS=1 (stderr) or HAKMEM_STATS_FILE (a file), with
+ * write(2).
  */
 #include "stats.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "central.h"
 #include "large.h"
@@ -78,6 +82,37 @@ void hak_stats_write(int fd)
     char buf[8192];
     size_t n = hak_stats_format(buf, sizeof buf);
     hak_write_all(fd, buf, n);
+}
+
+void hak_stats_write_file(const char *pattern)
+{
+    char path[HAK_PATH_MAX + 32];
+    size_t n = 0;
+    int pid_written = 0;
+    long pid = (long)getpid();
+    for (const char *p = pattern; *p && n < sizeof path - 1; p++) {
+        if (p[0] == '%' && p[1] == 'p') {
+            n += hak_fmt(path + n, sizeof path - n, "%ld", pid);
+            pid_written = 1;
+            p++;
+        } else {
+            path[n++] = *p;
+        }
+    }
+    if (!pid_written && n < sizeof path)
+        n += hak_fmt(path + n, sizeof path - n, ".%ld", pid);
+    path[n < sizeof path ? n : sizeof path - 1] = '\0';
+    int saved = errno;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        hak_warn("HAKMEM_STATS_FILE=%s: cannot create %s (errno %d); no statistics written",
+                 pattern, path, errno);
+        errno = saved;
+        return;
+    }
+    hak_stats_write(fd);
+    close(fd);
+    errno = saved;
 }
 
 HAK_API void hakmem_stats_print(FILE *out)

@@ -182,6 +182,7 @@ static void test_env_out_of_range(void **s)
     expect_one_warning("/bin/true", "POOL_ACE_INTERVAL_MS=5", "");
     expect_one_warning("/bin/true", "HAKMEM_TCACHE_MAX_KIB=-1", "");
     expect_one_warning("/bin/true", "HAKMEM_DECAY_MS=12x", "");
+    expect_one_warning("/bin/true", "HAKMEM_STATS_FILE=", "");
 }
 
 static void test_env_warning_once_with_threads(void **s)
