@@ -8,7 +8,9 @@
 #include "shared_contracts/config.h"
 
 #define SLOTS 64u
-#define MAX_ENTRY (16u << 20) /* larger mappings are not kept */
+
+/* Larger mappings are not kept: 16 MiB, or what mallopt(M_MMAP_THRESHOLD) set (relaxed). */
+static size_t entry_max = 16u << 20;
 
 typedef struct {
     uintptr_t base;
@@ -25,8 +27,8 @@ static uint64_t hits, misses;
 
 int hak_large_cache_put(uintptr_t base, size_t len, uint64_t now_ms)
 {
-    size_t max = (size_t)hak_config.large_cache_mib << 20;
-    if (len > MAX_ENTRY || len > max)
+    size_t max = (size_t)__atomic_load_n(&hak_config.large_cache_mib, __ATOMIC_RELAXED) << 20;
+    if (len > __atomic_load_n(&entry_max, __ATOMIC_RELAXED) || len > max)
         return 0;
     hak_lock(&cache_lock);
     int kept = used < SLOTS && bytes + len <= max;
@@ -93,6 +95,13 @@ void hak_large_cache_stats(uint64_t *entries, uint64_t *cached_bytes, uint64_t *
     *hit = hits;
     *miss = misses;
     hak_unlock(&cache_lock);
+}
+
+size_t hak_large_cache_entry_max(void) { return __atomic_load_n(&entry_max, __ATOMIC_RELAXED); }
+
+void hak_large_cache_set_entry_max(size_t max)
+{
+    __atomic_store_n(&entry_max, max, __ATOMIC_RELAXED);
 }
 
 void hak_large_cache_fork_lock(void) { pthread_mutex_lock(&cache_lock); }

@@ -173,6 +173,20 @@ void hak_thread_sum_stats(uint64_t out[HAK_TSTAT_COUNT][HAK_NUM_CLASSES],
     hak_unlock(&threads_lock);
 }
 
+void hak_thread_sum_cached(uint64_t cached[HAK_NUM_CLASSES])
+{
+    memset(cached, 0, HAK_NUM_CLASSES * sizeof cached[0]);
+    hak_lock(&threads_lock);
+    for (hak_thread_t *t = live; t; t = t->next) {
+        for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+            int64_t n = (int64_t)__atomic_load_n(&t->tcache->cap[c], __ATOMIC_RELAXED) -
+                        __atomic_load_n(&t->tcache->room[c], __ATOMIC_RELAXED);
+            cached[c] += n > 0 ? (uint64_t)n : 0;
+        }
+    }
+    hak_unlock(&threads_lock);
+}
+
 void hak_thread_fork_lock(void) { pthread_mutex_lock(&threads_lock); }
 void hak_thread_fork_unlock(void) { pthread_mutex_unlock(&threads_lock); }
 

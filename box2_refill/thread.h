@@ -67,6 +67,10 @@ uint32_t hak_thread_cap(unsigned class_idx, uint32_t refill_count);
 void hak_thread_sum_stats(uint64_t out[HAK_TSTAT_COUNT][HAK_NUM_CLASSES],
                           uint64_t allocs[HAK_NUM_CLASSES]);
 
+/* Blocks in the lists of every live thread, per class: each thread's cap - room, read while
+ * the owners run (a snapshot; exact when they are idle). For malloc_info/mallinfo2. */
+void hak_thread_sum_cached(uint64_t cached[HAK_NUM_CLASSES]);
+
 /* Fork support (threads lock) and the child's reset. */
 void hak_thread_fork_lock(void);
 void hak_thread_fork_unlock(void);

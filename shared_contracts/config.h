@@ -9,7 +9,9 @@
  * is used.
  *
  * hak_config is written once by hak_config_load() (at library init, before other threads can
- * see it) and only read afterwards. Parsing uses getenv/environ and write(2): no allocation.
+ * see it) and only read afterwards, except decay_ms and large_cache_mib, which mallopt may
+ * change at run time (relaxed atomic stores; readers use one value per decision). Parsing
+ * uses getenv/environ and write(2): no allocation.
  */
 #ifndef HAK_CONFIG_H
 #define HAK_CONFIG_H
