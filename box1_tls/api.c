@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "aligned.h"
 #include "fastpath.h"
 #include "shared_contracts/diag.h"
 #include "shared_contracts/valgrind_hooks.h"
@@ -139,21 +140,13 @@ HAK_API void *reallocarray(void *ptr, size_t nmemb, size_t size)
     return realloc(ptr, total);
 }
 
-/* align: a power of two > 16. A class whose size is a multiple of align gives aligned blocks
- * (spans are aligned to at least 64 KiB and blocks start at multiples of the class size). */
-static void *aligned_alloc_pow2(size_t align, size_t size)
+/* align: a power of two > 16 (aligned.h). */
+void *hak_aligned_alloc(size_t align, size_t size)
 {
-    void *p = NULL;
+    void *p;
     HAK_VG_ENTER();
-    if (align <= HAK_MAX_CLASS_SIZE && size <= HAK_MAX_CLASS_SIZE) {
-        size_t want = size > align ? size : align;
-        unsigned c = hak_size_to_class(want);
-        while (hak_class_size(c) % align != 0) /* a power-of-two class always ends this */
-            c++;
-        p = hak_pop(c);
-    } else {
-        p = hak_large_alloc(size, align);
-    }
+    unsigned c = hak_aligned_class(align, size);
+    p = c < HAK_NUM_CLASSES ? hak_pop(c) : hak_large_alloc(size, align);
     HAK_VG_LEAVE();
     HAK_VG_ALLOC(p, size, 0);
     return p;
@@ -171,7 +164,7 @@ HAK_API void *memalign(size_t align, size_t size)
     }
     if (align & (align - 1))
         align = (size_t)1 << (64 - __builtin_clzll(align));
-    return aligned_alloc_pow2(align, size);
+    return hak_aligned_alloc(align, size);
 }
 
 /* C17 and glibc 2.38+: an alignment that is not a power of two, or 0, is EINVAL. A valid one
@@ -190,7 +183,7 @@ HAK_API int posix_memalign(void **memptr, size_t align, size_t size)
     if (align == 0 || align % sizeof(void *) != 0 || (align & (align - 1)))
         return EINVAL;
     int saved = errno;
-    void *p = align <= HAK_MIN_ALIGN ? malloc(size) : aligned_alloc_pow2(align, size);
+    void *p = align <= HAK_MIN_ALIGN ? malloc(size) : hak_aligned_alloc(align, size);
     if (!p)
         return ENOMEM;
     errno = saved;
@@ -198,7 +191,7 @@ HAK_API int posix_memalign(void **memptr, size_t align, size_t size)
     return 0;
 }
 
-HAK_API void *valloc(size_t size) { return aligned_alloc_pow2(HAK_PAGE, size); }
+HAK_API void *valloc(size_t size) { return hak_aligned_alloc(HAK_PAGE, size); }
 
 HAK_API void *pvalloc(size_t size)
 {
@@ -208,7 +201,7 @@ HAK_API void *pvalloc(size_t size)
         return NULL;
     }
     rounded &= ~(size_t)(HAK_PAGE - 1);
-    return aligned_alloc_pow2(HAK_PAGE, rounded ? rounded : HAK_PAGE);
+    return hak_aligned_alloc(HAK_PAGE, rounded ? rounded : HAK_PAGE);
 }
 
 HAK_API const char *hakmem_version(void) { return HAKMEM_VERSION_STRING; }

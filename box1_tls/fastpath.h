@@ -27,11 +27,16 @@ __attribute__((noreturn, cold)) void hak_bad_interior(void *ptr, unsigned class_
                                                       const char *caller);
 __attribute__((noreturn, cold)) void hak_free_interior(void *ptr, unsigned class_idx);
 
-static inline __attribute__((always_inline)) void *hak_pop(size_t class_idx)
+/* The _or forms take the caller's own cold paths, called in tail position (C++'s new must
+ * see a failure, and a tail call keeps the hit path free of saved registers): `miss` for an
+ * empty list (pool_refill_and_alloc's contract), `large` for a size above every class
+ * (hak_large_alloc's). */
+static inline __attribute__((always_inline)) void *hak_pop_or(size_t class_idx,
+                                                             void *(*miss)(unsigned))
 {
     uint64_t *block = hak_tcache.head[class_idx];
     if (HAK_UNLIKELY(!block))
-        return pool_refill_and_alloc(class_idx);
+        return miss((unsigned)class_idx);
     hak_tcache.head[class_idx] = (void *)block[0];
     hak_tcache.room[class_idx]++;
     block[1] = 0; /* clear the free key: the block is no longer cached */
@@ -39,7 +44,13 @@ static inline __attribute__((always_inline)) void *hak_pop(size_t class_idx)
     return block;
 }
 
-static inline __attribute__((always_inline)) void *hak_alloc_fast(size_t size)
+static inline __attribute__((always_inline)) void *hak_pop(size_t class_idx)
+{
+    return hak_pop_or(class_idx, pool_refill_and_alloc);
+}
+
+static inline __attribute__((always_inline)) void *
+hak_alloc_fast_or(size_t size, void *(*miss)(unsigned), void *(*large)(size_t, size_t))
 {
     size_t class_idx;
     if (HAK_LIKELY(size <= HAK_SMALL_LOOKUP_MAX))
@@ -47,21 +58,24 @@ static inline __attribute__((always_inline)) void *hak_alloc_fast(size_t size)
     else if (size <= HAK_MAX_CLASS_SIZE)
         class_idx = hak_pool_class(size);
     else
-        return hak_large_alloc(size, HAK_MIN_ALIGN);
-    return hak_pop(class_idx);
+        return large(size, HAK_MIN_ALIGN);
+    return hak_pop_or(class_idx, miss);
 }
 
-static inline __attribute__((always_inline)) void hak_free_fast(void *ptr)
+static inline __attribute__((always_inline)) void *hak_alloc_fast(size_t size)
+{
+    return hak_alloc_fast_or(size, pool_refill_and_alloc, hak_large_alloc);
+}
+
+/* The free hit path once the page map has given a small class: the interior check (which
+ * calls `interior`, a cold noreturn function, on failure), the free-key check, the push.
+ * hak_free_fast and C++'s sized delete (cxx_operators.c) share it. */
+static inline __attribute__((always_inline)) void
+hak_free_to_class(void *ptr, size_t class_idx, void (*interior)(void *, unsigned))
 {
     uintptr_t addr = (uintptr_t)ptr;
-    uint64_t entry = hak_pagemap_get(addr);
-    size_t class_idx = (entry & HAK_PM_TAG_MASK) - 1u;
-    if (HAK_UNLIKELY(class_idx >= HAK_NUM_CLASSES)) { /* NULL, large, or not ours */
-        hak_free_slow(ptr);
-        return;
-    }
     if (HAK_UNLIKELY(!hak_is_block_start(hak_span_offset(addr, class_idx), class_idx)))
-        hak_free_interior(ptr, class_idx);
+        interior(ptr, (unsigned)class_idx);
 
     uint64_t *block = ptr;
     uint64_t key = hak_tcache.free_key;
@@ -74,6 +88,17 @@ static inline __attribute__((always_inline)) void hak_free_fast(void *ptr)
     hak_tcache.head[class_idx] = block;
     if (HAK_UNLIKELY(--hak_tcache.room[class_idx] < 0))
         pool_spill(class_idx);
+}
+
+static inline __attribute__((always_inline)) void hak_free_fast(void *ptr)
+{
+    uint64_t entry = hak_pagemap_get((uintptr_t)ptr);
+    size_t class_idx = (entry & HAK_PM_TAG_MASK) - 1u;
+    if (HAK_UNLIKELY(class_idx >= HAK_NUM_CLASSES)) { /* NULL, large, or not ours */
+        hak_free_slow(ptr);
+        return;
+    }
+    hak_free_to_class(ptr, class_idx, hak_free_interior);
 }
 
 #endif

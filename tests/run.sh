@@ -13,7 +13,7 @@
 #   HAKMEM_TEST_LONG=1    longer versions (make test-long)
 #   HAKMEM_TEST_TIMEOUT   seconds per suite (default 300, or 1800 with HAKMEM_TEST_LONG=1)
 #   HAKMEM_TEST_FILTER    run only suites whose name contains this string
-#   HAKMEM_TEST_TIERS     the tiers to run (default all: "boundaries unit api stress misuse
+#   HAKMEM_TEST_TIERS     the tiers to run (default all: "boundaries unit api stress cxx misuse
 #                         integration fuzz"); make test-sanitize runs "unit stress"
 #   HAKMEM_TEST_BUILD     where the test binaries are (default build/tests)
 #   HAKMEM_TEST_SKIP      suite names (e.g. "unit/test_box2_backend") not to run, space-separated
@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.." || exit 2
 ROOT=$(pwd)
 B=${HAKMEM_TEST_BUILD:-"$ROOT/build/tests"}
 case "$B" in /*) ;; *) B="$ROOT/$B" ;; esac
-TIERS=${HAKMEM_TEST_TIERS:-"boundaries unit api stress misuse integration fuzz"}
+TIERS=${HAKMEM_TEST_TIERS:-"boundaries unit api stress cxx misuse integration fuzz"}
 SO=${HAKMEM_TEST_PRELOAD-"$ROOT/build/libhakmem.so"}
 export HAKMEM_TEST_PRELOAD="$SO"
 if [ "${HAKMEM_TEST_LONG:-0}" != 0 ]; then
@@ -122,10 +122,28 @@ run_tier() { # tier preload
     done
 }
 
+# C++ suites: each source gives two binaries, one run under the preload and one linked with
+# -lhakmem (no preload).
+run_cxx_tier() {
+    for src in tests/cxx/test_*.cc; do
+        [ -e "$src" ] || continue
+        base=$(basename "$src" .cc)
+        for variant in "$base:1" "${base}_linked:0"; do
+            name=${variant%:*}
+            if [ -x "$B/cxx/$name" ]; then
+                run_suite "cxx/$name" "${variant##*:}" "$B/cxx/$name"
+            else
+                missing_suite "cxx/$name"
+            fi
+        done
+    done
+}
+
 for tier in $TIERS; do
     case "$tier" in
     boundaries) run_suite boundaries 0 sh tests/check_boundaries.sh --suite ;;
     api | stress) run_tier "$tier" 1 ;;
+    cxx) run_cxx_tier ;;
     *) run_tier "$tier" 0 ;;
     esac
 done
