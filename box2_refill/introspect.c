@@ -37,6 +37,16 @@ HAK_API void malloc_stats(void)
     fflush(stderr);
 }
 
+/* glibc's "fast" and "rest" totals: hakmem's thread lists and depots. */
+static void put_kept_totals(FILE *fp, const hak_usage_t *u)
+{
+    fprintf(fp,
+            "<total type=\"fast\" count=\"%llu\" size=\"%llu\"/>\n"
+            "<total type=\"rest\" count=\"%llu\" size=\"%llu\"/>\n",
+            (unsigned long long)u->thread_blocks, (unsigned long long)u->thread_bytes,
+            (unsigned long long)u->depot_blocks, (unsigned long long)u->depot_bytes);
+}
+
 /* glibc's shape (<malloc>, <heap nr="0">, <sizes>, <total type=...>, <system type=...>,
  * <aspace type=...>): one heap, one <size> per class in use. glibc's attributes keep their
  * meaning (total and count: free blocks kept for reuse in that size range; "fast" and "rest":
@@ -67,9 +77,8 @@ HAK_API int malloc_info(int options, FILE *fp)
                 (unsigned long long)k->spans);
     }
     fprintf(fp, "</sizes>\n");
+    put_kept_totals(fp, &u);
     fprintf(fp,
-            "<total type=\"fast\" count=\"%llu\" size=\"%llu\"/>\n"
-            "<total type=\"rest\" count=\"%llu\" size=\"%llu\"/>\n"
             "<total type=\"in_use\" count=\"%llu\" size=\"%llu\"/>\n"
             "<system type=\"current\" size=\"%llu\"/>\n"
             "<system type=\"max\" size=\"%llu\"/>\n"
@@ -78,15 +87,12 @@ HAK_API int malloc_info(int options, FILE *fp)
             "<aspace type=\"total\" size=\"%llu\"/>\n"
             "<aspace type=\"mprotect\" size=\"%llu\"/>\n"
             "</heap>\n",
-            (unsigned long long)u.thread_blocks, (unsigned long long)u.thread_bytes,
-            (unsigned long long)u.depot_blocks, (unsigned long long)u.depot_bytes,
             (unsigned long long)u.in_use_blocks, (unsigned long long)u.in_use_bytes,
             (unsigned long long)u.spans.mapped, (unsigned long long)u.spans_mapped_max,
             (unsigned long long)u.spans.pooled, (unsigned long long)u.spans.purged,
             (unsigned long long)u.spans.mapped, (unsigned long long)u.spans.mapped);
+    put_kept_totals(fp, &u);
     fprintf(fp,
-            "<total type=\"fast\" count=\"%llu\" size=\"%llu\"/>\n"
-            "<total type=\"rest\" count=\"%llu\" size=\"%llu\"/>\n"
             "<total type=\"mmap\" count=\"%llu\" size=\"%llu\"/>\n"
             "<total type=\"large_cache\" count=\"%llu\" size=\"%llu\"/>\n"
             "<system type=\"current\" size=\"%llu\"/>\n"
@@ -96,8 +102,6 @@ HAK_API int malloc_info(int options, FILE *fp)
             "<aspace type=\"mprotect\" size=\"%llu\"/>\n"
             "<options decay_ms=\"%lld\" large_cache_bytes=\"%llu\" large_keep_max=\"%llu\"/>\n"
             "</malloc>\n",
-            (unsigned long long)u.thread_blocks, (unsigned long long)u.thread_bytes,
-            (unsigned long long)u.depot_blocks, (unsigned long long)u.depot_bytes,
             (unsigned long long)u.large_count, (unsigned long long)u.large_bytes,
             (unsigned long long)u.cache_entries, (unsigned long long)u.cache_bytes,
             (unsigned long long)u.spans.mapped, (unsigned long long)u.spans_mapped_max,

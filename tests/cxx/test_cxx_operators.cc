@@ -281,42 +281,34 @@ static void handler_throws_at_2()
         throw std::bad_alloc();
 }
 
+// Does f() throw std::bad_alloc?
+template <class F> static int throws_bad_alloc(F f)
+{
+    try {
+        f();
+    } catch (const std::bad_alloc &) {
+        return 1;
+    }
+    return 0;
+}
+
 static void test_new_handler_loop(void **state)
 {
     (void)state;
     const size_t huge = (size_t)1 << 62;
-    // the handler runs until it uninstalls itself; then new throws
+    // the handler runs until it uninstalls itself; then new throws (plain and aligned)
     handler_calls = 0;
     std::set_new_handler(handler_gives_up_at_3);
-    int caught = 0;
-    try {
-        escape(::operator new(huge));
-    } catch (const std::bad_alloc &) {
-        caught = 1;
-    }
-    assert_int_equal(caught, 1);
+    assert_true(throws_bad_alloc([=] { escape(::operator new(huge)); }));
     assert_int_equal(handler_calls, 3);
-    // the same for aligned new
     handler_calls = 0;
     std::set_new_handler(handler_gives_up_at_3);
-    caught = 0;
-    try {
-        escape(::operator new[](huge, std::align_val_t(256)));
-    } catch (const std::bad_alloc &) {
-        caught = 1;
-    }
-    assert_int_equal(caught, 1);
+    assert_true(throws_bad_alloc([=] { escape(::operator new[](huge, std::align_val_t(256))); }));
     assert_int_equal(handler_calls, 3);
     // a handler that throws: new passes the exception on, nothrow new returns NULL
     handler_calls = 0;
     std::set_new_handler(handler_throws_at_2);
-    caught = 0;
-    try {
-        escape(new char[huge]);
-    } catch (const std::bad_alloc &) {
-        caught = 1;
-    }
-    assert_int_equal(caught, 1);
+    assert_true(throws_bad_alloc([=] { escape(new char[huge]); }));
     assert_int_equal(handler_calls, 2);
     handler_calls = 0;
     assert_null(escape(new (std::nothrow) char[huge]));
@@ -326,13 +318,7 @@ static void test_new_handler_loop(void **state)
     assert_int_equal(handler_calls, 2);
     std::set_new_handler(nullptr);
     // with no handler, plain new throws at once
-    caught = 0;
-    try {
-        escape(new char[huge]);
-    } catch (const std::bad_alloc &) {
-        caught = 1;
-    }
-    assert_int_equal(caught, 1);
+    assert_true(throws_bad_alloc([=] { escape(new char[huge]); }));
 }
 
 // ---- under RLIMIT_AS, in a child ----------------------------------------------------------
@@ -361,13 +347,7 @@ static int rlimit_scenario(void *unused)
         TL_FAILF("setrlimit: %s", strerror(errno));
     for (int round = 0; round < 3; round++) {
         // one block bigger than the budget
-        int caught = 0;
-        try {
-            escape(new char[512u << 20]);
-        } catch (const std::bad_alloc &) {
-            caught = 1;
-        }
-        if (!caught)
+        if (!throws_bad_alloc([] { escape(new char[512u << 20]); }))
             TL_FAILF("round %d: new char[512 MiB] did not throw", round);
         // exhaust the budget with blocks of every size, each new caught
         std::vector<std::unique_ptr<char[]>> held;
