@@ -3,7 +3,8 @@
 #   make bench            every workload x every allocator, 3 interleaved rounds (~5 min)
 #   make bench-full       the same with 7 rounds (ROUNDS=N overrides)
 #   make bench-sweep      hakmem-fixed at POOL_REFILL_COUNT = 4 8 16 32 64 128 256, per workload
-#   make bench-callgrind  instructions per malloc+free pair for every allocator (valgrind)
+#   make bench-callgrind  instructions per malloc+free pair (and C++ new+delete) for every
+#                         allocator (valgrind)
 #   make bench-plot       redraw the PNGs from bench/results/latest.csv (and sweep.csv)
 #   make bench-docs       copy bench/results/*.md into docs/BENCHMARKS.md between its markers
 #   make bench-progs      only build the workload programs into build/bench/
@@ -14,8 +15,8 @@
 #   SWEEP_COUNTS="4 8 16"  CG_ITERS=200000  RESULTS=dir (instead of bench/results)
 
 BENCH_DIR   := $(BUILD)/bench
-BENCH_WORKLOADS := mid tiny larson prodcons phase churn realloc bigbuf largewin burstexit smallheap
-BENCH_TOOLS := runwrap cg_pair
+BENCH_WORKLOADS := mid tiny larson prodcons phase churn realloc bigbuf largewin burstexit smallheap containers
+BENCH_TOOLS := runwrap cg_pair cg_pair_cxx
 BENCH_BINS  := $(addprefix $(BENCH_DIR)/,$(BENCH_WORKLOADS) $(BENCH_TOOLS))
 # The workloads call malloc/free through the PLT like any program; -fno-builtin keeps gcc from
 # deleting or merging the calls being measured.
@@ -36,6 +37,13 @@ bench-progs: $(BENCH_BINS)
 $(BENCH_DIR)/%: bench/%.c bench/bench_common.h bench/window.h bench/bench.mk
 	@mkdir -p $(BENCH_DIR)
 	$(CC) $(BENCH_CFLAGS) -o $@ $< -pthread
+
+# C++ workloads and tools (containers, cg_pair_cxx): g++ -O2, the calls to operator new and
+# delete as a C++ program makes them (no -fno-builtin: the escapes keep them).
+BENCH_CXXFLAGS := -O2 -g -Wall -Wextra -std=c++17 -pthread
+$(BENCH_DIR)/%: bench/%.cc bench/bench_common.h bench/bench.mk
+	@mkdir -p $(BENCH_DIR)
+	$(CXX) $(BENCH_CXXFLAGS) -o $@ $< -pthread
 
 bench: deps-bench lib bench-progs
 	$(PYTHON) bench/run.py --rounds $(or $(ROUNDS),3) $(BENCH_SEL)

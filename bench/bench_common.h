@@ -1,7 +1,8 @@
 /* bench/bench_common.h - shared pieces of the benchmark workloads.
  *
- * Every workload is a small C program that uses only malloc/free/realloc, so any allocator can
- * be put under it with LD_PRELOAD. Each one:
+ * Every workload is a small C program that uses only malloc/free/realloc (or, for the C++ one,
+ * new/delete through the standard containers), so any allocator can be put under it with
+ * LD_PRELOAD. Each one:
  *   - takes the same options:  -t threads  -d seconds  -n ops  -s seed  (see bench_parse_args);
  *     -n (a fixed op count per thread) wins over -d (a duration);
  *   - is deterministic for a seed (each thread's generator is seeded from seed and its index);
@@ -14,7 +15,9 @@
 #ifndef BENCH_COMMON_H
 #define BENCH_COMMON_H
 
+#ifndef _GNU_SOURCE /* g++ defines it already (bench/containers.cc) */
 #define _GNU_SOURCE
+#endif
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

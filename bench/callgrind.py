@@ -1,17 +1,21 @@
 #!/usr/bin/env python3
 """bench/callgrind.py - instructions per malloc+free pair, per allocator (make bench-callgrind).
 
-For each case and allocator, build/bench/cg_pair runs under
+For each case and allocator, build/bench/cg_pair (C: malloc/free) or build/bench/cg_pair_cxx
+(C++: new/delete of a 32-byte object) runs under
   valgrind --tool=callgrind --toggle-collect=bench_loop
 with the allocator in LD_PRELOAD (callgrind does not replace malloc, unlike memcheck, so the
 preloaded allocator is what runs). It is run for N and 2N iterations; (I(2N) - I(N)) / N is the
 cost of one iteration with start-up and first-call costs cancelled. The same is done for the
-loop without malloc/free (base-pair, base-window) and subtracted. What remains is the allocator
-plus the call sequence (argument set-up, call, PLT jump: CALL_OVERHEAD = 6 instructions for the
-pair, checked against the disassembly of cg_pair). The table reports
-  alloc+free = per-iteration - loop - CALL_OVERHEAD
+loop without the allocator (base-pair, base-window, base-new) and subtracted. What remains is
+the allocator plus the call sequence (argument set-up, call, PLT jump), checked against the
+disassembly: 6 instructions for malloc+free and for new + unsized delete, 7 for new + sized
+delete (which also loads the size). The table reports
+  alloc+free = per-iteration - loop - call sequence
 which is the convention of shared/ANCHORS.md (glibc ~129, jemalloc ~67, tcmalloc ~67,
-mimalloc ~105 at 32 B). Counts are deterministic, so runs go two at a time.
+mimalloc ~105 at 32 B). Under glibc the C++ rows are libstdc++'s operators around glibc's
+malloc; jemalloc, mimalloc and tcmalloc export their own. Counts are deterministic, so runs go
+two at a time.
 
 Writes bench/results/callgrind.csv and callgrind.md.
 usage: callgrind.py [--allocators "a b"] [--iters N]
@@ -31,24 +35,29 @@ import run as harness  # noqa: E402  (ALLOCATORS, allocator_problem, machine_inf
 
 ROOT = harness.ROOT
 CG = os.path.join(harness.BIN, "cg_pair")
-CALL_OVERHEAD = 6
-CASES = [  # label, mode, size, base mode
-    ("32 B", "pair", 32, "base-pair"),
-    ("32 B held", "held", 32, "base-pair"),
-    ("256 B", "pair", 256, "base-pair"),
-    ("4 KiB", "pair", 4096, "base-pair"),
-    ("16 KiB", "pair", 16384, "base-pair"),
-    ("16 KiB held", "held", 16384, "base-pair"),
-    ("window 64 x 8-32 KiB", "window", 0, "base-window"),
+CGX = os.path.join(harness.BIN, "cg_pair_cxx")
+# base loops: name -> program and arguments before N
+BASES = {"base-pair": (CG, ["base-pair", "32"]), "base-window": (CG, ["base-window", "0"]),
+         "base-new": (CGX, ["base-new"])}
+CASES = [  # label, program, arguments before N, base loop, call sequence
+    ("32 B", CG, ["pair", "32"], "base-pair", 6),
+    ("32 B held", CG, ["held", "32"], "base-pair", 6),
+    ("256 B", CG, ["pair", "256"], "base-pair", 6),
+    ("4 KiB", CG, ["pair", "4096"], "base-pair", 6),
+    ("16 KiB", CG, ["pair", "16384"], "base-pair", 6),
+    ("16 KiB held", CG, ["held", "16384"], "base-pair", 6),
+    ("window 64 x 8-32 KiB", CG, ["window", "0"], "base-window", 6),
+    ("C++ new+delete 32 B", CGX, ["new"], "base-new", 7),
+    ("C++ new+delete 32 B unsized", CGX, ["new-unsized"], "base-new", 6),
 ]
 ANCHORS = {"glibc": 129, "jemalloc": 67, "tcmalloc": 67, "mimalloc": 105}  # 32 B
 
 
-def collected(mode, size, n, preload_env):
+def collected(prog, args, n, preload_env):
     env = dict(os.environ)
     env.update(preload_env)
     cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-           "--toggle-collect=bench_loop", CG, mode, str(size), str(n)]
+           "--toggle-collect=bench_loop", prog] + args + [str(n)]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     m = re.search(r"Collected\s*:\s*(\d+)", r.stderr)
     if r.returncode != 0 or not m:
@@ -56,9 +65,9 @@ def collected(mode, size, n, preload_env):
     return int(m.group(1))
 
 
-def per_iter(mode, size, n, env):
-    a = collected(mode, size, n, env)
-    b = collected(mode, size, 2 * n, env)
+def per_iter(prog, args, n, env):
+    a = collected(prog, args, n, env)
+    b = collected(prog, args, 2 * n, env)
     return (b - a) / n
 
 
@@ -69,8 +78,10 @@ def main():
     args = ap.parse_args()
     if not shutil.which("valgrind"):
         raise SystemExit("valgrind is not installed: make deps-bench")
-    if not os.access(CG, os.X_OK):
-        raise SystemExit("build/bench/cg_pair is missing: make bench-progs")
+    for prog in (CG, CGX):
+        if not os.access(prog, os.X_OK):
+            raise SystemExit("build/bench/%s is missing: make bench-progs" %
+                             os.path.basename(prog))
     allocs, notes = [], []
     for a in args.allocators.split():
         if a not in harness.ALLOCATORS:
@@ -90,11 +101,11 @@ def main():
 
     jobs = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as ex:
-        for base in sorted({c[3] for c in CASES}):
-            jobs[("base", base)] = ex.submit(per_iter, base, 32, args.iters, {})
-        for label, mode, size, _ in CASES:
+        for base, (prog, bargs) in sorted(BASES.items()):
+            jobs[("base", base)] = ex.submit(per_iter, prog, bargs, args.iters, {})
+        for label, prog, cargs, _, _ in CASES:
             for a in allocs:
-                jobs[(a, label)] = ex.submit(per_iter, mode, size, args.iters, env_of(a))
+                jobs[(a, label)] = ex.submit(per_iter, prog, cargs, args.iters, env_of(a))
         results = {}
         for key, fut in jobs.items():
             try:
@@ -107,10 +118,10 @@ def main():
                 print("callgrind: %-14s %-22s done" % key, flush=True)
 
     rows = []
-    for label, mode, size, base in CASES:
+    for label, _, _, base, calls in CASES:
         for a in allocs:
             raw, loop = results.get((a, label)), results.get(("base", base))
-            val = None if raw is None or loop is None else raw - loop - CALL_OVERHEAD
+            val = None if raw is None or loop is None else raw - loop - calls
             rows.append({"case": label, "allocator": a, "instr_per_pair": val,
                          "per_iter_raw": raw, "loop_per_iter": loop})
     os.makedirs(harness.RESULTS, exist_ok=True)
@@ -130,13 +141,15 @@ def main():
     info = harness.machine_info()
     head = ["allocator"] + [c[0] for c in CASES]
     md = ["# Instructions per malloc+free pair (callgrind)", "",
-          "valgrind %s, %s, %s; N=%d and 2N iterations, loop (%s) and call sequence (%d) "
-          "subtracted." % (info.get("valgrind"), info["cpu"], info["date"], args.iters,
-                           ", ".join("%s %.1f" % (b, results.get(("base", b)) or 0)
-                                     for b in sorted({c[3] for c in CASES})), CALL_OVERHEAD),
+          "valgrind %s, %s, %s; N=%d and 2N iterations, loop (%s) and call sequence (6; 7 "
+          "for new + sized delete) subtracted." % (
+              info.get("valgrind"), info["cpu"], info["date"], args.iters,
+              ", ".join("%s %.1f" % (b, results.get(("base", b)) or 0) for b in sorted(BASES))),
           "libhakmem.so: %s." % info.get("libhakmem.so"),
           "\"held\" keeps one extra block of the size live, so the allocator's page never "
-          "empties.", "",
+          "empties. The C++ columns are `new` and `delete` of a 32-byte object "
+          "(bench/cg_pair_cxx.cc, g++ -O2): the sized `operator delete(p, 32)` g++ emits, "
+          "and the unsized form.", "",
           "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for a in allocs:
         cells = []

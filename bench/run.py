@@ -60,6 +60,8 @@ WORKLOADS = {
     "phase": ("phase", 2.4, "8 phases, each with its own hot size and burst depth"),
     "churn": ("churn", 1.0, "thousands of short-lived threads, 1000 ops each"),
     "realloc": ("realloc", 1.0, "string-builder realloc growth from 16 B to 1 MiB"),
+    "containers": ("containers", 1.0, "C++: per thread and round, a 20,000-entry std::map and "
+                   "std::unordered_map built and torn down, string and vector growth"),
     "sqlite": (None, None, "sqlite3 CLI: bulk insert in one transaction, index, aggregates"),
     "bigbuf": ("bigbuf", 2.0, "per thread 4 live buffers of 5-25 MiB, each written whole"),
     "largewin": ("largewin", 1.0, "64 live blocks of 64 KiB-1 MiB, one byte written per page"),

@@ -2,7 +2,8 @@
  *
  * malloc and free are the hit paths of fastpath.h. The rest is built on them and on Box 2's
  * large path. Every returned pointer is 16-byte aligned; failures return NULL with errno
- * ENOMEM (EINVAL for a bad posix_memalign alignment, returned, not stored); free keeps errno.
+ * ENOMEM (EINVAL for a bad posix_memalign alignment, returned, not stored; EINVAL in errno for
+ * a bad aligned_alloc or memalign alignment); free keeps errno.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "include/hakmem.h"
+#include "aligned.h"
 #include "fastpath.h"
 #include "shared_contracts/diag.h"
 #include "shared_contracts/valgrind_hooks.h"
@@ -137,21 +139,13 @@ HAKMEM_API void *reallocarray(void *ptr, size_t nmemb, size_t size)
     return realloc(ptr, total);
 }
 
-/* align: a power of two > 16. A class whose size is a multiple of align gives aligned blocks
- * (spans are aligned to at least 64 KiB and blocks start at multiples of the class size). */
-static void *aligned_alloc_pow2(size_t align, size_t size)
+/* align: a power of two > 16 (aligned.h). */
+void *hak_aligned_alloc(size_t align, size_t size)
 {
-    void *p = NULL;
+    void *p;
     HAK_VG_ENTER();
-    if (align <= HAK_MAX_CLASS_SIZE && size <= HAK_MAX_CLASS_SIZE) {
-        size_t want = size > align ? size : align;
-        unsigned c = hak_size_to_class(want);
-        while (hak_class_size(c) % align != 0) /* a power-of-two class always ends this */
-            c++;
-        p = hak_pop(c);
-    } else {
-        p = hak_tcache_large(size, align, 0);
-    }
+    unsigned c = hak_aligned_class(align, size);
+    p = c < HAK_NUM_CLASSES ? hak_pop(c) : hak_tcache_large(size, align, 0);
     HAK_VG_LEAVE();
     HAK_VG_ALLOC(p, size, 0);
     return p;
@@ -169,17 +163,26 @@ HAKMEM_API void *memalign(size_t align, size_t size)
     }
     if (align & (align - 1))
         align = (size_t)1 << (64 - __builtin_clzll(align));
-    return aligned_alloc_pow2(align, size);
+    return hak_aligned_alloc(align, size);
 }
 
-HAKMEM_API void *aligned_alloc(size_t align, size_t size) { return memalign(align, size); }
+/* C17 and glibc 2.38+: an alignment that is not a power of two, or 0, is EINVAL. A valid one
+ * follows memalign (at most 16 is an ordinary block). */
+HAKMEM_API void *aligned_alloc(size_t align, size_t size)
+{
+    if (align == 0 || (align & (align - 1))) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return memalign(align, size);
+}
 
 HAKMEM_API int posix_memalign(void **memptr, size_t align, size_t size)
 {
     if (align == 0 || align % sizeof(void *) != 0 || (align & (align - 1)))
         return EINVAL;
     int saved = errno;
-    void *p = align <= HAK_MIN_ALIGN ? malloc(size) : aligned_alloc_pow2(align, size);
+    void *p = align <= HAK_MIN_ALIGN ? malloc(size) : hak_aligned_alloc(align, size);
     if (!p)
         return ENOMEM;
     errno = saved;
@@ -187,7 +190,7 @@ HAKMEM_API int posix_memalign(void **memptr, size_t align, size_t size)
     return 0;
 }
 
-HAKMEM_API void *valloc(size_t size) { return aligned_alloc_pow2(HAK_PAGE, size); }
+HAKMEM_API void *valloc(size_t size) { return hak_aligned_alloc(HAK_PAGE, size); }
 
 HAKMEM_API void *pvalloc(size_t size)
 {
@@ -197,7 +200,7 @@ HAKMEM_API void *pvalloc(size_t size)
         return NULL;
     }
     rounded &= ~(size_t)(HAK_PAGE - 1);
-    return aligned_alloc_pow2(HAK_PAGE, rounded ? rounded : HAK_PAGE);
+    return hak_aligned_alloc(HAK_PAGE, rounded ? rounded : HAK_PAGE);
 }
 
 /* Give back this thread's lists, then everything Box 2 caches; 1 if pages went to the OS. */

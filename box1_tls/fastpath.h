@@ -33,7 +33,12 @@ void hak_free_recheck(void *ptr, uintptr_t x16);
 __attribute__((noreturn, cold)) void hak_bad_interior(void *ptr, unsigned class_idx,
                                                       const char *caller);
 
-static inline __attribute__((always_inline)) void *hak_alloc_fast(size_t size)
+/* The _or forms take the caller's own cold paths, called in tail position (C++'s operator
+ * new must see a failure, and a tail call keeps the hit path free of saved registers): `miss`
+ * for an empty list (hak_tcache_refill's contract), `large` for a size above every class
+ * (hak_tcache_large's, with align). */
+static inline __attribute__((always_inline)) void *
+hak_alloc_fast_or(size_t size, void *(*miss)(unsigned), void *(*large)(size_t, size_t))
 {
     uintptr_t x16; /* (class_idx + 1) * 16 */
     if (HAK_LIKELY(size <= HAK_SMALL_LOOKUP_MAX))
@@ -41,18 +46,31 @@ static inline __attribute__((always_inline)) void *hak_alloc_fast(size_t size)
     else if (HAK_LIKELY(size <= HAK_MAX_CLASS_SIZE))
         x16 = hak_upper_x16[(size + 255) >> 8];
     else
-        return hak_tcache_large(size, HAK_MIN_ALIGN, 0);
-    return hak_pop_x16(x16);
+        return large(size, HAK_MIN_ALIGN);
+    return hak_pop_x16_or(x16, miss);
 }
 
-static inline __attribute__((always_inline)) void hak_free_fast(void *ptr)
+static inline void *hak_large_default(size_t size, size_t align)
+{
+    return hak_tcache_large(size, align, 0);
+}
+
+static inline __attribute__((always_inline)) void *hak_alloc_fast(size_t size)
+{
+    return hak_alloc_fast_or(size, hak_tcache_refill, hak_large_default);
+}
+
+/* The free hit path once the page map gave x16 (the tag * 16 of ptr's map page): the block
+ * start check (its failure goes to `unusual`, which sorts NULL, foreign, large and interior
+ * pointers out), the free key, the push. free and C++'s sized delete share it. */
+static inline __attribute__((always_inline)) void hak_free_x16_or(void *ptr, uintptr_t x16,
+                                                                 void (*unusual)(void *))
 {
     uintptr_t addr = (uintptr_t)ptr;
-    uintptr_t x16 = hak_pagemap_x16(addr); /* tag * 16 */
     const hak_free_check_t *fc = (const hak_free_check_t *)((const char *)hak_free_checks + x16);
     uint64_t magic = fc->divmagic;
     if (HAK_UNLIKELY((addr & fc->span_mask) * magic >= magic)) {
-        hak_free_unusual(ptr);
+        unusual(ptr);
         return;
     }
     uint64_t *block = ptr;
@@ -62,6 +80,11 @@ static inline __attribute__((always_inline)) void hak_free_fast(void *ptr)
         return;
     }
     hak_push_x16(x16, block, key);
+}
+
+static inline __attribute__((always_inline)) void hak_free_fast(void *ptr)
+{
+    hak_free_x16_or(ptr, hak_pagemap_x16((uintptr_t)ptr), hak_free_unusual);
 }
 
 #endif

@@ -104,16 +104,22 @@ static inline unsigned hak_x16_class(uintptr_t x16) { return (unsigned)(x16 >> 4
 
 /* Pop, the malloc hit, for the list at x16 = (class_idx + 1) * 16. The refill ends in this
  * same pop. */
-static inline __attribute__((always_inline)) void *hak_pop_x16(uintptr_t x16)
+static inline __attribute__((always_inline)) void *hak_pop_x16_or(uintptr_t x16,
+                                                                 void *(*miss)(unsigned))
 {
     hak_tls_list_t *l = hak_list_x16(x16);
     uint64_t *block = l->head;
     if (HAK_UNLIKELY(!block))
-        return hak_tcache_refill(hak_x16_class(x16));
+        return miss(hak_x16_class(x16));
     l->head = (void *)block[0];
     l->room++;
     block[1] = 0; /* clear the free key: the block is no longer cached */
     return block;
+}
+
+static inline __attribute__((always_inline)) void *hak_pop_x16(uintptr_t x16)
+{
+    return hak_pop_x16_or(x16, hak_tcache_refill);
 }
 
 static inline __attribute__((always_inline)) void *hak_pop(unsigned class_idx)

@@ -9,6 +9,16 @@
  * that holds that lock and calls malloc. So hakmem exports fork(): it takes the stdio list
  * lock first (glibc's recursive _IO_list_lock), then ACE's and every Box 2 lock, then calls
  * the real fork. The atfork handlers cover forks that do not come through the wrapper.
+ *
+ * Fork from a signal handler. A single-threaded process takes no lock at all (glibc does the
+ * same, SINGLE_THREAD_P): no other thread can be inside the allocator, and a handler that
+ * interrupted this thread inside a Box 2 lock or inside another fork must not wait for it.
+ * In a multi-threaded process (POOL_ACE=1 has the learner thread), a fork that finds its own
+ * thread inside a Box 2 lock (hak_locks_held) or inside the wrapper (forks_in_progress) is a
+ * handler that interrupted hakmem: it calls _Fork, which takes no lock and runs no atfork
+ * handler, and takes none of hakmem's. Every child resets Box 2's locks, so it does not hang
+ * on one the interrupted code held; what that code was writing may be half-written there,
+ * which is why POSIX allows such a child only async-signal-safe calls (docs/RELIABILITY.md).
  */
 
 #include <dlfcn.h>
@@ -17,6 +27,7 @@
 #include <sched.h>
 #include <stdint.h>
 #include <sys/auxv.h>
+#include <sys/single_threaded.h>
 #include <unistd.h>
 
 #include "include/hakmem.h"
@@ -38,7 +49,15 @@ extern void _IO_list_unlock(void);
 extern void _IO_list_resetlock(void);
 
 __thread int hak_fork_holder __attribute__((tls_model("initial-exec")));
+__thread int hak_locks_held __attribute__((tls_model("initial-exec")));
 static __thread int fork_by_wrapper __attribute__((tls_model("initial-exec")));
+/* Forks of this thread inside the wrapper, from entry to return (a handler's fork nests). */
+static __thread int forks_in_progress __attribute__((tls_model("initial-exec")));
+/* Set by the atfork prepare handler when it took the locks, for its parent/child handler. */
+static int atfork_locked;
+/* Set in the child of a _Fork (no atfork handler ran): the learner is gone, but ACE was not
+ * told, so the exit path must not wait for it. */
+static int child_of_bare_fork;
 
 enum { INIT_NONE = 0, INIT_RUNNING = 1, INIT_DONE = 2 };
 static int init_state;        /* CAS NONE->RUNNING by one thread; RUNNING->DONE by it */
@@ -88,9 +107,12 @@ __attribute__((constructor)) static void hak_constructor(void) { hak_init(); }
 
 __attribute__((destructor)) static void hak_destructor(void)
 {
-    hak_ace_hooks.stop();
+    if (!child_of_bare_fork)
+        hak_ace_hooks.stop();
     if (hak_config.stats)
         hak_stats_write(2);
+    if (hak_config.stats_file[0])
+        hak_stats_write_file(hak_config.stats_file);
 }
 
 /* ---- fork ----------------------------------------------------------------------------- */
@@ -117,7 +139,8 @@ static void unlock_all_parent(void)
     hak_ace_hooks.fork_parent();
 }
 
-static void reset_all_child(void)
+/* Child: fresh Box 2 locks, whether or not the parent held them. */
+static void reset_box2_child(void)
 {
     hak_fork_holder = 0;
     hak_large_cache_fork_child();
@@ -126,23 +149,63 @@ static void reset_all_child(void)
         hak_lock_reinit(&hak_central[c].lock);
     hak_thread_fork_child();
     hak_purger_fork_child();
+}
+
+static void reset_all_child(void)
+{
+    reset_box2_child();
     hak_ace_hooks.fork_child();
 }
 
 static void fork_prepare(void)
 {
-    if (!fork_by_wrapper)
+    if (fork_by_wrapper)
+        return;
+    atfork_locked = !__libc_single_threaded && !hak_locks_held;
+    if (atfork_locked)
         lock_all();
 }
 static void fork_parent(void)
 {
-    if (!fork_by_wrapper)
+    if (!fork_by_wrapper && atfork_locked) {
+        atfork_locked = 0;
         unlock_all_parent();
+    }
 }
 static void fork_child(void)
 {
-    if (!fork_by_wrapper)
+    if (fork_by_wrapper)
+        return;
+    if (atfork_locked) {
+        atfork_locked = 0;
         reset_all_child();
+    } else {
+        reset_box2_child();
+    }
+}
+
+/* A fork that takes no hakmem lock: a single-threaded process (glibc's fork, which then
+ * takes no lock either), or a signal handler that interrupted hakmem in a multi-threaded one
+ * (_Fork: glibc's fork would take its atfork lock, which an interrupted fork may hold). */
+static pid_t fork_unlocked(pid_t (*glibc_fork)(void))
+{
+    int single = __libc_single_threaded;
+    int outer = fork_by_wrapper;
+    forks_in_progress++;
+    fork_by_wrapper = 1; /* our atfork handlers stand aside */
+    pid_t pid = single ? glibc_fork() : _Fork();
+    int saved = errno;
+    fork_by_wrapper = outer;
+    forks_in_progress--;
+    if (pid == 0) {
+        reset_box2_child();
+        if (!single) {
+            _IO_list_resetlock(); /* what glibc's fork does in a multi-threaded child */
+            child_of_bare_fork = 1;
+        }
+    }
+    errno = saved;
+    return pid;
 }
 
 HAKMEM_API pid_t fork(void)
@@ -158,6 +221,9 @@ HAKMEM_API pid_t fork(void)
         __atomic_store_n(&real_fork, fn, __ATOMIC_RELEASE);
     }
     hak_init();
+    if (__libc_single_threaded || hak_locks_held || forks_in_progress)
+        return fork_unlocked(fn);
+    forks_in_progress++;
     _IO_list_lock();
     lock_all();
     fork_by_wrapper = 1;
@@ -173,6 +239,7 @@ HAKMEM_API pid_t fork(void)
         unlock_all_parent();
         _IO_list_unlock();
     }
+    forks_in_progress--; /* last: a handler's fork until here finds every lock still ours */
     errno = saved;
     return pid;
 }

@@ -9,6 +9,10 @@
 
 #define SLOTS 128u
 
+/* Larger mappings are not kept: none is larger unless mallopt(M_MMAP_THRESHOLD) set a bound
+ * (relaxed). */
+static size_t entry_max = SIZE_MAX;
+
 typedef struct {
     uintptr_t base;
     size_t len;
@@ -45,8 +49,8 @@ static unsigned oldest_slot(void)
 
 int hak_large_cache_put(uintptr_t base, size_t len, uint64_t now_ms)
 {
-    size_t max = (size_t)hak_config.large_cache_mib << 20;
-    if (len > max)
+    size_t max = (size_t)__atomic_load_n(&hak_config.large_cache_mib, __ATOMIC_RELAXED) << 20;
+    if (len > __atomic_load_n(&entry_max, __ATOMIC_RELAXED) || len > max)
         return 0;
     range_t drop[SLOTS];
     unsigned n = 0;
@@ -191,6 +195,13 @@ void hak_large_cache_stats(uint64_t *entries, uint64_t *cached_bytes, uint64_t *
     *hit = hits;
     *miss = misses;
     hak_unlock(&cache_lock);
+}
+
+size_t hak_large_cache_entry_max(void) { return __atomic_load_n(&entry_max, __ATOMIC_RELAXED); }
+
+void hak_large_cache_set_entry_max(size_t max)
+{
+    __atomic_store_n(&entry_max, max, __ATOMIC_RELAXED);
 }
 
 void hak_large_cache_fork_lock(void) { pthread_mutex_lock(&cache_lock); }

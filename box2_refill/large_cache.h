@@ -17,7 +17,8 @@
  *     the slack lets a growing buffer grow in place (realloc), and such ranges stay one kernel
  *     mapping each, which mremap needs.
  * Ranges idle for HAKMEM_DECAY_MS are unmapped by the decay tick; a failed mapping unmaps
- * them all (hak_reclaim).
+ * them all (hak_reclaim). mallopt(M_MMAP_THRESHOLD) sets a size above which a freed mapping
+ * is unmapped, not kept (no bound by default).
  *
  * Invariants (cache lock): the ranges are disjoint, mapped read-write, owned by no block, with
  * page map entries 0; bytes == the sum of their lengths <= the budget; used <= the slot count.
@@ -52,6 +53,9 @@ size_t hak_large_cache_trim(uint64_t now_ms, uint64_t idle_ms);
 /* Bytes cached (a relaxed read). */
 size_t hak_large_cache_bytes(void);
 void hak_large_cache_stats(uint64_t *entries, uint64_t *bytes, uint64_t *hits, uint64_t *misses);
+/* The largest mapping a free may keep (no bound unless mallopt(M_MMAP_THRESHOLD) set one). */
+size_t hak_large_cache_entry_max(void);
+void hak_large_cache_set_entry_max(size_t bytes);
 void hak_large_cache_fork_lock(void);
 void hak_large_cache_fork_unlock(void);
 void hak_large_cache_fork_child(void);

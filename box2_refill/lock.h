@@ -32,8 +32,15 @@ static inline void hak_lock_reinit(pthread_mutex_t *m) /* fork child */
 
 extern __thread int hak_fork_holder __attribute__((tls_model("initial-exec")));
 
+/* Box 2 locks the calling thread holds or is acquiring, counted from before the lock is
+ * taken to after it is released: nonzero inside a signal handler that interrupted one of
+ * those sections. The fork wrapper reads it (init.c): such a fork cannot wait for them. */
+extern __thread int hak_locks_held __attribute__((tls_model("initial-exec")));
+
 static inline void hak_lock(pthread_mutex_t *m)
 {
+    hak_locks_held++;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST); /* counted before the lock can be held */
     if (!hak_fork_holder)
         pthread_mutex_lock(m);
 }
@@ -42,11 +49,19 @@ static inline void hak_unlock(pthread_mutex_t *m)
 {
     if (!hak_fork_holder)
         pthread_mutex_unlock(m);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST); /* released before it is uncounted */
+    hak_locks_held--;
 }
 
 static inline int hak_trylock(pthread_mutex_t *m)
 {
-    return hak_fork_holder ? 1 : pthread_mutex_trylock(m) == 0;
+    hak_locks_held++;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    if (hak_fork_holder || pthread_mutex_trylock(m) == 0)
+        return 1;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    hak_locks_held--;
+    return 0;
 }
 
 static inline uint64_t hak_now_ms(void)

@@ -78,6 +78,7 @@ void hak_refill(unsigned class_idx, uint32_t list_len, int cached, hak_refill_t 
         return;
     }
     if (cached) {
+        __atomic_store_n(&t->cached[class_idx], list_len + got - 1, __ATOMIC_RELAXED);
         hak_tstat_add(t, HAK_TSTAT_refills, class_idx, 1);
         hak_tstat_add(t, HAK_TSTAT_refill_blocks, class_idx, got);
         if (hak_config.ace && t->live) {
@@ -100,6 +101,7 @@ uint64_t hak_give(unsigned class_idx, hak_chain_t chain, uint32_t list_len, enum
     if (HAK_UNLIKELY(hak_config.debug))
         hak_central_check(class_idx);
     hak_unlock(&hak_central[class_idx].lock);
+    __atomic_store_n(&t->cached[class_idx], list_len - chain.count, __ATOMIC_RELAXED);
     if (why == HAK_GIVE_SPILL) {
         hak_tstat_add(t, HAK_TSTAT_spills, class_idx, 1);
         hak_tstat_add(t, HAK_TSTAT_spill_blocks, class_idx, chain.count);

@@ -15,6 +15,13 @@
 #define CHUNK_SPANS 16u          /* spans per chunk: 1 MiB of 64 KiB spans .. 8 MiB of 512 KiB */
 #define META_BLOCK (64u * 1024u) /* descriptors are bump-allocated from blocks this big */
 
+/* Slot 0 of each metadata block links the blocks, newest first, so every descriptor ever
+ * made can be walked (hak_span_class_totals). */
+typedef struct meta_link {
+    char *prev;
+} __attribute__((aligned(64))) meta_link_t;
+_Static_assert(sizeof(meta_link_t) <= sizeof(hak_span_t), "the link fits a descriptor slot");
+
 /* Everything below is guarded by pool_lock. */
 static pthread_mutex_t pool_lock = HAK_LOCK_INITIALIZER;
 static hak_span_t *pooled[HAK_SPAN_KINDS];  /* resident empty spans, newest first */
@@ -22,6 +29,8 @@ static hak_span_t *pooled_tail[HAK_SPAN_KINDS];
 static hak_span_t *purged[HAK_SPAN_KINDS];  /* purged empty spans (a stack) */
 static uintptr_t chunk_next[HAK_SPAN_KINDS], chunk_end[HAK_SPAN_KINDS];
 static char *meta_next, *meta_end;
+static char *meta_newest; /* the block meta_next points into; its slot 0 links the older */
+static size_t mapped_max;  /* the largest totals.mapped has been */
 static hak_span_t *unused_desc; /* descriptors with no span (their pages were unmapped), for reuse */
 static hak_span_totals_t totals;
 
@@ -36,7 +45,9 @@ static hak_span_t *new_descriptor(void)
         char *block = hak_os.map(META_BLOCK);
         if (!block)
             return NULL;
-        meta_next = block;
+        ((meta_link_t *)block)->prev = meta_newest;
+        meta_newest = block;
+        meta_next = block + sizeof(hak_span_t);
         meta_end = block + META_BLOCK;
     }
     hak_span_t *s = (hak_span_t *)meta_next;
@@ -119,6 +130,8 @@ static uintptr_t new_span_memory(unsigned kind)
         chunk_next[kind] = (uintptr_t)p;
         chunk_end[kind] = (uintptr_t)p + chunk;
         totals.mapped += chunk;
+        if (totals.mapped > mapped_max)
+            mapped_max = totals.mapped;
     }
     uintptr_t base = chunk_next[kind];
     chunk_next[kind] += len;
@@ -224,6 +237,37 @@ void hak_span_totals(hak_span_totals_t *out)
 {
     hak_lock(&pool_lock);
     *out = totals;
+    hak_unlock(&pool_lock);
+}
+
+size_t hak_span_mapped_max(void)
+{
+    hak_lock(&pool_lock);
+    size_t m = mapped_max;
+    hak_unlock(&pool_lock);
+    return m;
+}
+
+void hak_span_class_totals(hak_span_class_t out[])
+{
+    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
+        out[c] = (hak_span_class_t){0, 0, 0};
+    hak_lock(&pool_lock);
+    for (char *block = meta_newest; block; block = ((meta_link_t *)block)->prev) {
+        char *end = block == meta_newest ? meta_next : block + META_BLOCK;
+        for (char *d = block + sizeof(hak_span_t); d + sizeof(hak_span_t) <= end;
+             d += sizeof(hak_span_t)) {
+            const hak_span_t *sp = (const hak_span_t *)d;
+            /* state and class change under the pool lock; in_use under the class lock, so
+             * it is a snapshot */
+            if (sp->state != HAK_SPAN_ACTIVE || sp->class_idx >= HAK_NUM_CLASSES)
+                continue;
+            hak_span_class_t *o = &out[sp->class_idx];
+            o->spans++;
+            o->bytes += hak_span_len(sp->kind);
+            o->blocks_out += __atomic_load_n(&sp->in_use, __ATOMIC_RELAXED);
+        }
+    }
     hak_unlock(&pool_lock);
 }
 

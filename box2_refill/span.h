@@ -69,6 +69,16 @@ typedef struct hak_span_totals {
     size_t active;   /* bytes in ACTIVE spans */
 } hak_span_totals_t;
 void hak_span_totals(hak_span_totals_t *out);
+/* The most span bytes ever mapped at once. Takes the pool lock. */
+size_t hak_span_mapped_max(void);
+
+/* Per class, over its ACTIVE spans (the spare included): how many, their bytes, and the sum
+ * of their in_use (blocks in thread lists, depots and the program's hands). A walk of every
+ * descriptor under the pool lock; in_use is read as a snapshot. For malloc_info/mallinfo2. */
+typedef struct hak_span_class {
+    uint64_t spans, bytes, blocks_out;
+} hak_span_class_t;
+void hak_span_class_totals(hak_span_class_t out[]);
 
 /* Fork: lock/unlock the pool lock; reinitialise it in the child. */
 void hak_span_fork_lock(void);

@@ -3,15 +3,19 @@
  *
  * The per-class counters are per thread, written on slow paths only, with no atomic
  * read-modify-write (thread.h), and summed on demand; the large path's counters are relaxed
- * atomic adds (large.c). The table is formatted into a caller's buffer with hak_fmt: no allocation, so it
- * can be written at exit, under HAKMEM_STATS=1, with write(2).
+ * atomic adds (large.c). The table is formatted into a caller's buffer with hak_fmt: no
+ * allocation, so it can be written at exit, under HAKMEM_STATS=1 (stderr) or
+ * HAKMEM_STATS_FILE (a file), with write(2).
  */
 #include "include/hakmem.h"
 #include "stats.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "central.h"
 #include "large.h"
@@ -80,6 +84,37 @@ void hak_stats_write(int fd)
     hak_write_all(fd, buf, n);
 }
 
+void hak_stats_write_file(const char *pattern)
+{
+    char path[HAK_PATH_MAX + 32];
+    size_t n = 0;
+    int pid_written = 0;
+    long pid = (long)getpid();
+    for (const char *p = pattern; *p && n < sizeof path - 1; p++) {
+        if (p[0] == '%' && p[1] == 'p') {
+            n += hak_fmt(path + n, sizeof path - n, "%ld", pid);
+            pid_written = 1;
+            p++;
+        } else {
+            path[n++] = *p;
+        }
+    }
+    if (!pid_written && n < sizeof path)
+        n += hak_fmt(path + n, sizeof path - n, ".%ld", pid);
+    path[n < sizeof path ? n : sizeof path - 1] = '\0';
+    int saved = errno;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        hak_warn("HAKMEM_STATS_FILE=%s: cannot create %s (errno %d); no statistics written",
+                 pattern, path, errno);
+        errno = saved;
+        return;
+    }
+    hak_stats_write(fd);
+    close(fd);
+    errno = saved;
+}
+
 HAKMEM_API void hakmem_stats_print(FILE *out)
 {
     char buf[8192];
@@ -88,24 +123,59 @@ HAKMEM_API void hakmem_stats_print(FILE *out)
     fflush(out ? out : stderr);
 }
 
+void hak_usage_snapshot(hak_usage_t *u)
+{
+    memset(u, 0, sizeof *u);
+    uint64_t cached[HAK_NUM_CLASSES];
+    hak_span_class_t sc[HAK_NUM_CLASSES];
+    hak_thread_sum_cached(cached);
+    hak_span_class_totals(sc);
+    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+        hak_class_usage_t *k = &u->cls[c];
+        uint64_t size = hak_class_size(c);
+        hak_lock(&hak_central[c].lock);
+        k->depot = hak_central[c].depot_count;
+        hak_unlock(&hak_central[c].lock);
+        k->thread = cached[c];
+        k->spans = sc[c].spans;
+        k->mapped = sc[c].bytes;
+        /* blocks_out counts every block outside its span; the lists and depots hold some */
+        uint64_t kept = k->thread + k->depot;
+        k->in_use = sc[c].blocks_out > kept ? sc[c].blocks_out - kept : 0;
+        u->in_use_blocks += k->in_use;
+        u->thread_blocks += k->thread;
+        u->depot_blocks += k->depot;
+        u->in_use_bytes += k->in_use * size;
+        u->thread_bytes += k->thread * size;
+        u->depot_bytes += k->depot * size;
+    }
+    hak_span_totals(&u->spans);
+    u->spans_mapped_max = hak_span_mapped_max();
+    uint64_t ltotal, hits, misses;
+    hak_large_stats(&u->large_count, &u->large_bytes, &ltotal);
+    hak_large_cache_stats(&u->cache_entries, &u->cache_bytes, &hits, &misses);
+}
+
+/* glibc's fields with hakmem's figures (docs/ARCHITECTURE.md, Memory return):
+ * arena spans mapped; uordblks small blocks in the program's hands; fordblks the rest of
+ * arena; smblks/fsmblks blocks kept for reuse in thread lists and depots (glibc: fastbins);
+ * ordblks empty span memory in 64 KiB units; hblks/hblkhd live large blocks. */
 HAKMEM_API struct mallinfo2 mallinfo2(void)
 {
+    hak_usage_t u;
+    HAK_VG_ENTER();
+    hak_usage_snapshot(&u);
+    HAK_VG_LEAVE();
     struct mallinfo2 mi;
     memset(&mi, 0, sizeof mi);
-    hak_span_totals_t sp;
-    hak_span_totals(&sp);
-    size_t depot_bytes = 0;
-    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
-        depot_bytes += (size_t)__atomic_load_n(&hak_central[c].depot_count, __ATOMIC_RELAXED) *
-                       hak_class_size(c);
-    uint64_t lcount, lbytes, ltotal;
-    hak_large_stats(&lcount, &lbytes, &ltotal);
-    mi.arena = sp.mapped;
-    mi.ordblks = (sp.pooled + sp.purged) >> 16;
-    mi.hblks = lcount;
-    mi.hblkhd = lbytes;
-    mi.uordblks = sp.active > depot_bytes ? sp.active - depot_bytes : 0; /* includes caches */
-    mi.fordblks = sp.mapped - mi.uordblks;
+    mi.arena = u.spans.mapped;
+    mi.ordblks = (u.spans.pooled + u.spans.purged) >> 16;
+    mi.smblks = u.thread_blocks + u.depot_blocks;
+    mi.hblks = u.large_count;
+    mi.hblkhd = u.large_bytes;
+    mi.fsmblks = u.thread_bytes + u.depot_bytes;
+    mi.uordblks = u.in_use_bytes;
+    mi.fordblks = mi.arena > mi.uordblks ? mi.arena - mi.uordblks : 0;
     mi.keepcost = 0;
     return mi;
 }
@@ -121,6 +191,8 @@ HAKMEM_API struct mallinfo mallinfo(void)
     mi.ordblks = clamp_int(m2.ordblks);
     mi.hblks = clamp_int(m2.hblks);
     mi.hblkhd = clamp_int(m2.hblkhd);
+    mi.smblks = clamp_int(m2.smblks);
+    mi.fsmblks = clamp_int(m2.fsmblks);
     mi.uordblks = clamp_int(m2.uordblks);
     mi.fordblks = clamp_int(m2.fordblks);
     return mi;

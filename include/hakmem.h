@@ -2,9 +2,10 @@
  *
  * hakmem replaces the standard allocation functions (malloc, free, calloc, realloc,
  * reallocarray, posix_memalign, aligned_alloc, memalign, valloc, pvalloc, malloc_usable_size,
- * malloc_trim, mallinfo2, mallinfo, and glibc's __libc_* aliases of them) and wraps fork()
- * to keep the heap consistent in the child: use it with LD_PRELOAD=libhakmem.so or link with
- * -lhakmem (pkg-config hakmem). This header adds what is specific to hakmem.
+ * malloc_trim, mallinfo2, mallinfo, malloc_stats, malloc_info, mallopt, and glibc's __libc_*
+ * aliases of them) and wraps fork() to keep the heap consistent in the child: use it with
+ * LD_PRELOAD=libhakmem.so or link with -lhakmem (pkg-config hakmem). This header adds what is
+ * specific to hakmem.
  */
 #ifndef HAKMEM_H
 #define HAKMEM_H
@@ -29,6 +30,11 @@ HAKMEM_API const char *hakmem_version(void);
 /* Print the per-class statistics table (refills, spills, trimmed blocks, the refill count in
  * force, ACE events and drops) to `out`. Safe to call from any thread. */
 HAKMEM_API void hakmem_stats_print(FILE *out);
+
+/* mallopt parameters of hakmem's own, next to glibc's M_* of <malloc.h> (docs/TUNING.md,
+ * mallopt). mallopt returns 1 when it applied the parameter, 0 when not. */
+#define M_HAKMEM_DECAY_MS (-1001) /* set HAKMEM_DECAY_MS (0..600000) while running */
+#define M_HAKMEM_PURGE (-1002)    /* give cached and empty memory back now: malloc_trim(0) */
 
 #ifdef __cplusplus
 }

@@ -90,6 +90,19 @@ void *hak_large_realloc(void *ptr, size_t size); /* ptr a live large block; NULL
  * RLIMIT_AS). Box 1 then does not drain its lists to retry a failed large request. */
 int hak_mapping_hopeless(size_t len);
 
+/* ---- what Box 2 asks of Box 1 ------------------------------------------------------------- */
+
+/* Box 2 never calls Box 1 by name. What it needs of the calling thread's own lists goes
+ * through these hooks, which Box 1 installs at a thread's start (NULL before: no list holds
+ * anything then). Each runs on the calling thread, on its own lists.
+ *   self_counts: the exact length of each of the calling thread's lists (introspection);
+ *   self_drain: give back every list of the calling thread (mallopt's purge). */
+typedef struct hak_tcache_hooks {
+    void (*self_counts)(uint32_t counts[HAK_NUM_CLASSES]);
+    void (*self_drain)(void);
+} hak_tcache_hooks_t;
+extern hak_tcache_hooks_t hak_tcache_hooks;
+
 /* ---- giving memory back ------------------------------------------------------------------ */
 
 /* malloc_trim, after Box 1 gave back the calling thread's lists: every depot and spare span

@@ -52,6 +52,23 @@ static void load_int(const char *name, int64_t *field, int64_t def, int64_t lo, 
     *field = v;
 }
 
+/* A path option: copied when it is not empty and fits; otherwise one warning, and off. */
+static void load_path(const char *name, char out[HAK_PATH_MAX])
+{
+    const char *s = getenv(name);
+    if (!s)
+        return;
+    size_t len = strlen(s);
+    if (len == 0 || len >= HAK_PATH_MAX) {
+        if (len)
+            hak_warn("%s is longer than %u bytes; it is off", name, HAK_PATH_MAX - 1u);
+        else
+            hak_warn("%s is empty (expected a path); it is off", name);
+        return;
+    }
+    memcpy(out, s, len + 1);
+}
+
 /* POOL_REFILL_COUNT_<size>=N for a class size in bytes. */
 static void load_class_refills(void)
 {
@@ -103,13 +120,7 @@ void hak_config_load(void)
         hak_config.ace_max = 1024;
     }
     load_class_refills();
-    const char *log = getenv("POOL_ACE_LOG");
-    if (log) {
-        size_t len = strlen(log);
-        if (len >= sizeof hak_config.ace_log)
-            hak_warn("POOL_ACE_LOG is longer than %zu bytes; ACE logging is off",
-                     sizeof hak_config.ace_log - 1);
-        else
-            memcpy(hak_config.ace_log, log, len + 1);
-    }
+#define HAK_CFG_LOAD_PATH(field, name, meaning) load_path(name, hak_config.field);
+    HAK_PATH_OPTIONS(HAK_CFG_LOAD_PATH)
+#undef HAK_CFG_LOAD_PATH
 }

@@ -1,12 +1,17 @@
 /* shared_contracts/config.h - every environment variable hakmem reads, in one table.
  *
- * Each row: X(field, NAME, default, min, max, flags, meaning). Parsing (config.c) and
- * docs/TUNING.md follow this table. An invalid value (not an
- * integer, out of range, not a power of two where one is needed) prints one warning on
- * stderr naming the variable, and the default is used.
+ * Integer options, HAK_OPTIONS: X(field, NAME, default, min, max, flags, meaning). Path
+ * options, HAK_PATH_OPTIONS: X(field, NAME, meaning), a string of fewer than HAK_PATH_MAX
+ * bytes, empty (off) when unset. POOL_REFILL_COUNT_<size> is the one family of names outside
+ * the tables (parsed in config.c). Parsing (config.c) and docs/TUNING.md follow the tables.
+ * An invalid value (not an integer, out of range, not a power of two where one is needed; an
+ * empty or too long path) prints one warning on stderr naming the variable, and the default
+ * is used.
  *
  * hak_config is written once by hak_config_load() (at library init, before other threads can
- * see it) and only read afterwards. Parsing uses getenv/environ and write(2): no allocation.
+ * see it) and only read afterwards, except decay_ms and large_cache_mib, which mallopt may
+ * change at run time (relaxed atomic stores; readers use one value per decision). Parsing
+ * uses getenv/environ and write(2): no allocation.
  */
 #ifndef HAK_CONFIG_H
 #define HAK_CONFIG_H
@@ -43,14 +48,22 @@
       "per thread and class, the bytes a thread list may hold before it spills (the list cap "  \
       "never goes below one refill count)")
 
+#define HAK_PATH_MAX 512
+#define HAK_PATH_OPTIONS(X)                                                                     \
+    X(ace_log, "POOL_ACE_LOG", "CSV of ACE decisions (docs/ACE.md)")                           \
+    X(stats_file, "HAKMEM_STATS_FILE",                                                         \
+      "write the HAKMEM_STATS table to this file at exit; %p in it is the pid, else "           \
+      "\".<pid>\" is appended")
+
 typedef struct hak_config {
 #define HAK_CFG_FIELD(field, name, def, lo, hi, flags, meaning) int64_t field;
     HAK_OPTIONS(HAK_CFG_FIELD)
 #undef HAK_CFG_FIELD
     /* POOL_REFILL_COUNT_<class size in bytes>=N, e.g. POOL_REFILL_COUNT_32768=8 (0 = unset) */
     uint16_t class_refill[HAK_NUM_CLASSES];
-    /* POOL_ACE_LOG=path: CSV of ACE decisions; empty = off */
-    char ace_log[512];
+#define HAK_CFG_PATH(field, name, meaning) char field[HAK_PATH_MAX];
+    HAK_PATH_OPTIONS(HAK_CFG_PATH)
+#undef HAK_CFG_PATH
 } hak_config_t;
 
 extern hak_config_t hak_config;

@@ -13,7 +13,7 @@
 #   HAKMEM_TEST_LONG=1    longer versions (make test-long)
 #   HAKMEM_TEST_TIMEOUT   seconds per suite (default 300, or 1800 with HAKMEM_TEST_LONG=1)
 #   HAKMEM_TEST_FILTER    run only suites whose name contains this string
-#   HAKMEM_TEST_TIERS     the tiers to run (default all: "boundaries unit api stress misuse
+#   HAKMEM_TEST_TIERS     the tiers to run (default all: "boundaries unit api stress cxx misuse
 #                         integration fuzz"); make test-sanitize runs "unit stress"
 #   HAKMEM_TEST_BUILD     where the test binaries are (default build/tests)
 #   HAKMEM_TEST_SKIP      suite names (e.g. "unit/test_box2_backend") not to run, space-separated
@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.." || exit 2
 ROOT=$(pwd)
 B=${HAKMEM_TEST_BUILD:-"$ROOT/build/tests"}
 case "$B" in /*) ;; *) B="$ROOT/$B" ;; esac
-TIERS=${HAKMEM_TEST_TIERS:-"boundaries unit api stress misuse integration fuzz"}
+TIERS=${HAKMEM_TEST_TIERS:-"boundaries unit api stress cxx misuse integration fuzz"}
 SO=${HAKMEM_TEST_PRELOAD-"$ROOT/build/libhakmem.so"}
 export HAKMEM_TEST_PRELOAD="$SO"
 if [ "${HAKMEM_TEST_LONG:-0}" != 0 ]; then
@@ -35,7 +35,7 @@ LOGDIR="$B/logs"
 mkdir -p "$LOGDIR"
 # The allocator under test must not pick up a user's tuning from the environment.
 unset POOL_REFILL_COUNT POOL_ACE POOL_ACE_INTERVAL_MS POOL_ACE_MIN POOL_ACE_MAX POOL_ACE_RING \
-    POOL_ACE_LOG HAKMEM_STATS HAKMEM_DEBUG HAKMEM_DECAY_MS HAKMEM_TCACHE_MAX_KIB \
+    POOL_ACE_LOG HAKMEM_STATS HAKMEM_STATS_FILE HAKMEM_DEBUG HAKMEM_DECAY_MS HAKMEM_TCACHE_MAX_KIB \
     HAKMEM_LARGE_CACHE_MIB HAKMEM_PURGER LD_PRELOAD
 
 total_pass=0
@@ -122,6 +122,23 @@ run_tier() { # tier preload
     done
 }
 
+# C++ suites: each source gives two binaries, one run under the preload and one linked with
+# -lhakmem (no preload).
+run_cxx_tier() {
+    for src in tests/cxx/test_*.cc; do
+        [ -e "$src" ] || continue
+        base=$(basename "$src" .cc)
+        for variant in "$base:1" "${base}_linked:0"; do
+            name=${variant%:*}
+            if [ -x "$B/cxx/$name" ]; then
+                run_suite "cxx/$name" "${variant##*:}" "$B/cxx/$name"
+            else
+                missing_suite "cxx/$name"
+            fi
+        done
+    done
+}
+
 for tier in $TIERS; do
     case "$tier" in
     boundaries)
@@ -129,6 +146,7 @@ for tier in $TIERS; do
         run_suite symbols 0 sh tests/check_symbols.sh --suite
         ;;
     api | stress) run_tier "$tier" 1 ;;
+    cxx) run_cxx_tier ;;
     *) run_tier "$tier" 0 ;;
     esac
 done

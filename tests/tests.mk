@@ -13,7 +13,9 @@
 #   tests/api/test_*.c          CMocka, run with LD_PRELOAD=build/libhakmem.so
 #   tests/stress/test_*.c       CMocka, run with LD_PRELOAD=build/libhakmem.so
 #   tests/integration/test_*.c  CMocka drivers that spawn real programs with LD_PRELOAD
-#   tests/misuse/test_*.c       CMocka drivers that spawn tests/misuse/prog_*.c with LD_PRELOAD
+#   tests/misuse/test_*.c       CMocka drivers that spawn tests/misuse/prog_*.c(c) with LD_PRELOAD
+#   tests/cxx/test_*.cc         CMocka in C++, each built twice: run with LD_PRELOAD, and
+#                               linked with -lhakmem (<name>_linked, run without a preload)
 #   tests/fuzz/test_*.c         CMocka drivers that run the libFuzzer harness tests/fuzz/fuzz_api.c
 #   tests/check_boundaries.sh   contract D by include (boxes and shared_contracts/)
 #   tests/check_symbols.sh      contract D by symbol (nm over build/obj/<folder>/*.o)
@@ -33,11 +35,15 @@ TEST_STRESS_BINS := $(patsubst tests/%.c,$(TEST_BUILD)/%,$(wildcard tests/stress
 TEST_INTEG_BINS  := $(patsubst tests/%.c,$(TEST_BUILD)/%,$(wildcard tests/integration/test_*.c \
                                                                     tests/integration/prog_*.c))
 TEST_MISUSE_BINS := $(patsubst tests/%.c,$(TEST_BUILD)/%,$(wildcard tests/misuse/test_*.c \
-                                                                   tests/misuse/prog_*.c))
+                                                                   tests/misuse/prog_*.c)) \
+                    $(patsubst tests/%.cc,$(TEST_BUILD)/%,$(wildcard tests/misuse/prog_*.cc))
+TEST_CXX_SRCS    := $(wildcard tests/cxx/test_*.cc)
+TEST_CXX_BINS    := $(patsubst tests/%.cc,$(TEST_BUILD)/%,$(TEST_CXX_SRCS)) \
+                    $(patsubst tests/%.cc,$(TEST_BUILD)/%_linked,$(TEST_CXX_SRCS))
 TEST_FUZZ_BINS   := $(patsubst tests/%.c,$(TEST_BUILD)/%,$(wildcard tests/fuzz/test_*.c)) \
                     $(TEST_BUILD)/fuzz/fuzz_api
 TEST_ALL_BINS    := $(TEST_UNIT_BINS) $(TEST_API_BINS) $(TEST_STRESS_BINS) $(TEST_INTEG_BINS) \
-                    $(TEST_MISUSE_BINS) $(TEST_FUZZ_BINS)
+                    $(TEST_MISUSE_BINS) $(TEST_FUZZ_BINS) $(TEST_CXX_BINS)
 
 .PHONY: test test-long test-glibc test-build fuzz fuzz-lib test-sanitize sanitize-build \
         sanitize-build-unit
@@ -95,6 +101,24 @@ $(TEST_BUILD)/misuse/test_%: tests/misuse/test_%.c $(TESTLIB_OBJ) $(TESTLIB_HDR)
 $(TEST_BUILD)/misuse/prog_%: tests/misuse/prog_%.c
 	@mkdir -p $(dir $@); rm -f $@
 	$(CC) $(TEST_CFLAGS) $(TEST_NOBUILTIN) $< -o $@
+
+$(TEST_BUILD)/misuse/prog_%: tests/misuse/prog_%.cc tests/misuse/misuse_prog.h
+	@mkdir -p $(dir $@); rm -f $@
+	$(CXX) $(TEST_CXXFLAGS) $< -o $@
+
+# cxx: the same source twice. The plain binary gets hakmem from LD_PRELOAD (tests/run.sh);
+# <name>_linked has libhakmem.so as a dependency ahead of libstdc++ (g++ adds -lstdc++ last),
+# with an rpath to build/, and runs without a preload.
+TEST_CXXFLAGS := -O1 -g -Wall -Wextra -std=c++17 -pthread $(TEST_SAN)
+$(TEST_BUILD)/cxx/%_linked: tests/cxx/%.cc $(TESTLIB_OBJ) $(TESTLIB_HDR) $(BUILD)/libhakmem.so
+	@mkdir -p $(dir $@); rm -f $@
+	$(CXX) $(TEST_CXXFLAGS) $(TEST_DEFS) -DHAK_CXX_SUITE='"$*_linked"' -Itests/lib $< \
+	  $(TESTLIB_OBJ) -o $@ -lcmocka -L$(BUILD) -lhakmem -Wl,-rpath,$(abspath $(BUILD)) -ldl
+
+$(TEST_BUILD)/cxx/%: tests/cxx/%.cc $(TESTLIB_OBJ) $(TESTLIB_HDR)
+	@mkdir -p $(dir $@); rm -f $@
+	$(CXX) $(TEST_CXXFLAGS) $(TEST_DEFS) -DHAK_CXX_SUITE='"$*"' -Itests/lib $< $(TESTLIB_OBJ) \
+	  -o $@ -lcmocka -ldl
 
 # fuzz: the harness is linked with a static libhakmem whose objects clang rebuilds in
 # build/fuzz/ with coverage instrumentation and UBSan (never ASan: it would replace malloc), so

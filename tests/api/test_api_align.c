@@ -1,6 +1,7 @@
 /* tests/api/test_api_align.c - posix_memalign, aligned_alloc, memalign, valloc, pvalloc through
  * the real libhakmem.so (LD_PRELOAD). Every aligned call must be aligned, size 0 included;
- * errors follow glibc 2.36. */
+ * errors follow glibc 2.36, except aligned_alloc, which follows C17 and glibc 2.38+ (an
+ * alignment that is not a power of two, or 0, is EINVAL). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <malloc.h>
@@ -103,6 +104,40 @@ static void test_aligned_alloc(void **state)
     errno = 0;
     assert_null(aligned_alloc(64, v_size_max - 10));
     assert_int_equal(errno, ENOMEM);
+}
+
+/* C17 7.22.3.1 and glibc 2.38+: an alignment that is not a power of two, or 0, fails with
+ * EINVAL, whatever the size (0, small, large, impossible); nothing is allocated. */
+static void test_aligned_alloc_invalid_alignment(void **state)
+{
+    (void)state;
+    static const size_t bad[] = {0, 3, 5, 6, 7, 12, 24, 48, 65, 100, 1000, 4095, 4097, 40000,
+                                 (size_t)3 << 20, ((size_t)1 << 40) + 1, (size_t)-1};
+    static const size_t sizes[] = {0, 1, 64, 100000, (size_t)-1 - 100};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+            errno = 0;
+            void *p = aligned_alloc(bad[i], sizes[s]);
+            if (p)
+                fail_msg("aligned_alloc(%zu, %zu) = %p, expected NULL", bad[i], sizes[s], p);
+            if (errno != EINVAL)
+                fail_msg("aligned_alloc(%zu, %zu): errno %d, expected EINVAL (%d)", bad[i],
+                         sizes[s], errno, EINVAL);
+        }
+    /* the same alignments stay valid for memalign and posix_memalign rules: memalign(65, n)
+     * rounds up to 128 (glibc 2.36), posix_memalign(65) is EINVAL by its own rule */
+    unsigned char *m = memalign(65, 64);
+    use_block(m, 64, 128, "memalign");
+    free(m);
+    void *q = (void *)0x1234;
+    assert_int_equal(posix_memalign(&q, 65, 64), EINVAL);
+    /* valid powers of two, including 1, 2, 4 and 8 (below 16: an ordinary block) */
+    for (size_t align = 1; align <= 16; align <<= 1) {
+        errno = 0;
+        unsigned char *p = aligned_alloc(align, 24);
+        use_block(p, 24, align < 16 ? 16 : align, "aligned_alloc");
+        free(p);
+    }
 }
 
 static void test_memalign(void **state)
@@ -229,6 +264,7 @@ int main(void)
         cmocka_unit_test(test_posix_memalign_bad_alignment),
         cmocka_unit_test(test_posix_memalign_huge),
         cmocka_unit_test(test_aligned_alloc),
+        cmocka_unit_test(test_aligned_alloc_invalid_alignment),
         cmocka_unit_test(test_memalign),
         cmocka_unit_test(test_memalign_non_power_of_two),
         cmocka_unit_test(test_memalign_errors),

@@ -1,7 +1,8 @@
 /* tests/misuse/test_misuse.c - drives the misuse programs (tests/misuse/prog_*.c) and the
  * environment checks, each as a separate process with LD_PRELOAD=libhakmem.so.
  *
- * Misuse: the program prints "ptr 0x..." (%p) and then commits one misuse. It must die by
+ * Misuse: the program (C, or C++ for prog_cxx_*) prints "ptr 0x..." (%p) and then commits
+ * one misuse. It must die by
  * SIGABRT, and stderr must hold a line starting "hakmem:" that contains that exact pointer
  * text, so a user can find the culprit.
  *
@@ -101,6 +102,17 @@ static void test_realloc_interior_names_realloc(void **s)
     (void)s;
     expect_abort_with(PROG("prog_realloc_interior"), "HAKMEM_DEBUG", "realloc(");
 }
+/* C++: a sized delete whose size is not the allocation's (sizeof(Base) for a Derived). */
+static void test_cxx_sized_delete_wrong_size(void **s)
+{
+    (void)s;
+    expect_abort_with(PROG("prog_cxx_sized_delete"), "HAKMEM_DEBUG", "operator delete(");
+}
+static void test_cxx_sized_delete_large_wrong_size(void **s)
+{
+    (void)s;
+    expect_abort_with(PROG("prog_cxx_sized_delete_large"), "HAKMEM_DEBUG", "wrong size");
+}
 /* Caught only with HAKMEM_DEBUG=1 (the default build checks the freeing thread's list). */
 static void test_debug_double_free_after_spill(void **s)
 {
@@ -182,6 +194,7 @@ static void test_env_out_of_range(void **s)
     expect_one_warning("/bin/true", "POOL_ACE_INTERVAL_MS=5", "");
     expect_one_warning("/bin/true", "HAKMEM_TCACHE_MAX_KIB=-1", "");
     expect_one_warning("/bin/true", "HAKMEM_DECAY_MS=12x", "");
+    expect_one_warning("/bin/true", "HAKMEM_STATS_FILE=", "");
 }
 
 static void test_env_warning_once_with_threads(void **s)
@@ -213,6 +226,8 @@ int main(void)
         cmocka_unit_test(test_double_free_mid),
         cmocka_unit_test(test_double_free_large),
         cmocka_unit_test(test_realloc_interior_names_realloc),
+        cmocka_unit_test(test_cxx_sized_delete_wrong_size),
+        cmocka_unit_test(test_cxx_sized_delete_large_wrong_size),
         cmocka_unit_test(test_debug_double_free_after_spill),
         cmocka_unit_test(test_debug_write_after_free),
         cmocka_unit_test(test_env_refill_count_not_integer),

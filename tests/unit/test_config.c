@@ -27,7 +27,9 @@ static int dump_config(void)
 #undef DUMP
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
         printf("fixed_%u=%u\n", hak_class_size(c), hak_fixed_refill_count(c));
-    printf("POOL_ACE_LOG=%s\n", hak_config.ace_log);
+#define DUMP_PATH(field, name, meaning) printf("%s=%s\n", name, hak_config.field);
+    HAK_PATH_OPTIONS(DUMP_PATH)
+#undef DUMP_PATH
     return 0;
 }
 
@@ -39,7 +41,7 @@ static void run_dump(const char *const set[], tl_result *r)
     static const char *const all[] = {
         "POOL_REFILL_COUNT", "POOL_ACE", "POOL_ACE_INTERVAL_MS", "POOL_ACE_MIN", "POOL_ACE_MAX",
         "POOL_ACE_RING", "POOL_ACE_LOG", "HAKMEM_STATS", "HAKMEM_DEBUG", "HAKMEM_DECAY_MS",
-        "HAKMEM_TCACHE_MAX_KIB", "LD_PRELOAD", NULL};
+        "HAKMEM_TCACHE_MAX_KIB", "HAKMEM_STATS_FILE", "LD_PRELOAD", NULL};
     for (int i = 0; all[i]; i++)
         env[n++] = all[i];
     for (int i = 0; set && set[i]; i++)
@@ -94,7 +96,8 @@ static void test_valid_values(void **state)
     (void)state;
     const char *set[] = {"POOL_REFILL_COUNT=32", "POOL_ACE=1", "POOL_ACE_RING=4096",
                          "POOL_ACE_MIN=8", "POOL_ACE_MAX=512", "HAKMEM_DECAY_MS= 250 ",
-                         "POOL_REFILL_COUNT_32768=8", "POOL_ACE_LOG=/tmp/ace.csv", NULL};
+                         "POOL_REFILL_COUNT_32768=8", "POOL_ACE_LOG=/tmp/ace.csv",
+                         "HAKMEM_STATS_FILE=/tmp/stats.%p", NULL};
     tl_result r;
     run_dump(set, &r);
     assert_int_equal(warnings(&r), 0);
@@ -107,6 +110,7 @@ static void test_valid_values(void **state)
     assert_int_equal(field(&r, "fixed_32768"), 8); /* per-class override wins */
     assert_int_equal(field(&r, "fixed_16"), 32);   /* global override elsewhere */
     assert_non_null(strstr(r.out, "POOL_ACE_LOG=/tmp/ace.csv\n"));
+    assert_non_null(strstr(r.out, "HAKMEM_STATS_FILE=/tmp/stats.%p\n"));
     tl_result_free(&r);
 }
 
@@ -137,6 +141,38 @@ static void test_invalid_values_fall_back(void **state)
     expect_rejected("HAKMEM_TCACHE_MAX_KIB=99999999999999999999999", "HAKMEM_TCACHE_MAX_KIB",
                     8192);
     expect_rejected("POOL_ACE=2", "POOL_ACE", 0);
+}
+
+/* A path option that is empty or too long: one warning naming it, and the option is off. */
+static void expect_path_rejected(const char *name, const char *value)
+{
+    char setting[1200];
+    snprintf(setting, sizeof setting, "%s=%s", name, value);
+    const char *set[] = {setting, NULL};
+    tl_result r;
+    run_dump(set, &r);
+    char off[128];
+    snprintf(off, sizeof off, "\n%s=\n", name);
+    if (warnings(&r) != 1 || !strstr(r.err, name))
+        fail_msg("%s (%zu bytes): expected one warning naming it, stderr: %s", name,
+                 strlen(value), r.err);
+    if (!strstr(r.out, off))
+        fail_msg("%s (%zu bytes) was not left off", name, strlen(value));
+    tl_result_free(&r);
+}
+
+static void test_invalid_paths_are_off(void **state)
+{
+    (void)state;
+    char longpath[600];
+    memset(longpath, 'a', sizeof longpath - 1);
+    longpath[0] = '/';
+    longpath[sizeof longpath - 1] = '\0';
+#define CHECK_PATH(field, name, meaning)                                                    \
+    expect_path_rejected(name, "");                                                        \
+    expect_path_rejected(name, longpath);
+    HAK_PATH_OPTIONS(CHECK_PATH)
+#undef CHECK_PATH
 }
 
 static void test_ace_min_above_max(void **state)
@@ -170,6 +206,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_valid_values),
         cmocka_unit_test(test_invalid_values_fall_back),
+        cmocka_unit_test(test_invalid_paths_are_off),
         cmocka_unit_test(test_ace_min_above_max),
         cmocka_unit_test(test_bad_class_override),
     };
