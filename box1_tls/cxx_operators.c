@@ -14,13 +14,14 @@
  * by default on x86-64); none of them needs a cleanup.
  *
  * Hit paths, the same as malloc's and free's (fastpath.h), inlined:
- *   new: hak_alloc_fast; the NULL test is on the miss path only (the hit returns a block).
+ *   new: hak_alloc_fast_or, malloc's path with this file's cold paths in tail position, which
+ *   see a failed refill or large mapping (so the hit path keeps no register across a call).
  *   delete: hak_free_fast.
- *   sized delete: the class from the size (the same lookup as new's), one page-map read, and
- *   one compare of its tag with that class; the compare also sends NULL, large and foreign
- *   pointers to the cold path. Then hak_free_x16_or, as free. A size that is not the one
- *   the block was allocated with (its class differs, or a large block is smaller) aborts
- *   with a hakmem: message naming the pointer, as any bad free does.
+ *   sized delete: one page-map read; its tag indexes sized_bounds, the sizes new serves from
+ *   that class (an empty range for NULL, foreign and large pointers, which so reach the cold
+ *   path too); then hak_free_x16_or, as free. A size that is not the one the block was
+ *   allocated with (another class's, or above a large block's usable size) aborts with a
+ *   hakmem: message naming the pointer, as any bad free does.
  * Aligned forms: an alignment up to 16 is the plain form; above, aligned.h's classes or the
  * large path, as for aligned_alloc. An alignment that is not a power of two fails (it is
  * undefined in C++; libstdc++ throws std::bad_alloc).
@@ -281,7 +282,8 @@ static const struct {
     uint64_t lo[HAK_PM_TAGS];
     uint64_t hi[HAK_PM_TAGS];
 } sized_bounds = {
-    /* tag c+1 (c >= 1): class c-1's size + 1; tag 41 gets 32769 (above its hi of 0) */
+    /* lo[1] = 0 (class 0); lo[2..41] from the list: lo[t] = class t-2's size + 1, so
+     * lo[41] = 32769 lies above hi[41] = 0; lo[42..63] = 1 */
     {[0] = 1, [1] = 0, HAK_CLASS_LIST(HAK_SB_LO)[HAK_NUM_CLASSES + 2 ... HAK_PM_TAGS - 1] = 1},
     {[1] = HAK_CLASS_LIST(HAK_SB_HI)},
 };
