@@ -35,8 +35,7 @@ typedef struct hak_thread {
     hak_ring_t *ring;          /* ACE event ring, or NULL; owner only */
     uint32_t ring_wait;        /* refills left before the thread takes a ring; owner only */
     uint64_t stat[HAK_TSTAT_COUNT][HAK_NUM_CLASSES];
-    uint64_t ramp_until_ms;                 /* end of the ramp period (ramp.h); owner only */
-    uint8_t ramp_refills[HAK_NUM_CLASSES];  /* refills per class in it; owner only */
+    uint8_t ramp_refills[HAK_NUM_CLASSES];  /* refills per class, saturating (ramp.h); owner */
     uint32_t cached[HAK_NUM_CLASSES];       /* the thread's list length after its last slow path
                                              * of the class; owner writes (relaxed), any reads */
     struct hak_thread *next, *prev; /* live list (threads lock) or free pool */
