@@ -61,7 +61,14 @@ WORKLOADS = {
     "churn": ("churn", 1.0, "thousands of short-lived threads, 1000 ops each"),
     "realloc": ("realloc", 1.0, "string-builder realloc growth from 16 B to 1 MiB"),
     "sqlite": (None, None, "sqlite3 CLI: bulk insert in one transaction, index, aggregates"),
+    "cpython": (None, None, "python3 with PYTHONMALLOC=malloc: 60,000 small objects dumped to "
+                "JSON, loaded, sorted and indexed, 6 rounds (bench/cpython_json.py)"),
 }
+# The CPython workload: Debian's python3 where it exists (the shell's python3 may be a wrapper
+# script, which would run under the preloaded allocator too), else the harness's own.
+PYTHON3 = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
+CPYTHON_SCRIPT = os.path.join(ROOT, "bench", "cpython_json.py")
+SINGLE_THREADED = ("sqlite", "cpython")
 
 PERF_EVENTS = "task-clock,page-faults,context-switches"
 SUMMARY_FIELDS = ["workload", "allocator", "ops_per_sec", "peak_rss_kb", "min_ops_per_sec",
@@ -256,6 +263,7 @@ class Runner:
         self.n = 0
         self.sqlite_sql = None
         self.sqlite_ref = None
+        self.cpython_ref = None
         self.failures = []
 
     def sqlite_setup(self):
@@ -274,8 +282,21 @@ class Runner:
             raise SystemExit("sqlite3 failed on the generated script: %s" % r.stderr[-500:])
         self.sqlite_ref = hashlib.sha256(r.stdout).hexdigest()
 
+    def cpython_setup(self):
+        """The checksum every timed CPython run must print (under the system allocator)."""
+        env = dict(os.environ, PYTHONMALLOC="malloc")
+        env.pop("LD_PRELOAD", None)
+        r = subprocess.run([PYTHON3, CPYTHON_SCRIPT], env=env, capture_output=True, text=True,
+                           timeout=300)
+        kv = parse_kv(r.stdout)
+        if r.returncode != 0 or "check" not in kv:
+            raise SystemExit("%s %s failed: %s" % (PYTHON3, CPYTHON_SCRIPT, r.stderr[-500:]))
+        self.cpython_ref = kv["check"]
+
     def command(self, workload, seconds):
         prog, default_s, _ = WORKLOADS[workload]
+        if workload == "cpython":
+            return [PYTHON3, CPYTHON_SCRIPT]
         if prog is None:
             return ["sqlite3", ":memory:"]
         s = seconds if seconds else default_s
@@ -287,6 +308,8 @@ class Runner:
         env = dict(extra)
         if preload:
             env["LD_PRELOAD"] = preload
+        if workload == "cpython":
+            env["PYTHONMALLOC"] = "malloc"  # every object through the allocator under test
         if env.get("POOL_ACE") == "1" and self.args.ace_log:
             d = os.path.join(RESULTS, "ace")
             os.makedirs(d, exist_ok=True)
@@ -358,6 +381,9 @@ class Runner:
                 status = "no ops_per_sec line"
             if lines:
                 kv = parse_kv(lines[-1])
+                if workload == "cpython" and status is None and kv.get("check") != self.cpython_ref:
+                    status = "wrong result (check=%s, expected %s)" % (kv.get("check"),
+                                                                      self.cpython_ref)
                 row["ops_per_sec"] = float(kv["ops_per_sec"])
                 row["seconds"] = float(kv.get("seconds", 0))
                 row["detail"] = lines[-1][len("ops_per_sec=") + len(kv["ops_per_sec"]):].strip()
@@ -372,7 +398,7 @@ class Runner:
                 row["ops_per_cpu_sec"] = ops / cpu
             # share of the CPUs the run could use that it got: far below 1 for a CPU-bound
             # workload means other load starved it (see ctx_switches and nivcsw in runs.csv)
-            busy_threads = 1 if workload == "sqlite" else min(self.args.threads,
+            busy_threads = 1 if workload in SINGLE_THREADED else min(self.args.threads,
                                                                os.cpu_count() or 1)
             if cpu > 0 and row.get("wall_s"):
                 row["cpu_util"] = cpu / (row["wall_s"] * busy_threads)
@@ -629,6 +655,8 @@ def execute(args, workloads, allocators, counts, notes):
             workloads.remove("sqlite")
         else:
             runner.sqlite_setup()
+    if "cpython" in workloads:
+        runner.cpython_setup()
     if args.ace_log and "hakmem-ace" in allocators:
         d = os.path.join(RESULTS, "ace")
         for w in workloads:
@@ -777,7 +805,7 @@ def main():
         runs, info, runner, tmp = execute(args, workloads, allocators, counts, notes)
         info["load average at end"] = loadavg()
     utils = [r["cpu_util"] for r in runs if r.get("cpu_util") and r["workload"] in
-             ("mid", "tiny", "larson", "phase", "realloc", "sqlite")]
+             ("mid", "tiny", "larson", "phase", "realloc", "sqlite", "cpython")]
     if utils:
         mu = statistics.median(utils)
         notes.append("median CPU utilisation of the CPU-bound runs: %.0f%% of the CPUs they "
