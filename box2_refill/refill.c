@@ -20,6 +20,7 @@
 #include "central.h"
 #include "large_cache.h"
 #include "lock.h"
+#include "shared_contracts/ace_summary.h"
 #include "shared_contracts/config.h"
 #include "shared_contracts/event_ring.h"
 #include "shared_contracts/policy_table.h"
@@ -39,6 +40,7 @@ static void report_event(hak_thread_t *t, unsigned class_idx, uint32_t count, ui
     hak_tstat_add(t, HAK_TSTAT_events, class_idx, 1);
     if (!t->ring) {
         hak_ring_count_no_ring_drop();
+        hak_ace_summary_event(class_idx, kind, count); /* no ring: the summary has it */
         hak_tstat_add(t, HAK_TSTAT_drops, class_idx, 1);
     } else if (!hak_ring_push(t->ring, &ev)) {
         hak_tstat_add(t, HAK_TSTAT_drops, class_idx, 1);
@@ -85,6 +87,8 @@ void hak_list_trim(hak_thread_t *t, uint64_t now_ms)
             if (n) {
                 bin_release(c, n, now_ms, 0);
                 hak_tstat_add(t, HAK_TSTAT_trim_blocks, c, n);
+                if (hak_config.ace && !t->ring_wait) /* tells ACE the list sat idle */
+                    report_event(t, c, n, len, HAK_EV_TRIM, now_ms);
             }
         }
         t->trim_len[c] = hak_bin_count(c);

@@ -8,6 +8,7 @@
 #include "central.h"
 #include "lock.h"
 #include "os.h"
+#include "shared_contracts/ace_summary.h"
 #include "shared_contracts/config.h"
 #include "shared_contracts/diag.h"
 #include "shared_contracts/valgrind_hooks.h"
@@ -111,6 +112,10 @@ void hak_thread_exit(void *arg)
     hak_thread_t *t = arg;
     int saved = errno;
     HAK_VG_ENTER();
+    if (hak_config.ace && t->ring_wait) /* exits before its ring: tell ACE through the summary */
+        hak_ace_summary_exit(t->stat[HAK_TSTAT_refills], t->stat[HAK_TSTAT_refill_blocks],
+                             t->stat[HAK_TSTAT_spills], t->stat[HAK_TSTAT_spill_blocks],
+                             hak_tcache.allocs);
     hak_thread_flush_all();
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
         hak_bin_set_cap(c, 0); /* later frees go straight to the central lists */

@@ -1,8 +1,10 @@
 /* shared_contracts/config.h - every environment variable hakmem reads, in one table.
  *
  * Each row: X(field, NAME, default, min, max, flags, meaning). Parsing (config.c) and
- * docs/TUNING.md follow this table. An invalid value (not an
- * integer, out of range, not a power of two where one is needed) prints one warning on
+ * docs/TUNING.md follow this table. A row flagged HAK_OPT_WORDS also takes the words listed
+ * for it in HAK_OPTION_WORDS below, each standing for a value (which may lie outside
+ * [min, max]: a word is the only way to set it). An invalid value (not an integer or a word
+ * of its row, out of range, not a power of two where one is needed) prints one warning on
  * stderr naming the variable, and the default is used.
  *
  * hak_config is written once by hak_config_load() (at library init, before other threads can
@@ -14,16 +16,26 @@
 #include <stdint.h>
 #include "size_classes.h"
 
-#define HAK_OPT_POW2 1u /* value must be a power of two */
+#define HAK_OPT_POW2 1u  /* value must be a power of two */
+#define HAK_OPT_WORDS 2u /* the value may also be one of the row's words (HAK_OPTION_WORDS) */
+
+/* POOL_ACE: 0 off, 1 on, HAK_ACE_SHADOW ("shadow"): the learner decides and logs but
+ * publishes nothing, so the fixed counts stay in force (docs/ACE.md). */
+#define HAK_ACE_SHADOW 2
 
 #define HAK_OPTIONS(X)                                                                          \
     X(refill_count, "POOL_REFILL_COUNT", 0, 0, 1024, 0,                                         \
       "blocks per refill for every class; 0 keeps the per-class Phase 1 counts")                \
-    X(ace, "POOL_ACE", 0, 0, 1, 0, "1 starts the ACE learner thread (adaptive refill counts)")  \
+    X(ace, "POOL_ACE", 0, 0, 1, HAK_OPT_WORDS,                                                  \
+      "1 starts the ACE learner thread (adaptive refill counts); shadow runs it, logs what it "  \
+      "would publish and publishes nothing")                                                    \
     X(ace_interval_ms, "POOL_ACE_INTERVAL_MS", 100, 10, 60000, 0,                               \
       "how often the learner drains the rings and decides, in milliseconds")                   \
     X(ace_min, "POOL_ACE_MIN", 4, 1, 1024, 0, "smallest refill count ACE may publish")         \
     X(ace_max, "POOL_ACE_MAX", 1024, 1, 1024, 0, "largest refill count ACE may publish")        \
+    X(ace_budget_mib, "POOL_ACE_BUDGET_MIB", 2, 0, 65536, 0,                                   \
+      "process-wide MiB that ACE's raised counts may park in thread lists beyond the fixed "    \
+      "counts (an estimate: threads x extra cap x size); 0 lets ACE only lower counts")        \
     X(ace_ring, "POOL_ACE_RING", 1024, 16, 65536, HAK_OPT_POW2,                                 \
       "events per thread ring (power of two); a full ring drops events")                      \
     X(stats, "HAKMEM_STATS", 0, 0, 1, 0, "1 prints a per-class table on stderr at exit")        \
@@ -38,6 +50,9 @@
     X(tcache_max_kib, "HAKMEM_TCACHE_MAX_KIB", 8192, 16, 1048576, 0,                           \
       "per thread and class, the bytes a thread list may hold before it spills (the list cap "  \
       "never goes below one refill count)")
+
+/* W(NAME, word, value): the words an HAK_OPT_WORDS row accepts besides its integers. */
+#define HAK_OPTION_WORDS(W) W("POOL_ACE", "shadow", HAK_ACE_SHADOW)
 
 typedef struct hak_config {
 #define HAK_CFG_FIELD(field, name, def, lo, hi, flags, meaning) int64_t field;
