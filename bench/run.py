@@ -527,6 +527,31 @@ def table_lines(summary, markdown):
     return out
 
 
+def ace_pair_lines(runs, workloads):
+    """Markdown: hakmem-ace against hakmem-fixed per workload, paired by round (the two ran
+    one after the other in each round): median and range of the per-round ratios of ops/s,
+    ops per CPU-second and peak RSS. Empty when either allocator is missing."""
+    by = {(r["workload"], r["allocator"], r["round"]): r for r in runs if r["status"] == "ok"}
+    out = []
+    for w in workloads:
+        pairs = [(by[(w, "hakmem-ace", k)], by[(w, "hakmem-fixed", k)])
+                 for (ww, a, k) in by if ww == w and a == "hakmem-ace"
+                 and (w, "hakmem-fixed", k) in by]
+        if not pairs:
+            continue
+
+        def ratio(key):
+            v = [a[key] / f[key] for a, f in pairs if a.get(key) and f.get(key)]
+            return "%.2fx (%.2f-%.2f)" % (statistics.median(v), min(v), max(v)) if v else "-"
+        out.append("| %s | %d | %s | %s | %s |" % (w, len(pairs), ratio("ops_per_sec"),
+                                                   ratio("ops_per_cpu_sec"),
+                                                   ratio("peak_rss_kb")))
+    if not out:
+        return []
+    return ["| workload | pairs | ops/s ACE / fixed | ops/CPU-s ACE / fixed | peak RSS ACE / fixed |",
+            "|---|---|---|---|---|"] + out
+
+
 def glance_lines(summary):
     """Markdown: hakmem against glibc and the best peer, one row per workload (empty when no
     hakmem or no glibc row)."""
@@ -840,6 +865,11 @@ def main():
     glance = glance_lines(summary) if not counts else []
     if glance:
         md += ["hakmem at a glance (medians; ratios of medians):", ""] + glance + [""]
+    pairs = ace_pair_lines(runs, workloads) if not counts else []
+    if pairs:
+        md += ["hakmem-ace against hakmem-fixed, paired by round (median and range of the "
+               "per-round ratios):", ""] + pairs + [""]
+    if glance:
         md += ["All allocators:", ""]
     md += table_lines(summary, True)
     sq = [s for s in summary if s["workload"] == "sqlite" and s.get("seconds")]

@@ -32,6 +32,8 @@ static const settle_phase_t phases[] = {
 };
 #define NPHASES (int)(sizeof phases / sizeof phases[0])
 #define MAX_DEPTH 4096
+
+static size_t hot_sizes[NPHASES]; /* phases[i].hot, for bench_burst; set before the threads */
 #define SAMPLE_S 0.01
 #define MAX_SAMPLES 100000
 
@@ -65,17 +67,8 @@ static void *settle_thread(void *arg)
         double end = t0 + t->phase_s * (ph + 1);
         uint64_t pending = 0;
         for (;;) {
-            for (unsigned i = 0; i < p->depth; i++) {
-                uint64_t r = bench_rng_next(&rng);
-                size_t sz = (r & 7) ? p->hot : phases[(r >> 3) % NPHASES].hot;
-                blk[i] = malloc(sz);
-                bench_touch(blk[i], sz, (unsigned char)i);
-            }
-            for (unsigned i = 0; i < p->depth; i++) {
-                bench_check(blk[i], (unsigned char)i, "settle free");
-                free(blk[i]);
-            }
-            pending += 2ull * p->depth;
+            pending += bench_burst(blk, p->depth, p->hot, hot_sizes, NPHASES, &rng,
+                                   "settle free");
             if (pending >= BENCH_CLOCK_EVERY) {
                 double now = bench_now();
                 add_ops(t0, now, pending);
@@ -103,6 +96,8 @@ int main(int argc, char **argv)
         return 2;
     }
     int T = a.threads;
+    for (int ph = 0; ph < NPHASES; ph++)
+        hot_sizes[ph] = phases[ph].hot;
     pthread_t th[T];
     settle_thread_t ts[T];
     bench_start_t start;

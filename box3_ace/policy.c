@@ -155,13 +155,14 @@ static uint64_t churn_target(const hak_ace_class_stats_t *s, uint32_t n)
 }
 
 /* Trips at `trips_per_s` cost trips * trip_ns of the busiest thread's time at n blocks a
- * refill; trips fall as the count rises, so the count at which they would cost worth_ppm / 2
- * (half the threshold that let it rise: a dead band against falling straight back) is
- * n * cost / (worth / 2). At least a doubling, at most x16 of n. */
+ * refill; trips fall as the count rises, so the count at which they would cost worth_ppm / 4
+ * (a quarter of the threshold that let it rise: a dead band wide enough that a thread that
+ * gets more CPU in the next interval, and so makes more trips a second, does not look worth
+ * another step) is n * cost / (worth / 4). At least a doubling, at most x16 of n. */
 static uint64_t worth_target(const hak_ace_params_t *p, uint64_t trips_per_s, uint32_t n)
 {
     uint64_t cost_ppm = trips_per_s * p->trip_ns / 1000u;
-    uint64_t t = (uint64_t)n * cost_ppm * 2u / (p->worth_ppm ? p->worth_ppm : 1u);
+    uint64_t t = (uint64_t)n * cost_ppm * 4u / (p->worth_ppm ? p->worth_ppm : 1u);
     uint64_t least = 2ull * n, most = 16ull * n;
     return t < least ? least : t > most ? most : t;
 }
@@ -400,7 +401,8 @@ unsigned hak_ace_policy_step(const hak_ace_params_t *p,
         why[c] = hak_ace_decide(p, c, &stats[c], interval_ns, &state[c]);
     }
     /* The park budget: while the raised counts may park more than it, halve (towards start)
-     * the one that saves the fewest trips per byte. */
+     * the one that saves the fewest trips per byte; an up of this interval is undone before
+     * its class goes below where it was. */
     if (p->park_budget != HAK_ACE_PARK_NONE) {
         for (;;) {
             uint64_t total = 0;
@@ -411,6 +413,8 @@ unsigned hak_ace_policy_step(const hak_ace_params_t *p,
                 break;
             hak_ace_class_state_t *st = &state[v];
             uint32_t half = st->count / 2u;
+            if (half < before[v] && st->count > before[v])
+                half = before[v]; /* an up this interval: first undo it, down only after */
             st->count = (uint16_t)(half > st->start ? half : st->start);
             st->floor = 0;
             no_down_evidence(st);
@@ -418,6 +422,16 @@ unsigned hak_ace_policy_step(const hak_ace_params_t *p,
                 why[v] = HAK_ACE_DOWN_BUDGET;
             else if (st->count == before[v])
                 why[v] = HAK_ACE_HOLD;
+        }
+        /* An up the budget cut to less than a quarter above where it was is no step at all
+         * (go_to's rule): the class stays where it was, and does not creep up by ones. */
+        for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+            hak_ace_class_state_t *st = &state[c];
+            if (st->count > before[c] && st->count < before[c] + before[c] / 4u + 1u &&
+                st->count != st->start && why[c] != HAK_ACE_CLAMP) {
+                st->count = before[c];
+                why[c] = HAK_ACE_HOLD;
+            }
         }
     }
     unsigned changed = 0;

@@ -171,7 +171,7 @@ static void rises_under_sustained_demand(void **state)
     run_t r;
     run_init(&r, 4, 256, 64);
     /* 6400000 net allocations per 100 ms: 1000000 refills/s at 64, 25% of the thread in trips
-     * (at 250 ns each): worth a count where they would cost 2.5%, 640, capped at max */
+     * (at 250 ns each): worth a count where they would cost 1.25%, capped at max */
     uint16_t prev = r.cs.count;
     for (unsigned i = 0; i < 20; i++) {
         run_interval(&r, i, WL_DEMAND, 6400000, 0);
@@ -194,16 +194,16 @@ static void settles_and_holds_steady(void **state)
     run_t r;
     run_init(&r, 4, 1024, 64);
     /* 1400000 allocations per interval: 218750 refills/s at 64 (5.5% of the thread in trips):
-     * up to where they would cost 2.5%, 139 (100000/s, in the dead band) */
+     * up to where they would cost 1.25%, 279 (50000/s, in the dead band) */
     for (unsigned i = 0; i < 10; i++)
         run_interval(&r, i, WL_DEMAND, 1400000, 0);
-    assert_int_equal(r.cs.count, 139);
+    assert_int_equal(r.cs.count, 279);
     unsigned before = r.changes;
     unsigned long long seed = 42;
     for (unsigned i = 10; i < 110; i++) /* +-20% jitter around the same demand */
         run_interval(&r, i, WL_DEMAND, 1120000 + (uint32_t)(tl_rand(&seed) % 560000), 0);
     assert_int_equal(r.changes, before);
-    assert_int_equal(r.cs.count, 139);
+    assert_int_equal(r.cs.count, 279);
 }
 
 static void dead_band_never_moves(void **state)
@@ -337,7 +337,7 @@ static void churn_under_fixed_cap_steps_down_with_a_ceiling(void **state)
     hak_ace_decide(&p, CLS, &hot, IV_NS, &cs);
     hak_ace_decide(&p, CLS, &hot, IV_NS, &cs);
     assert_int_equal(hak_ace_decide(&p, CLS, &hot, IV_NS, &cs), HAK_ACE_UP_REFILLS);
-    assert_int_equal(cs.count, 480); /* where 250000 trips/s of 192 would cost 2.5% */
+    assert_int_equal(cs.count, 512); /* 960 would cost 1.25%; flows stop at 32 KiB batches */
 }
 
 /* Box 2's cap is 2 * count: bursts larger than the count refill and spill the same blocks; a
@@ -397,7 +397,7 @@ static void producer_consumer_pair_goes_up_when_worth_it(void **state)
 {
     (void)state;
     hak_ace_params_t p;
-    hak_ace_params_default(&p, 4, 256, 0);
+    hak_ace_params_default(&p, 4, 1024, 0);
     hak_ace_class_state_t cs;
     hak_ace_class_init(&p, CLS, 64, &cs);
     /* producer: 1000 refills per interval (10000/s); consumer: as many blocks out by spills;
@@ -409,18 +409,18 @@ static void producer_consumer_pair_goes_up_when_worth_it(void **state)
     for (int i = 0; i < 5; i++)
         assert_int_equal(hak_ace_decide(&p, CLS, &st, IV_NS, &cs), HAK_ACE_HOLD);
     /* 25000 refills per interval (250000/s, 6.25% of the producer): up to where they would
-     * cost 2.5%, 160; the same evidence again gives the same target (hold). */
+     * cost 1.25%, 320; the same evidence again gives the same target (hold). */
     st.refills = st.peak_refills = st.peak_trips = st.spills = 25000;
     st.blocks_refilled = st.blocks_spilled = 25000ull * 64;
     assert_int_equal(hak_ace_decide(&p, CLS, &st, IV_NS, &cs), HAK_ACE_UP_REFILLS);
-    assert_int_equal(cs.count, 160);
+    assert_int_equal(cs.count, 320);
     for (int i = 0; i < 5; i++)
         assert_int_equal(hak_ace_decide(&p, CLS, &st, IV_NS, &cs), HAK_ACE_HOLD);
-    /* ... and never past flow_bytes per batch (32 KiB: 512 blocks of 64 B; max 256 here) */
+    /* ... and never past flow_bytes per batch (32 KiB: 512 blocks of 64 B) */
     st.refills = st.peak_refills = st.peak_trips = st.spills = 100000;
-    st.blocks_refilled = st.blocks_spilled = 100000ull * 160;
+    st.blocks_refilled = st.blocks_spilled = 100000ull * 320;
     assert_int_equal(hak_ace_decide(&p, CLS, &st, IV_NS, &cs), HAK_ACE_UP_REFILLS);
-    assert_int_equal(cs.count, 256);
+    assert_int_equal(cs.count, 512);
     /* A 2 KiB class flows at its start count already (64 * 2 KiB > 32 KiB): it holds there;
      * only churn (the same thread refilling and spilling) takes it higher. */
     unsigned c2k = hak_size_to_class(2048);
@@ -495,7 +495,7 @@ static void step_all_classes_and_reason_names(void **state)
     st[5].blocks_refilled = 25000ull * 64;
     assert_int_equal(hak_ace_policy_step(&p, st, IV_NS, cs, why), 1);
     assert_int_equal(why[5], HAK_ACE_UP_REFILLS);
-    assert_int_equal(cs[5].count, 160);
+    assert_int_equal(cs[5].count, 256); /* 320 would cost 1.25%; the max is 256 */
     static const char *const names[] = {"hold", "up_refills", "up_churn", "down_idle",
                                         "down_spills", "clamp", "up_short", "down_short",
                                         "down_budget"};
