@@ -5,6 +5,8 @@
 #   make bench-sweep      hakmem-fixed at POOL_REFILL_COUNT = 4 8 16 32 64 128 256, per workload
 #   make bench-callgrind  instructions per malloc+free pair (and C++ new+delete) for every
 #                         allocator (valgrind)
+#   make bench-settle     how long ACE takes to settle after each phase change (bench/settle.py):
+#                         ROUNDS=5 THREADS=2 SETTLE_PHASE_MS=1000 SETTLE_INTERVAL_MS=100
 #   make bench-plot       redraw the PNGs from bench/results/latest.csv (and sweep.csv)
 #   make bench-docs       copy bench/results/*.md into docs/BENCHMARKS.md between its markers
 #   make bench-progs      only build the workload programs into build/bench/
@@ -15,7 +17,7 @@
 #   SWEEP_COUNTS="4 8 16"  CG_ITERS=200000  RESULTS=dir (instead of bench/results)
 
 BENCH_DIR   := $(BUILD)/bench
-BENCH_WORKLOADS := mid tiny larson prodcons phase churn realloc bigbuf largewin burstexit smallheap containers
+BENCH_WORKLOADS := mid tiny larson prodcons phase churn realloc bigbuf largewin burstexit smallheap containers settle
 BENCH_TOOLS := runwrap cg_pair cg_pair_cxx
 BENCH_BINS  := $(addprefix $(BENCH_DIR)/,$(BENCH_WORKLOADS) $(BENCH_TOOLS))
 # The workloads call malloc/free through the PLT like any program; -fno-builtin keeps gcc from
@@ -30,7 +32,7 @@ BENCH_SEL = $(if $(WORKLOADS),--workloads "$(WORKLOADS)") \
             $(if $(SQLITE_ROWS),--sqlite-rows $(SQLITE_ROWS)) $(if $(SEED),--seed $(SEED)) \
             $(if $(RESULTS),--results "$(RESULTS)")
 
-.PHONY: bench bench-full bench-sweep bench-callgrind bench-plot bench-docs bench-progs
+.PHONY: bench bench-full bench-sweep bench-callgrind bench-settle bench-plot bench-docs bench-progs
 
 bench-progs: $(BENCH_BINS)
 
@@ -58,6 +60,12 @@ bench-sweep: deps-bench lib bench-progs
 bench-callgrind: deps-bench lib bench-progs
 	$(if $(RESULTS),BENCH_RESULTS="$(RESULTS)") $(PYTHON) bench/callgrind.py $(if $(ALLOCATORS),--allocators "$(ALLOCATORS)") \
 	  $(if $(CG_ITERS),--iters $(CG_ITERS))
+
+bench-settle: deps-bench lib bench-progs
+	$(PYTHON) bench/settle.py --rounds $(or $(ROUNDS),5) $(if $(THREADS),--threads $(THREADS)) \
+	  $(if $(SETTLE_PHASE_MS),--phase-ms $(SETTLE_PHASE_MS)) \
+	  $(if $(SETTLE_INTERVAL_MS),--interval-ms $(SETTLE_INTERVAL_MS)) \
+	  $(if $(RESULTS),--results "$(RESULTS)")
 
 bench-plot:
 	$(PYTHON) bench/plot.py --latest

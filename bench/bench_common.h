@@ -140,6 +140,26 @@ static inline void bench_check(const void *p, unsigned char tag, const char *whe
     }
 }
 
+/* One burst of a phase-shifting workload (phase.c, settle.c): malloc `depth` blocks into blk,
+ * 7 of 8 of size `hot` and the 8th of sizes[random % n] (another phase's hot size: background
+ * traffic), each touched; then free them all in allocation order, each checked. Returns the
+ * allocator calls made (2 * depth). */
+static inline uint64_t bench_burst(void **blk, unsigned depth, size_t hot, const size_t *sizes,
+                                   unsigned n, bench_rng_t *rng, const char *where)
+{
+    for (unsigned i = 0; i < depth; i++) {
+        uint64_t r = bench_rng_next(rng);
+        size_t sz = (r & 7) ? hot : sizes[(r >> 3) % n];
+        blk[i] = malloc(sz);
+        bench_touch(blk[i], sz, (unsigned char)i);
+    }
+    for (unsigned i = 0; i < depth; i++) {
+        bench_check(blk[i], (unsigned char)i, where);
+        free(blk[i]);
+    }
+    return 2ull * depth;
+}
+
 /* Keeps the compiler from removing or merging allocator calls around p. */
 #define BENCH_ESCAPE(p) __asm__ volatile("" : : "r"(p) : "memory")
 

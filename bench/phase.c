@@ -27,6 +27,8 @@ static const phase_t phases[] = {
 #define NPHASES (int)(sizeof phases / sizeof phases[0])
 #define MAX_DEPTH 4096
 
+static size_t hot_sizes[NPHASES]; /* phases[i].hot, for bench_burst; set before the threads */
+
 typedef struct {
     bench_args_t *args;
     bench_start_t *start;
@@ -50,17 +52,7 @@ static void *phase_thread(void *arg)
         uint64_t ops = 0;
         for (;;) {
             if (per_phase_ops ? ops >= per_phase_ops : bench_now() >= end) break;
-            for (unsigned i = 0; i < p->depth; i++) {
-                uint64_t r = bench_rng_next(&rng);
-                size_t sz = (r & 7) ? p->hot : phases[(r >> 3) % NPHASES].hot;
-                blk[i] = malloc(sz);
-                bench_touch(blk[i], sz, (unsigned char)i);
-            }
-            for (unsigned i = 0; i < p->depth; i++) {
-                bench_check(blk[i], (unsigned char)i, "phase free");
-                free(blk[i]);
-            }
-            ops += 2ull * p->depth;
+            ops += bench_burst(blk, p->depth, p->hot, hot_sizes, NPHASES, &rng, "phase free");
         }
         t->ops[ph] = ops;
         t->secs[ph] = bench_now() - ps;
@@ -74,6 +66,8 @@ int main(int argc, char **argv)
     bench_parse_args(argc, argv, &a, 2.4,
                      "phase: 8 phases, each with its own hot size and burst depth");
     int T = a.threads;
+    for (int ph = 0; ph < NPHASES; ph++)
+        hot_sizes[ph] = phases[ph].hot;
     pthread_t th[T];
     phase_thread_t ts[T];
     bench_start_t start;

@@ -72,9 +72,16 @@ WORKLOADS = {
     "burst256": ("burstexit", 1.0, "256 threads burst 512 deep in 4 classes and exit; "
                  "rss_after = RSS 2 s later", ["-x", "threads=256"]),
     "burst64": ("burstexit", 1.0, "the same with 64 threads", ["-x", "threads=64"]),
+    "cpython": (None, None, "python3 with PYTHONMALLOC=malloc: 60,000 small objects dumped to "
+                "JSON, loaded, sorted and indexed, 6 rounds (bench/cpython_json.py)"),
 }
 # Workloads whose result line reports rss_after_kb (memory a while after the work ended).
 RSS_AFTER = ("burst256", "burst64")
+# The CPython workload: Debian's python3 where it exists (the shell's python3 may be a wrapper
+# script, which would run under the preloaded allocator too), else the harness's own.
+PYTHON3 = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
+CPYTHON_SCRIPT = os.path.join(ROOT, "bench", "cpython_json.py")
+SINGLE_THREADED = ("sqlite", "cpython")
 
 PERF_EVENTS = "task-clock,page-faults,context-switches"
 SUMMARY_FIELDS = ["workload", "allocator", "ops_per_sec", "peak_rss_kb", "min_ops_per_sec",
@@ -269,6 +276,7 @@ class Runner:
         self.n = 0
         self.sqlite_sql = None
         self.sqlite_ref = None
+        self.cpython_ref = None
         self.failures = []
 
     def sqlite_setup(self):
@@ -287,9 +295,22 @@ class Runner:
             raise SystemExit("sqlite3 failed on the generated script: %s" % r.stderr[-500:])
         self.sqlite_ref = hashlib.sha256(r.stdout).hexdigest()
 
+    def cpython_setup(self):
+        """The checksum every timed CPython run must print (under the system allocator)."""
+        env = dict(os.environ, PYTHONMALLOC="malloc")
+        env.pop("LD_PRELOAD", None)
+        r = subprocess.run([PYTHON3, CPYTHON_SCRIPT], env=env, capture_output=True, text=True,
+                           timeout=300)
+        kv = parse_kv(r.stdout)
+        if r.returncode != 0 or "check" not in kv:
+            raise SystemExit("%s %s failed: %s" % (PYTHON3, CPYTHON_SCRIPT, r.stderr[-500:]))
+        self.cpython_ref = kv["check"]
+
     def command(self, workload, seconds):
         prog, default_s = WORKLOADS[workload][:2]
         extra = WORKLOADS[workload][3] if len(WORKLOADS[workload]) > 3 else []
+        if workload == "cpython":
+            return [PYTHON3, CPYTHON_SCRIPT]
         if prog is None:
             return ["sqlite3", ":memory:"]
         s = seconds if seconds else default_s
@@ -301,6 +322,8 @@ class Runner:
         env = dict(extra)
         if preload:
             env["LD_PRELOAD"] = preload
+        if workload == "cpython":
+            env["PYTHONMALLOC"] = "malloc"  # every object through the allocator under test
         if env.get("POOL_ACE") == "1" and self.args.ace_log:
             d = os.path.join(RESULTS, "ace")
             os.makedirs(d, exist_ok=True)
@@ -372,6 +395,9 @@ class Runner:
                 status = "no ops_per_sec line"
             if lines:
                 kv = parse_kv(lines[-1])
+                if workload == "cpython" and status is None and kv.get("check") != self.cpython_ref:
+                    status = "wrong result (check=%s, expected %s)" % (kv.get("check"),
+                                                                      self.cpython_ref)
                 row["ops_per_sec"] = float(kv["ops_per_sec"])
                 row["seconds"] = float(kv.get("seconds", 0))
                 row["detail"] = lines[-1][len("ops_per_sec=") + len(kv["ops_per_sec"]):].strip()
@@ -386,7 +412,7 @@ class Runner:
                 row["ops_per_cpu_sec"] = ops / cpu
             # share of the CPUs the run could use that it got: far below 1 for a CPU-bound
             # workload means other load starved it (see ctx_switches and nivcsw in runs.csv)
-            busy_threads = 1 if workload == "sqlite" else min(self.args.threads,
+            busy_threads = 1 if workload in SINGLE_THREADED else min(self.args.threads,
                                                                os.cpu_count() or 1)
             if cpu > 0 and row.get("wall_s"):
                 row["cpu_util"] = cpu / (row["wall_s"] * busy_threads)
@@ -518,6 +544,31 @@ def table_lines(summary, markdown):
     return out
 
 
+def ace_pair_lines(runs, workloads):
+    """Markdown: hakmem-ace against hakmem-fixed per workload, paired by round (the two ran
+    one after the other in each round): median and range of the per-round ratios of ops/s,
+    ops per CPU-second and peak RSS. Empty when either allocator is missing."""
+    by = {(r["workload"], r["allocator"], r["round"]): r for r in runs if r["status"] == "ok"}
+    out = []
+    for w in workloads:
+        pairs = [(by[(w, "hakmem-ace", k)], by[(w, "hakmem-fixed", k)])
+                 for (ww, a, k) in by if ww == w and a == "hakmem-ace"
+                 and (w, "hakmem-fixed", k) in by]
+        if not pairs:
+            continue
+
+        def ratio(key):
+            v = [a[key] / f[key] for a, f in pairs if a.get(key) and f.get(key)]
+            return "%.2fx (%.2f-%.2f)" % (statistics.median(v), min(v), max(v)) if v else "-"
+        out.append("| %s | %d | %s | %s | %s |" % (w, len(pairs), ratio("ops_per_sec"),
+                                                   ratio("ops_per_cpu_sec"),
+                                                   ratio("peak_rss_kb")))
+    if not out:
+        return []
+    return ["| workload | pairs | ops/s ACE / fixed | ops/CPU-s ACE / fixed | peak RSS ACE / fixed |",
+            "|---|---|---|---|---|"] + out
+
+
 def glance_lines(summary):
     """Markdown: hakmem against glibc and the best peer, one row per workload (empty when no
     hakmem or no glibc row)."""
@@ -646,6 +697,8 @@ def execute(args, workloads, allocators, counts, notes):
             workloads.remove("sqlite")
         else:
             runner.sqlite_setup()
+    if "cpython" in workloads:
+        runner.cpython_setup()
     if args.ace_log and "hakmem-ace" in allocators:
         d = os.path.join(RESULTS, "ace")
         for w in workloads:
@@ -794,7 +847,7 @@ def main():
         runs, info, runner, tmp = execute(args, workloads, allocators, counts, notes)
         info["load average at end"] = loadavg()
     utils = [r["cpu_util"] for r in runs if r.get("cpu_util") and r["workload"] in
-             ("mid", "tiny", "larson", "phase", "realloc", "sqlite")]
+             ("mid", "tiny", "larson", "phase", "realloc", "sqlite", "cpython")]
     if utils:
         mu = statistics.median(utils)
         notes.append("median CPU utilisation of the CPU-bound runs: %.0f%% of the CPUs they "
@@ -829,6 +882,11 @@ def main():
     glance = glance_lines(summary) if not counts else []
     if glance:
         md += ["hakmem at a glance (medians; ratios of medians):", ""] + glance + [""]
+    pairs = ace_pair_lines(runs, workloads) if not counts else []
+    if pairs:
+        md += ["hakmem-ace against hakmem-fixed, paired by round (median and range of the "
+               "per-round ratios):", ""] + pairs + [""]
+    if glance:
         md += ["All allocators:", ""]
     md += table_lines(summary, True)
     ra = [s for s in summary if s.get("rss_after_kb") is not None]

@@ -182,7 +182,7 @@ uint32_t hak_tcache_cached_blocks(void)
     return n;
 }
 
-void hak_tcache_drain(void)
+static void drain_as(enum hak_give why)
 {
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
         uint32_t len = hak_list_count(c);
@@ -191,9 +191,11 @@ void hak_tcache_drain(void)
         hak_list_t *l = hak_list(c);
         hak_chain_t ch = hak_chain_cut(&l->head, len);
         l->room += (int32_t)len;
-        hak_give(c, ch, len, HAK_GIVE_DRAIN);
+        hak_give(c, ch, len, why);
     }
 }
+
+void hak_tcache_drain(void) { drain_as(HAK_GIVE_DRAIN); }
 
 void hak_tcache_trim(uint64_t now_ms)
 {
@@ -222,7 +224,7 @@ static void thread_exit(void *arg)
     (void)arg;
     int saved = errno;
     HAK_VG_ENTER();
-    hak_tcache_drain();
+    drain_as(HAK_GIVE_EXIT);
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
         list_set_cap(hak_list(c), 0);
     hak_tcache_cold.state = HAK_TC_UNCACHED;

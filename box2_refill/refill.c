@@ -20,6 +20,7 @@
 #include "ramp.h"
 #include "lock.h"
 #include "shared_contracts/backend.h"
+#include "shared_contracts/ace_summary.h"
 #include "shared_contracts/config.h"
 #include "shared_contracts/event_ring.h"
 #include "shared_contracts/policy_table.h"
@@ -39,6 +40,7 @@ static void report_event(hak_thread_t *t, unsigned class_idx, uint32_t count, ui
     hak_tstat_add(t, HAK_TSTAT_events, class_idx, 1);
     if (!t->ring) {
         hak_ring_count_no_ring_drop();
+        hak_ace_summary_event(class_idx, kind, count); /* no ring: the summary has it */
         hak_tstat_add(t, HAK_TSTAT_drops, class_idx, 1);
     } else if (!hak_ring_push(t->ring, &ev)) {
         hak_tstat_add(t, HAK_TSTAT_drops, class_idx, 1);
@@ -109,6 +111,11 @@ uint64_t hak_give(unsigned class_idx, hak_chain_t chain, uint32_t list_len, enum
             report_event(t, class_idx, chain.count, list_len, HAK_EV_SPILL, now);
     } else if (why == HAK_GIVE_TRIM) {
         hak_tstat_add(t, HAK_TSTAT_trim_blocks, class_idx, chain.count);
+        if (hak_config.ace && t->ring) /* tells ACE the list sat idle (the summary of ringless
+                                        * threads has no use for it) */
+            report_event(t, class_idx, chain.count, list_len, HAK_EV_TRIM, now);
+    } else if (why == HAK_GIVE_EXIT) {
+        t->exit_left[class_idx] = chain.count; /* what the exiting thread never needed */
     }
     hak_decay_maybe(now);
     errno = saved;

@@ -44,11 +44,14 @@ size_t hak_stats_format(char *buf, size_t cap)
     size_t n = 0;
 #define PUT(...) n += hak_fmt(buf + (n < cap ? n : cap), n < cap ? cap - n : 0, __VA_ARGS__)
     PUT("hakmem %s statistics (POOL_ACE=%ld)\n", "per-class", (long)hak_config.ace);
-    PUT("%5s %7s %10s %12s %10s %12s %10s %6s %10s %10s\n", "class", "size", "refills", "refill_blks", "spills", "spill_blks", "trim_blks", "count", "events", "drops");
+    int shadow = hak_config.ace == HAK_ACE_SHADOW; /* one more column: what ACE would publish */
+    PUT("%5s %7s %10s %12s %10s %12s %10s %6s %10s %10s%s\n", "class", "size", "refills",
+        "refill_blks", "spills", "spill_blks", "trim_blks", "count", "events", "drops",
+        shadow ? "  shadow" : "");
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
         if (!st[HAK_TSTAT_refills][c] && !st[HAK_TSTAT_spills][c])
             continue;
-        PUT("%5u %7u %10llu %12llu %10llu %12llu %10llu %6u %10llu %10llu\n", c,
+        PUT("%5u %7u %10llu %12llu %10llu %12llu %10llu %6u %10llu %10llu", c,
             hak_class_size(c),
             (unsigned long long)st[HAK_TSTAT_refills][c],
             (unsigned long long)st[HAK_TSTAT_refill_blocks][c],
@@ -56,6 +59,9 @@ size_t hak_stats_format(char *buf, size_t cap)
             (unsigned long long)st[HAK_TSTAT_spill_blocks][c],
             (unsigned long long)st[HAK_TSTAT_trim_blocks][c], current_refill_count(c),
             (unsigned long long)st[HAK_TSTAT_events][c], (unsigned long long)st[HAK_TSTAT_drops][c]);
+        if (shadow)
+            PUT(" %7u", (unsigned)__atomic_load_n(&hak_policy_shadow[c], __ATOMIC_RELAXED));
+        PUT("\n");
     }
     hak_span_totals_t sp;
     hak_span_totals(&sp);
@@ -71,7 +77,7 @@ size_t hak_stats_format(char *buf, size_t cap)
         (unsigned long long)centries, (unsigned long long)(cbytes >> 10),
         (unsigned long long)chits, (unsigned long long)cmisses);
     if (hak_config.ace)
-        PUT("ace: events lost for want of a ring: %llu\n",
+        PUT("ace: events of threads with no ring (sent to the summary): %llu\n",
             (unsigned long long)hak_ring_no_ring_drops());
 #undef PUT
     return n < cap ? n : (cap ? cap - 1 : 0);

@@ -10,6 +10,7 @@
 #include "os.h"
 #include "purge.h"
 #include "shared_contracts/backend.h"
+#include "shared_contracts/ace_summary.h"
 #include "shared_contracts/config.h"
 
 #define RECORD_BLOCK (64u * 1024u)
@@ -79,6 +80,10 @@ void hak_thread_detach(void)
     hak_thread_t *t = thread_self;
     if (!t)
         return;
+    if (hak_config.ace && t->ring_wait) /* exits before its ring: tell ACE through the summary */
+        hak_ace_summary_exit(t->stat[HAK_TSTAT_refills], t->stat[HAK_TSTAT_refill_blocks],
+                             t->stat[HAK_TSTAT_spills], t->stat[HAK_TSTAT_spill_blocks],
+                             t->exit_left);
     if (t->ring)
         hak_ring_release(t->ring);
     hak_lock(&threads_lock);

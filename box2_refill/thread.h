@@ -36,6 +36,7 @@ typedef struct hak_thread {
     uint32_t ring_wait;        /* refills left before the thread takes a ring; owner only */
     uint64_t stat[HAK_TSTAT_COUNT][HAK_NUM_CLASSES];
     uint8_t ramp_refills[HAK_NUM_CLASSES];  /* refills per class, saturating (ramp.h); owner */
+    uint32_t exit_left[HAK_NUM_CLASSES];    /* blocks the exit drain gave back; owner only */
     uint32_t cached[HAK_NUM_CLASSES];       /* the thread's list length after its last slow path
                                              * of the class; owner writes (relaxed), any reads */
     struct hak_thread *next, *prev; /* live list (threads lock) or free pool */

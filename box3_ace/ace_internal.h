@@ -24,12 +24,20 @@ typedef struct hak_ace_interval {
     uint64_t drained[HAK_NUM_CLASSES]; /* events drained per class (cls[] adds the drops) */
     uint64_t events; /* events drained */
     uint64_t drops;  /* ring-full drops + no-ring drops that happened since the last harvest */
+    uint64_t ringless_events; /* events of threads with no ring, taken from the summary */
+    uint64_t exits;           /* threads that exited before taking a ring */
+    uint64_t exit_samples;    /* of which the summary sampled this many */
 } hak_ace_interval_t;
 
-/* collect.c, under hak_ace_mu: drain every OWNED and ORPHANED ring into *iv (zeroed first);
- * ORPHANED rings are set FREE once empty. counts: the counts in force, to size dropped events
- * of a class none of whose events was drained. */
+/* collect.c, under hak_ace_mu: drain every OWNED and ORPHANED ring into *iv (zeroed first),
+ * then the summary of ringless threads; ORPHANED rings are set FREE once empty. counts: the
+ * counts in force, to size dropped events of a class none of whose events was drained. */
 void hak_ace_collect(hak_ace_interval_t *iv, const uint16_t counts[HAK_NUM_CLASSES]);
+
+/* collect.c, under hak_ace_mu: drain every ring and throw the events away (they were pushed
+ * under the table a publish just replaced); drop marks move on, orphans are recycled. The
+ * summary is left for the next hak_ace_collect. Returns the ring-full drops it passed. */
+uint64_t hak_ace_collect_discard(const uint16_t counts[HAK_NUM_CLASSES]);
 
 /* publish.c, under hak_ace_mu: fill the idle table, publish it, wait a grace period. */
 void hak_ace_publish_locked(const uint16_t counts[HAK_NUM_CLASSES]);

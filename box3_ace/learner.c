@@ -43,6 +43,7 @@ static hak_ace_class_state_t ace_cls[HAK_NUM_CLASSES]; /* under hak_ace_mu */
 static hak_ace_interval_t ace_iv;                    /* under hak_ace_mu; scratch per interval */
 /* Stats: written under hak_ace_mu with relaxed stores, read lock-free with relaxed loads. */
 static uint64_t ace_events[HAK_NUM_CLASSES], ace_drops, ace_ticks, ace_cpu_ns;
+static uint64_t ace_exits, ace_exit_samples, ace_ringless;
 /* Fork nesting: touched only by fork handlers, which glibc runs under its atfork lock, one
  * fork at a time. Depth > 1 when the handlers are registered twice (Box 2 and a test). */
 static int fork_depth;
@@ -68,6 +69,16 @@ static void init_cond(void)
     pthread_condattr_destroy(&a);
 }
 
+/* POOL_ACE=shadow: decide and log, publish nothing (the fixed counts stay in force). */
+static int shadow_mode(void) { return hak_config.ace == HAK_ACE_SHADOW; }
+
+/* Shadow mode: what would have been published, for the HAKMEM_STATS table. */
+static void note_shadow(const uint16_t counts[HAK_NUM_CLASSES])
+{
+    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
+        __atomic_store_n(&hak_policy_shadow[c], counts[c], __ATOMIC_RELAXED);
+}
+
 /* First use: bounds from hak_config, every class at its Phase 1 count clamped to the bounds,
  * published as table 1 so that ACE's bounds hold from the start. */
 static void init_locked(void)
@@ -80,6 +91,7 @@ static void init_locked(void)
     hak_ace_params_default(&ace_params, (uint32_t)hak_config.ace_min,
                            (uint32_t)hak_config.ace_max,
                            (uint64_t)hak_config.tcache_max_kib * 1024u);
+    ace_params.park_budget = (uint64_t)hak_config.ace_budget_mib << 20;
     hak_ace_log_open(hak_config.ace_log);
     uint16_t counts[HAK_NUM_CLASSES];
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
@@ -91,12 +103,20 @@ static void init_locked(void)
                             0);
     }
     hak_ace_log_flush();
-    hak_ace_publish_locked(counts);
-    ace_last_tick_ns = now;
+    if (shadow_mode())
+        note_shadow(counts);
+    else
+        hak_ace_publish_locked(counts);
+    ace_last_tick_ns = clock_ns(CLOCK_MONOTONIC);
     ace_inited = 1;
 }
 
-static void tick_locked(void)
+/* One interval: drain, decide, publish (or, in shadow mode, only note), log. After a publish
+ * the rings still hold what was pushed under the table it replaced, which would be read as the
+ * new count's effect: they are drained once more and thrown away, and the next interval's
+ * rates count from then. quick: a follow-up interval (up rules only, see learner_main).
+ * Returns 1 if a count went up. */
+static int tick_locked(int quick)
 {
     init_locked();
     uint64_t now = clock_ns(CLOCK_MONOTONIC);
@@ -105,25 +125,43 @@ static void tick_locked(void)
         interval = 1000000u; /* back-to-back steps (tests): rates stay finite */
     ace_last_tick_ns = now;
 
-    uint16_t in_force[HAK_NUM_CLASSES];
-    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
-        in_force[c] = ace_cls[c].count;
+    int shadow = shadow_mode();
+    uint16_t in_force[HAK_NUM_CLASSES]; /* what Box 2's refills used */
+    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+        uint32_t fixed = hak_fixed_refill_count(c);
+        in_force[c] = shadow ? (uint16_t)(fixed < HAK_REFILL_MAX ? fixed : HAK_REFILL_MAX)
+                             : ace_cls[c].count;
+    }
     hak_ace_collect(&ace_iv, in_force);
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
         add_relaxed(&ace_events[c], ace_iv.drained[c]);
     add_relaxed(&ace_drops, ace_iv.drops);
+    add_relaxed(&ace_exits, ace_iv.exits);
+    add_relaxed(&ace_exit_samples, ace_iv.exit_samples);
+    add_relaxed(&ace_ringless, ace_iv.ringless_events);
 
     uint16_t old[HAK_NUM_CLASSES], counts[HAK_NUM_CLASSES];
     enum hak_ace_reason why[HAK_NUM_CLASSES];
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
         old[c] = ace_cls[c].count;
-    if (hak_ace_policy_step(&ace_params, ace_iv.cls, interval, ace_cls, why)) {
+    int rose = 0;
+    ace_params.quick = (uint32_t)quick;
+    unsigned changed = hak_ace_policy_step(&ace_params, ace_iv.cls, interval, ace_cls, why);
+    ace_params.quick = 0;
+    if (changed) {
         for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
             counts[c] = ace_cls[c].count;
-        hak_ace_publish_locked(counts);
+        if (shadow) {
+            note_shadow(counts);
+        } else {
+            hak_ace_publish_locked(counts);
+            add_relaxed(&ace_drops, hak_ace_collect_discard(counts));
+            ace_last_tick_ns = clock_ns(CLOCK_MONOTONIC);
+        }
         uint64_t ms = (now - ace_start_ns) / 1000000u;
         for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
-            if (why[c] == HAK_ACE_HOLD)
+            rose |= counts[c] > old[c];
+            if (why[c] == HAK_ACE_HOLD && counts[c] == old[c])
                 continue;
             const hak_ace_class_stats_t *s = &ace_iv.cls[c];
             hak_ace_log_row(ms, c, old[c], counts[c], hak_ace_reason_name(why[c]),
@@ -133,6 +171,7 @@ static void tick_locked(void)
         hak_ace_log_flush();
     }
     add_relaxed(&ace_ticks, 1);
+    return rose;
 }
 
 static void *learner_main(void *arg)
@@ -141,16 +180,28 @@ static void *learner_main(void *arg)
     pthread_setname_np(pthread_self(), "hakmem-ace"); /* own thread: prctl, no file, no malloc */
     pthread_mutex_lock(&hak_ace_mu);
     init_locked();
+    /* After a count goes up, the next interval is a short follow-up one (a fifth of the
+     * period, at least 10 ms) that may only go up again: a phase change seldom falls on an
+     * interval's start, so the interval that saw it mixed the old phase with the new one, and
+     * its step is often short of the new phase's need. The follow-up sees the new phase alone
+     * (the publish emptied the rings) and finishes the step a period sooner. */
     uint64_t period = (uint64_t)hak_config.ace_interval_ms * 1000000u;
+    uint64_t follow = period / 5u > 10000000u ? period / 5u : 10000000u;
+    if (follow > period)
+        follow = period;
+    /* The first interval is as short, and an ordinary one: what a process does first is what
+     * it does most often for a short-lived program (churn's threads, a CLI run). */
+    int quick = 0, first = 1;
     while (!ace_stop_req) {
-        uint64_t due = clock_ns(CLOCK_MONOTONIC) + period;
+        uint64_t due = clock_ns(CLOCK_MONOTONIC) + (quick || first ? follow : period);
+        first = 0;
         struct timespec ts = {(time_t)(due / 1000000000u), (long)(due % 1000000000u)};
         int rc = 0;
         while (!ace_stop_req && rc != ETIMEDOUT)
             rc = pthread_cond_timedwait(&ace_cv, &hak_ace_mu, &ts);
         if (ace_stop_req)
             break;
-        tick_locked();
+        quick = tick_locked(quick) && !quick;
         __atomic_store_n(&ace_cpu_ns, clock_ns(CLOCK_THREAD_CPUTIME_ID), __ATOMIC_RELAXED);
     }
     pthread_mutex_unlock(&hak_ace_mu);
@@ -270,7 +321,7 @@ void hak_policy_publish(const uint16_t counts[HAK_NUM_CLASSES])
 void hak_ace_step(void)
 {
     pthread_mutex_lock(&hak_ace_mu);
-    tick_locked();
+    tick_locked(0);
     pthread_mutex_unlock(&hak_ace_mu);
 }
 
@@ -281,6 +332,9 @@ uint64_t hak_ace_events_seen(unsigned class_idx)
 }
 
 uint64_t hak_ace_drops_seen(void) { return __atomic_load_n(&ace_drops, __ATOMIC_RELAXED); }
+uint64_t hak_ace_exits_seen(void) { return __atomic_load_n(&ace_exits, __ATOMIC_RELAXED); }
+uint64_t hak_ace_exit_samples(void) { return __atomic_load_n(&ace_exit_samples, __ATOMIC_RELAXED); }
+uint64_t hak_ace_ringless_events(void) { return __atomic_load_n(&ace_ringless, __ATOMIC_RELAXED); }
 uint64_t hak_ace_ticks(void) { return __atomic_load_n(&ace_ticks, __ATOMIC_RELAXED); }
 uint64_t hak_ace_learner_cpu_ns(void) { return __atomic_load_n(&ace_cpu_ns, __ATOMIC_RELAXED); }
 int hak_ace_running(void) { return __atomic_load_n(&ace_state, __ATOMIC_ACQUIRE) == ACE_RUNNING; }

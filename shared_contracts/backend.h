@@ -63,7 +63,9 @@ void hak_refill(unsigned class_idx, uint32_t list_len, int cached, hak_refill_t 
 enum hak_give {
     HAK_GIVE_SPILL = 0, /* a list went past its cap: the chain goes to the depot as one batch */
     HAK_GIVE_TRIM = 1,  /* blocks a list did not use: straight to their spans */
-    HAK_GIVE_DRAIN = 2, /* a thread exits, or malloc_trim: to the depot */
+    HAK_GIVE_DRAIN = 2, /* malloc_trim (or mallopt's purge): to the depot */
+    HAK_GIVE_EXIT = 3,  /* the thread's drain at its exit: to the depot, and Box 2 notes how
+                         * much the list held (ACE's exit sample) */
 };
 
 /* Give back a chain of class_idx (count >= 1). list_len: the list's length before the cut

@@ -35,6 +35,50 @@ static int parse_int(const char *s, int64_t *out)
     return 1;
 }
 
+/* The words of HAK_OPTION_WORDS, one row per word. */
+static const struct {
+    const char *name, *word;
+    int64_t value;
+} option_words[] = {
+#define HAK_CFG_WORD(name, word, value) {name, word, value},
+    HAK_OPTION_WORDS(HAK_CFG_WORD)
+#undef HAK_CFG_WORD
+};
+
+/* A word of option `name` (spaces around it allowed), or 0. */
+static int parse_word(const char *name, const char *s, int64_t *out)
+{
+    while (*s == ' ')
+        s++;
+    for (size_t i = 0; i < sizeof option_words / sizeof option_words[0]; i++) {
+        size_t len = strlen(option_words[i].word);
+        if (strcmp(option_words[i].name, name) != 0 ||
+            strncmp(s, option_words[i].word, len) != 0)
+            continue;
+        const char *rest = s + len;
+        while (*rest == ' ')
+            rest++;
+        if (!*rest) {
+            *out = option_words[i].value;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* "a, b or c": the words of option `name`, for the warning. */
+static void words_of(const char *name, char *buf, size_t cap)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof option_words / sizeof option_words[0]; i++) {
+        if (strcmp(option_words[i].name, name) != 0)
+            continue;
+        n += hak_fmt(buf + (n < cap ? n : cap), n < cap ? cap - n : 0, "%s%s",
+                     n ? ", " : "", option_words[i].word);
+    }
+}
+
 static void load_int(const char *name, int64_t *field, int64_t def, int64_t lo, int64_t hi,
                      unsigned flags)
 {
@@ -42,10 +86,17 @@ static void load_int(const char *name, int64_t *field, int64_t def, int64_t lo, 
     int64_t v;
     if (!s)
         return;
+    if ((flags & HAK_OPT_WORDS) && parse_word(name, s, &v)) {
+        *field = v;
+        return;
+    }
     if (!parse_int(s, &v) || v < lo || v > hi || ((flags & HAK_OPT_POW2) && (v & (v - 1)))) {
-        hak_warn("%s='%s' is not %s in [%ld, %ld]; using the default %ld", name, s,
+        char words[128] = "";
+        if (flags & HAK_OPT_WORDS)
+            words_of(name, words, sizeof words);
+        hak_warn("%s='%s' is not %s in [%ld, %ld]%s%s; using the default %ld", name, s,
                  (flags & HAK_OPT_POW2) ? "a power of two" : "an integer", (long)lo, (long)hi,
-                 (long)def);
+                 words[0] ? " or one of: " : "", words, (long)def);
         *field = def;
         return;
     }

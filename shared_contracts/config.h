@@ -4,7 +4,9 @@
  * options, HAK_PATH_OPTIONS: X(field, NAME, meaning), a string of fewer than HAK_PATH_MAX
  * bytes, empty (off) when unset. POOL_REFILL_COUNT_<size> is the one family of names outside
  * the tables (parsed in config.c). Parsing (config.c) and docs/TUNING.md follow the tables.
- * An invalid value (not an integer, out of range, not a power of two where one is needed; an
+ * A row flagged HAK_OPT_WORDS also takes the words listed for it in HAK_OPTION_WORDS below,
+ * each standing for a value (which may lie outside [min, max]: a word is the only way to set
+ * it). An invalid value (not an integer or a word of its row, out of range, not a power of two where one is needed; an
  * empty or too long path) prints one warning on stderr naming the variable, and the default
  * is used.
  *
@@ -19,16 +21,26 @@
 #include <stdint.h>
 #include "size_classes.h"
 
-#define HAK_OPT_POW2 1u /* value must be a power of two */
+#define HAK_OPT_POW2 1u  /* value must be a power of two */
+#define HAK_OPT_WORDS 2u /* the value may also be one of the row's words (HAK_OPTION_WORDS) */
+
+/* POOL_ACE: 0 off, 1 on, HAK_ACE_SHADOW ("shadow"): the learner decides and logs but
+ * publishes nothing, so the fixed counts stay in force (docs/ACE.md). */
+#define HAK_ACE_SHADOW 2
 
 #define HAK_OPTIONS(X)                                                                          \
     X(refill_count, "POOL_REFILL_COUNT", 0, 0, 1024, 0,                                         \
       "blocks per refill for every class; 0 keeps the per-class Phase 1 counts")                \
-    X(ace, "POOL_ACE", 0, 0, 1, 0, "1 starts the ACE learner thread (adaptive refill counts)")  \
+    X(ace, "POOL_ACE", 0, 0, 1, HAK_OPT_WORDS,                                                  \
+      "1 starts the ACE learner thread (adaptive refill counts); shadow runs it, logs what it "  \
+      "would publish and publishes nothing")                                                    \
     X(ace_interval_ms, "POOL_ACE_INTERVAL_MS", 100, 10, 60000, 0,                               \
       "how often the learner drains the rings and decides, in milliseconds")                   \
     X(ace_min, "POOL_ACE_MIN", 4, 1, 1024, 0, "smallest refill count ACE may publish")         \
     X(ace_max, "POOL_ACE_MAX", 1024, 1, 1024, 0, "largest refill count ACE may publish")        \
+    X(ace_budget_mib, "POOL_ACE_BUDGET_MIB", 2, 0, 65536, 0,                                   \
+      "process-wide MiB that ACE's raised counts may park in thread lists beyond the fixed "    \
+      "counts (an estimate: threads x extra cap x size); 0 lets ACE only lower counts")        \
     X(ace_ring, "POOL_ACE_RING", 1024, 16, 65536, HAK_OPT_POW2,                                 \
       "events per thread ring (power of two); a full ring drops events")                      \
     X(stats, "HAKMEM_STATS", 0, 0, 1, 0, "1 prints a per-class table on stderr at exit")        \
@@ -54,6 +66,9 @@
     X(stats_file, "HAKMEM_STATS_FILE",                                                         \
       "write the HAKMEM_STATS table to this file at exit; %p in it is the pid, else "           \
       "\".<pid>\" is appended")
+
+/* W(NAME, word, value): the words an HAK_OPT_WORDS row accepts besides its integers. */
+#define HAK_OPTION_WORDS(W) W("POOL_ACE", "shadow", HAK_ACE_SHADOW)
 
 typedef struct hak_config {
 #define HAK_CFG_FIELD(field, name, def, lo, hi, flags, meaning) int64_t field;

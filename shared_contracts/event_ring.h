@@ -30,7 +30,9 @@
 
 #include "size_classes.h"
 
-enum hak_event_kind { HAK_EV_REFILL = 1, HAK_EV_SPILL = 2 };
+/* REFILL and SPILL: the thread's refill and spill paths (count = blocks moved). TRIM: Box 2's
+ * idle-list trim gave `count` blocks of an idle list back (list_len = the list before it). */
+enum hak_event_kind { HAK_EV_REFILL = 1, HAK_EV_SPILL = 2, HAK_EV_TRIM = 3 };
 
 typedef struct hak_event {
     uint64_t ms;        /* cheap timestamp: CLOCK_MONOTONIC_COARSE ms, which the slow path

@@ -5,3 +5,7 @@
  * rcu_dereference inside urcu-bp read-side sections (hak_policy_refill_count). NULL until the
  * first publish. */
 hak_policy_table_t *hak_policy_current;
+
+/* POOL_ACE=shadow: the counts the learner would have published (policy_table.h). Zero:
+ * no shadow decision yet. */
+uint16_t hak_policy_shadow[HAK_NUM_CLASSES];

@@ -30,6 +30,12 @@ typedef struct hak_policy_table {
  * shared_contracts/policy_table.c, written only by Box 3's publisher. */
 extern hak_policy_table_t *hak_policy_current;
 
+/* POOL_ACE=shadow: the counts the learner would have published (0 for a class: none yet).
+ * Nothing reads them for a refill; the HAKMEM_STATS table prints them. Written by the learner
+ * (relaxed stores), read anywhere (relaxed loads); defined in shared_contracts/policy_table.c,
+ * so a reader names no Box 3 symbol. */
+extern uint16_t hak_policy_shadow[HAK_NUM_CLASSES];
+
 /* Read the published count for class_idx, or `fixed` when nothing is published. */
 static inline uint32_t hak_policy_refill_count(unsigned class_idx, uint32_t fixed)
 {

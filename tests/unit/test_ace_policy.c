@@ -2,9 +2,11 @@
  *
  * The policy is pure, so these tests close the loop with a tiny model of one Box 2 thread
  * list (refill of `count` blocks on an empty list, the cap and the spill of the list rule of
- * shared_contracts/list_rule.h, or a fixed cap), drive it with a workload per 100 ms interval, feed the resulting statistics
- * to hak_ace_decide, and watch the count: up under demand, down when idle or spilling, steady
- * on a steady stream, always inside the bounds.
+ * shared_contracts/list_rule.h, or a fixed cap), drive it with a workload per 100 ms interval,
+ * feed the resulting statistics to hak_ace_decide, and watch the count: up under demand that
+ * is worth it, down when idle or spilling, steady on a steady stream, always inside the
+ * bounds. Hand-made statistics check the rules for threads without a ring (exit samples) and
+ * the park budget.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -27,12 +29,16 @@ typedef struct sim {
     uint32_t fixed_cap; /* 0: the cap of the list rule (Box 1); else this fixed cap */
     hak_ace_class_stats_t st;
     uint64_t in, out;
+    uint32_t run; /* refills since the last spill (collect.c's burst tracking) */
+    int trim_pending; /* the last trim had no refill after it (collect.c) */
+    uint32_t last_refill; /* blocks of the last refill */
 } sim_t;
 
 static void sim_begin(sim_t *m)
 {
     memset(&m->st, 0, sizeof m->st);
     m->in = m->out = 0;
+    m->run = 0;
 }
 
 static void sim_alloc(sim_t *m, uint32_t count)
@@ -45,6 +51,9 @@ static void sim_alloc(sim_t *m, uint32_t count)
         m->st.refills++;
         m->st.blocks_refilled += count;
         m->in += count;
+        m->run++;
+        m->trim_pending = 0;
+        m->last_refill = count;
     }
     m->list--;
 }
@@ -60,13 +69,36 @@ static void sim_free(sim_t *m)
         m->st.blocks_spilled += n;
         m->out += n;
         m->list -= n;
+        if (m->run) {
+            m->st.bursts++;
+            m->st.run_refills += m->run;
+            m->run = 0;
+        }
     }
+}
+
+/* Box 2's idle-list trim (hak_list_trim), one pass per interval: a list that did not refill
+ * since the last pass gives back half. A thread whose bursts fit its list refills again after
+ * each trim, so a satisfied class still raises an event every other interval. */
+static void sim_trim(sim_t *m)
+{
+    if (m->st.refills || m->list < 2)
+        return;
+    m->st.trims++;
+    m->st.idle_trims += m->trim_pending && 2 * m->list < m->last_refill;
+    m->trim_pending = 1;
+    m->list -= m->list / 2;
 }
 
 static void sim_end(sim_t *m)
 {
+    sim_trim(m);
     m->st.peak_refills = m->st.refills;
+    m->st.peak_trips = m->st.refills + m->st.spills;
     m->st.churn_blocks = m->in < m->out ? m->in : m->out;
+    m->st.threads = m->st.peak_trips ? 1 : 0;
+    if (!(m->in && m->out))
+        m->st.bursts = m->st.run_refills = 0; /* collect.c counts bursts of churning rings */
 }
 
 /* Workloads: what one thread does in one interval. */
@@ -140,17 +172,22 @@ static void rises_under_sustained_demand(void **state)
     (void)state;
     run_t r;
     run_init(&r, 4, 256, 64);
-    /* 400000 net allocations per 100 ms: 62500 refills/s at 64, hot (>= 4000/s) at every
-     * count <= 256 */
+    /* 6400000 net allocations per 100 ms: 1000000 refills/s at 64, 25% of the thread in trips
+     * (at 250 ns each): worth a count where they would cost 1.25%, capped at max */
     uint16_t prev = r.cs.count;
     for (unsigned i = 0; i < 20; i++) {
-        run_interval(&r, i, WL_DEMAND, 400000, 0);
+        run_interval(&r, i, WL_DEMAND, 6400000, 0);
         assert_true(r.cs.count >= prev); /* never down under demand */
         prev = r.cs.count;
     }
     assert_int_equal(r.cs.count, 256);
     assert_int_equal(r.reasons_seen[HAK_ACE_UP_REFILLS], HAK_ACE_UP_REFILLS);
-    assert_int_equal(r.changes, 2); /* 64 -> 128 -> 256: doubling, then pinned at max */
+    assert_int_equal(r.changes, 1); /* one step: 64 -> 256 */
+    /* 600000 an interval (93750 refills/s, 2.3% in trips) is hot but not worth it: a flow */
+    run_init(&r, 4, 256, 64);
+    for (unsigned i = 0; i < 20; i++)
+        run_interval(&r, i, WL_DEMAND, 600000, 0);
+    assert_int_equal(r.changes, 0);
 }
 
 static void settles_and_holds_steady(void **state)
@@ -158,17 +195,17 @@ static void settles_and_holds_steady(void **state)
     (void)state;
     run_t r;
     run_init(&r, 4, 1024, 64);
-    /* 70000 allocations per interval: hot up to 128 (5500 refills/s), in the dead band at
-     * 256 (2700/s) */
+    /* 1400000 allocations per interval: 218750 refills/s at 64 (5.5% of the thread in trips):
+     * up to where they would cost 1.25%, 279 (50000/s, in the dead band) */
     for (unsigned i = 0; i < 10; i++)
-        run_interval(&r, i, WL_DEMAND, 70000, 0);
-    assert_int_equal(r.cs.count, 256);
+        run_interval(&r, i, WL_DEMAND, 1400000, 0);
+    assert_int_equal(r.cs.count, 279);
     unsigned before = r.changes;
     unsigned long long seed = 42;
     for (unsigned i = 10; i < 110; i++) /* +-20% jitter around the same demand */
-        run_interval(&r, i, WL_DEMAND, 56000 + (uint32_t)(tl_rand(&seed) % 28000), 0);
+        run_interval(&r, i, WL_DEMAND, 1120000 + (uint32_t)(tl_rand(&seed) % 560000), 0);
     assert_int_equal(r.changes, before);
-    assert_int_equal(r.cs.count, 256);
+    assert_int_equal(r.cs.count, 279);
 }
 
 static void dead_band_never_moves(void **state)
@@ -201,6 +238,11 @@ static void falls_when_batches_sit_unused(void **state)
     for (unsigned i = 200; i < 300; i++)
         run_interval(&r, i, WL_DEMAND, 50, 0);
     assert_int_equal(r.changes, settled); /* and stays put */
+    /* Demand returns, hot at the low count but not worth more than the prior: back to the
+     * start count in one step (it is 256 here), no further. */
+    uint16_t low = r.cs.count;
+    run_interval(&r, 300, WL_DEMAND, 20u * low * 50u, 0); /* 10000 refills/s at the low count */
+    assert_int_equal(r.cs.count, 256);
 }
 
 static void idle_class_drifts_back_to_start(void **state)
@@ -209,12 +251,22 @@ static void idle_class_drifts_back_to_start(void **state)
     run_t r;
     run_init(&r, 4, 256, 64);
     for (unsigned i = 0; i < 5; i++) /* a burst of demand takes it to 256 */
-        run_interval(&r, i, WL_DEMAND, 400000, 0);
+        run_interval(&r, i, WL_DEMAND, 6400000, 0);
     assert_int_equal(r.cs.count, 256);
     for (unsigned i = 5; i < 100; i++) /* then nothing at all */
         run_interval(&r, i, WL_IDLE, 0, 0);
     assert_int_equal(r.cs.count, 64); /* back to its Phase 1 count, not below */
-    /* slow down: a step needs 3 intervals of evidence; 256 -> 64 takes 5 steps */
+    /* Box 2 trimmed the idle list twice with no refill between: the phase is over, straight
+     * back to start, whatever churn floor it left. */
+    run_init(&r, 4, 256, 64);
+    r.cs.count = 256;
+    r.cs.floor = 256;
+    hak_ace_class_stats_t trimmed = {.trims = 2, .idle_trims = 1};
+    assert_int_equal(hak_ace_decide(&r.p, CLS, &trimmed, IV_NS, &r.cs), HAK_ACE_DOWN_IDLE);
+    assert_int_equal(r.cs.count, 64);
+    assert_int_equal(r.cs.floor, 0);
+    /* Silence alone (no event, not even a trim): slow down, a step needs 3 intervals of
+     * evidence, 256 -> 64 takes 5 steps, and a churn floor holds */
     run_init(&r, 4, 256, 64);
     r.cs.count = 256;
     for (unsigned i = 0; i < 3 * 5 - 1; i++)
@@ -222,6 +274,23 @@ static void idle_class_drifts_back_to_start(void **state)
     assert_true(r.cs.count > 64);
     run_interval(&r, 14, WL_IDLE, 0, 0);
     assert_int_equal(r.cs.count, 64);
+    run_init(&r, 4, 256, 64);
+    r.cs.count = r.cs.floor = 256;
+    for (unsigned i = 0; i < 30; i++)
+        run_interval(&r, i, WL_IDLE, 0, 0);
+    assert_int_equal(r.cs.count, 256);
+    /* Follow-up (quick) intervals go up only: idle ones neither count nor reset the streak. */
+    run_init(&r, 4, 256, 64);
+    r.cs.count = 256;
+    run_interval(&r, 0, WL_IDLE, 0, 0);
+    r.p.quick = 1;
+    for (unsigned i = 1; i < 10; i++)
+        assert_int_equal(run_interval(&r, i, WL_IDLE, 0, 0), HAK_ACE_HOLD);
+    assert_int_equal(hak_ace_decide(&r.p, CLS, &trimmed, IV_NS, &r.cs), HAK_ACE_HOLD);
+    r.p.quick = 0;
+    run_interval(&r, 10, WL_IDLE, 0, 0);
+    assert_int_equal(r.cs.count, 256);
+    assert_int_equal(run_interval(&r, 11, WL_IDLE, 0, 0), HAK_ACE_DOWN_IDLE);
 }
 
 static void falls_when_the_class_only_spills(void **state)
@@ -253,8 +322,10 @@ static void churn_under_fixed_cap_steps_down_with_a_ceiling(void **state)
     assert_int_equal(hak_ace_decide(&p, CLS, &churn, IV_NS, &cs), HAK_ACE_HOLD);
     assert_int_equal(hak_ace_decide(&p, CLS, &churn, IV_NS, &cs), HAK_ACE_DOWN_SPILLS);
     assert_int_equal(cs.count, 192);
-    /* hot refills, no churn: up, but not back to the count that churned */
-    hak_ace_class_stats_t hot = {.refills = 1000, .peak_refills = 1000, .blocks_refilled = 192000};
+    /* hot refills worth a bigger count, no churn: up, but not back to the count that churned
+     * (250000 refills/s of 192: 6.25% of the thread in trips) */
+    hak_ace_class_stats_t hot = {.refills = 25000, .peak_refills = 25000, .peak_trips = 25000,
+                                 .blocks_refilled = 25000ull * 192};
     assert_int_equal(hak_ace_decide(&p, CLS, &hot, IV_NS, &cs), HAK_ACE_UP_REFILLS);
     assert_int_equal(cs.count, 255);
     assert_int_equal(hak_ace_decide(&p, CLS, &hot, IV_NS, &cs), HAK_ACE_HOLD);
@@ -268,13 +339,14 @@ static void churn_under_fixed_cap_steps_down_with_a_ceiling(void **state)
     hak_ace_decide(&p, CLS, &hot, IV_NS, &cs);
     hak_ace_decide(&p, CLS, &hot, IV_NS, &cs);
     assert_int_equal(hak_ace_decide(&p, CLS, &hot, IV_NS, &cs), HAK_ACE_UP_REFILLS);
-    assert_int_equal(cs.count, 510);
+    assert_int_equal(cs.count, 512); /* 960 would cost 1.25%; flows stop at 32 KiB batches */
 }
 
-/* The cap of the list rule is 2 * count: bursts larger than the count refill and spill the same blocks; a
+/* The cap of the list rule is 2 * count by default: bursts larger than the count refill and spill the same blocks; a
  * bigger count is a bigger cap, so the policy goes up until the bursts stop spilling, then
  * holds: the silence that follows is not read as idleness (no drift back down). 1000 bursts
- * of 300 per interval: 50000 refills/s at 64, still 24000/s at 128: hot. */
+ * of 300 per interval: 50000 refills/s at 64, hot; the bursts seen tell their depth, so one
+ * step ends the churn. */
 static void churn_with_cap_following_count_rises_then_holds(void **state)
 {
     (void)state;
@@ -282,9 +354,11 @@ static void churn_with_cap_following_count_rises_then_holds(void **state)
     run_init(&r, 4, 1024, 64);
     for (unsigned i = 0; i < 20; i++)
         run_interval(&r, i, WL_BURSTS, 300, 1000);
-    assert_true(r.cs.count > 64);
+    if (r.cs.count <= 64) /* the spills stop below: the count reached the bursts' depth */
+        fail_msg("count %u after 20 intervals of bursts of 300", r.cs.count);
     assert_int_equal(r.reasons_seen[HAK_ACE_UP_CHURN], HAK_ACE_UP_CHURN);
     unsigned settled = r.changes;
+    assert_int_equal(settled, 1);
     uint16_t c = r.cs.count;
     for (unsigned i = 20; i < 120; i++) {
         run_interval(&r, i, WL_BURSTS, 300, 1000);
@@ -298,6 +372,20 @@ static void churn_with_cap_following_count_rises_then_holds(void **state)
     for (unsigned i = 120; i < 220; i++)
         run_interval(&r, i, WL_BURSTS, 300, 1000);
     assert_true(r.changes <= settled + 2);
+    /* The bursts stop: the trims find the list unused, and the count goes back to start at
+     * once, churn floor or not (it would hold for barrier_hold intervals on silence). */
+    for (unsigned i = 220; i < 230; i++)
+        run_interval(&r, i, WL_IDLE, 0, 0);
+    assert_int_equal(r.cs.count, 64);
+    assert_int_equal(r.reasons_seen[HAK_ACE_DOWN_IDLE], HAK_ACE_DOWN_IDLE);
+    /* Bursts of 60000 (a program that builds a big structure, then frees it): no count up to
+     * hi ends that churn, and its trips (9400 refills/s, 0.5% of the thread) are not worth
+     * colder lists: the count holds. */
+    run_init(&r, 4, 1024, 64);
+    for (unsigned i = 0; i < 30; i++)
+        run_interval(&r, i, WL_BURSTS, 60000, 1);
+    assert_int_equal(r.reasons_seen[HAK_ACE_UP_CHURN], 0);
+    assert_true(r.cs.count <= 64);
     /* The same churn at 250 refills/s (5 bursts per interval) costs too little to be worth a
      * bigger list: the count never rises. */
     run_init(&r, 4, 1024, 64);
@@ -320,7 +408,8 @@ static void follows_the_shared_cap_rule(void **state)
     hak_ace_params_default(&p, 4, 1024, 0);
     hak_ace_class_stats_t churn = {.refills = 500, .peak_refills = 500, .blocks_refilled = 32000,
                                    .spills = 250, .blocks_spilled = 32000, .churn_blocks = 32000,
-                                   .list_hwm = 4 * 64 + 1};
+                                   .list_hwm = 4 * 64 + 1, .bursts = 250, .run_refills = 500,
+                                   .threads = 1, .peak_trips = 750};
     hak_list_rule_t saved = hak_list_rule;
     hak_ace_class_state_t cs;
 
@@ -334,27 +423,37 @@ static void follows_the_shared_cap_rule(void **state)
     enum hak_ace_reason r = hak_ace_decide(&p, CLS, &churn, IV_NS, &cs);
     hak_list_rule = saved;
     assert_int_equal(r, HAK_ACE_UP_CHURN);
-    assert_int_equal(cs.count, 128);
+    assert_true(cs.count > 64);
 }
 
-static void producer_consumer_pair_goes_up(void **state)
+static void producer_consumer_pair_goes_up_when_worth_it(void **state)
 {
     (void)state;
     hak_ace_params_t p;
-    hak_ace_params_default(&p, 4, 256, 0);
+    hak_ace_params_default(&p, 4, 1024, 0);
     hak_ace_class_state_t cs;
     hak_ace_class_init(&p, CLS, 64, &cs);
     /* producer: 1000 refills per interval (10000/s); consumer: as many blocks out by spills;
-     * no thread does both, so no churn: the busiest thread's refill rate decides. */
-    hak_ace_class_stats_t st = {.refills = 1000, .peak_refills = 1000, .blocks_refilled = 64000,
-                                .spills = 1000, .blocks_spilled = 64000, .churn_blocks = 0,
-                                .list_hwm = 129};
-    assert_int_equal(hak_ace_decide(&p, CLS, &st, IV_NS, &cs), HAK_ACE_UP_REFILLS);
-    assert_int_equal(cs.count, 128);
-    /* ... up to flow_bytes per batch (32 KiB: 512 blocks of 64 B, here capped by max 256) */
+     * no thread does both, so no churn: a bigger count would save only part of 0.25% of the
+     * producer's time: hold. */
+    hak_ace_class_stats_t st = {.refills = 1000, .peak_refills = 1000, .peak_trips = 1000,
+                                .blocks_refilled = 64000, .spills = 1000,
+                                .blocks_spilled = 64000, .churn_blocks = 0, .list_hwm = 129};
     for (int i = 0; i < 5; i++)
-        hak_ace_decide(&p, CLS, &st, IV_NS, &cs);
-    assert_int_equal(cs.count, 256);
+        assert_int_equal(hak_ace_decide(&p, CLS, &st, IV_NS, &cs), HAK_ACE_HOLD);
+    /* 25000 refills per interval (250000/s, 6.25% of the producer): up to where they would
+     * cost 1.25%, 320; the same evidence again gives the same target (hold). */
+    st.refills = st.peak_refills = st.peak_trips = st.spills = 25000;
+    st.blocks_refilled = st.blocks_spilled = 25000ull * 64;
+    assert_int_equal(hak_ace_decide(&p, CLS, &st, IV_NS, &cs), HAK_ACE_UP_REFILLS);
+    assert_int_equal(cs.count, 320);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(hak_ace_decide(&p, CLS, &st, IV_NS, &cs), HAK_ACE_HOLD);
+    /* ... and never past flow_bytes per batch (32 KiB: 512 blocks of 64 B) */
+    st.refills = st.peak_refills = st.peak_trips = st.spills = 100000;
+    st.blocks_refilled = st.blocks_spilled = 100000ull * 320;
+    assert_int_equal(hak_ace_decide(&p, CLS, &st, IV_NS, &cs), HAK_ACE_UP_REFILLS);
+    assert_int_equal(cs.count, 512);
     /* A 2 KiB class flows at its start count already (64 * 2 KiB > 32 KiB): it holds there;
      * only churn (the same thread refilling and spilling) takes it higher. */
     unsigned c2k = hak_size_to_class(2048);
@@ -363,9 +462,12 @@ static void producer_consumer_pair_goes_up(void **state)
         assert_int_equal(hak_ace_decide(&p, c2k, &st, IV_NS, &cs), HAK_ACE_HOLD);
     assert_int_equal(cs.count, 64);
     hak_ace_class_stats_t churn = st;
-    churn.churn_blocks = 64000;
+    churn.refills = churn.peak_refills = churn.peak_trips = churn.spills = 10000;
+    churn.blocks_refilled = churn.blocks_spilled = churn.churn_blocks = 640000; /* at 64 */
+    churn.bursts = 5000;
+    churn.run_refills = 10000; /* two refills a burst: 192 deep, 216 with an eighth to spare */
     assert_int_equal(hak_ace_decide(&p, c2k, &churn, IV_NS, &cs), HAK_ACE_UP_CHURN);
-    assert_int_equal(cs.count, 128);
+    assert_int_equal(cs.count, 216);
 }
 
 static void respects_bounds(void **state)
@@ -422,14 +524,134 @@ static void step_all_classes_and_reason_names(void **state)
     memset(st, 0, sizeof st);
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
         hak_ace_class_init(&p, c, 64, &cs[c]);
-    st[5].refills = st[5].peak_refills = 1000; /* 10000/s: hot */
-    st[5].blocks_refilled = 64000;
+    st[5].refills = st[5].peak_refills = st[5].peak_trips = 25000; /* 250000/s: worth it */
+    st[5].blocks_refilled = 25000ull * 64;
     assert_int_equal(hak_ace_policy_step(&p, st, IV_NS, cs, why), 1);
     assert_int_equal(why[5], HAK_ACE_UP_REFILLS);
-    assert_int_equal(cs[5].count, 128);
-    assert_string_equal(hak_ace_reason_name(HAK_ACE_UP_REFILLS), "up_refills");
-    assert_string_equal(hak_ace_reason_name(HAK_ACE_DOWN_IDLE), "down_idle");
-    assert_string_equal(hak_ace_reason_name(HAK_ACE_DOWN_SPILLS), "down_spills");
+    assert_int_equal(cs[5].count, 256); /* 320 would cost 1.25%; the max is 256 */
+    static const char *const names[] = {"hold", "up_refills", "up_churn", "down_idle",
+                                        "down_spills", "clamp", "up_short", "down_short",
+                                        "down_budget"};
+    for (unsigned r = 0; r < HAK_ACE_REASONS; r++)
+        assert_string_equal(hak_ace_reason_name((enum hak_ace_reason)r), names[r]);
+}
+
+/* Threads that exit before they take a ring leave exit samples (shared_contracts/ace_summary.h).
+ * 32 of them each refilled a class once at 64 and handed out 40 blocks: the count comes down
+ * to a quarter of that at once (no ring has found the class hot); while one refill each
+ * still suffices, a quarter again, down to min; once threads refill 2 times each, it holds.
+ * Four refills each: twice their batch. A ring that finds the class hot wins over them. */
+static void short_lived_threads_set_the_count(void **state)
+{
+    (void)state;
+    hak_ace_params_t p;
+    hak_ace_params_default(&p, 4, 1024, 0);
+    hak_ace_class_state_t cs;
+    hak_ace_class_init(&p, CLS, 64, &cs);
+    hak_ace_class_stats_t few = {.short_threads = 32, .short_refills = 32,
+                                 .short_blocks_in = 32 * 64, .short_used = 32 * 40};
+    assert_int_equal(hak_ace_decide(&p, CLS, &few, IV_NS, &cs), HAK_ACE_DOWN_SHORT);
+    assert_int_equal(cs.count, 10);
+    few.short_blocks_in = 32 * 10; /* the next threads refill 10 once: a quarter, min 4 */
+    assert_int_equal(hak_ace_decide(&p, CLS, &few, IV_NS, &cs), HAK_ACE_DOWN_SHORT);
+    assert_int_equal(cs.count, 4);
+    few.short_refills = 64; /* at 4 they need two refills each: enough, hold */
+    few.short_blocks_in = 64 * 4;
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(hak_ace_decide(&p, CLS, &few, IV_NS, &cs), HAK_ACE_HOLD);
+    assert_int_equal(cs.count, 4);
+    /* too few samples (under short_min): the short-thread rules stay out of it */
+    hak_ace_class_init(&p, CLS, 64, &cs);
+    hak_ace_class_stats_t three = few;
+    three.short_threads = three.short_refills = 3;
+    three.short_blocks_in = 3 * 64;
+    three.short_used = 3 * 18;
+    for (int i = 0; i < 10; i++)
+        assert_true(hak_ace_decide(&p, CLS, &three, IV_NS, &cs) != HAK_ACE_DOWN_SHORT);
+    /* four refills each of 64: up to twice their batch */
+    hak_ace_class_init(&p, CLS, 64, &cs);
+    hak_ace_class_stats_t many = {.short_threads = 32, .short_refills = 32 * 4,
+                                  .short_blocks_in = 32 * 4 * 64, .short_used = 32 * 250};
+    assert_int_equal(hak_ace_decide(&p, CLS, &many, IV_NS, &cs), HAK_ACE_UP_SHORT);
+    assert_int_equal(cs.count, 128);
+    assert_int_equal(hak_ace_decide(&p, CLS, &many, IV_NS, &cs), HAK_ACE_HOLD); /* same evidence */
+    /* a long-lived thread finds the class hot (churn): the samples do not pull it down */
+    hak_ace_class_init(&p, CLS, 64, &cs);
+    hak_ace_class_stats_t mixed = few;
+    mixed.refills = mixed.peak_refills = 2000; /* 20000 refills/s */
+    mixed.spills = 2000;
+    mixed.peak_trips = 4000;
+    mixed.blocks_refilled = mixed.blocks_spilled = mixed.churn_blocks = 2000 * 64;
+    mixed.list_hwm = 129;
+    mixed.bursts = 1000;
+    mixed.run_refills = 2000;
+    for (int i = 0; i < 10; i++) {
+        enum hak_ace_reason r = hak_ace_decide(&p, CLS, &mixed, IV_NS, &cs);
+        assert_true(r != HAK_ACE_DOWN_SHORT);
+    }
+    assert_true(cs.count > 64);
+}
+
+/* The park budget spans classes: raised counts may park at most park_budget bytes (threads x
+ * extra cap x size); past it, the class that saves the fewest trips per byte comes down first,
+ * by halves, and an up that would break it is cut back. Budget 0: no raise survives. */
+static void park_budget_brings_down_the_least_useful(void **state)
+{
+    (void)state;
+    hak_ace_params_t p;
+    hak_ace_params_default(&p, 4, 1024, 8u << 20); /* HAKMEM_TCACHE_MAX_KIB=8192 */
+    p.park_budget = 4u << 20;
+    hak_ace_class_state_t cs[HAK_NUM_CLASSES];
+    hak_ace_class_stats_t st[HAK_NUM_CLASSES];
+    enum hak_ace_reason why[HAK_NUM_CLASSES];
+    memset(st, 0, sizeof st);
+    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
+        hak_ace_class_init(&p, c, hak_default_refill[c], &cs[c]);
+    const unsigned small = 3, big = 37; /* 64 B at 64, 24 KiB at 16 */
+    cs[small].count = 512; /* parks (1024 - 128) * 64 B = 56 KiB */
+    cs[small].saved = 100000;
+    cs[small].threads = 1;
+    cs[big].count = 170; /* parks 2 threads x (340 - 32) x 24 KiB = 14.4 MiB */
+    cs[big].saved = 100000;
+    cs[big].threads = 2;
+    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) /* both busy: no idle evidence */
+        st[c].refills = st[c].peak_refills = st[c].peak_trips = 100;
+    st[small].blocks_refilled = 100 * 512;
+    st[big].blocks_refilled = 100 * 170;
+    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
+        st[c].threads = cs[c].threads;
+    hak_ace_policy_step(&p, st, IV_NS, cs, why);
+    assert_int_equal(why[big], HAK_ACE_DOWN_BUDGET);
+    assert_int_equal(cs[big].count, 42); /* 170 -> 85 -> 42: 2 x (84 - 32) x 24 KiB = 2.4 MiB */
+    assert_int_equal(why[small], HAK_ACE_HOLD);
+    assert_int_equal(cs[small].count, 512);
+    uint64_t total = 0;
+    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
+        total += hak_ace_parked_bytes(&p, c, &cs[c]);
+    assert_true(total <= p.park_budget);
+    /* an up the budget cannot afford is cut back: hot churn of the 24 KiB class from 16 */
+    hak_ace_class_init(&p, big, 16, &cs[big]);
+    memset(&st[big], 0, sizeof st[big]);
+    st[big].refills = st[big].peak_refills = st[big].spills = 20000;
+    st[big].peak_trips = 40000; /* 10% of the thread in trips */
+    st[big].blocks_refilled = st[big].blocks_spilled = st[big].churn_blocks = 20000 * 16;
+    st[big].bursts = 1333;
+    st[big].run_refills = 20000; /* 15 refills a burst: 256 deep, more than hi (170) holds */
+    st[big].list_hwm = 33;
+    st[big].threads = 2;
+    p.park_budget = 2u << 20; /* 64 would park 4.5 MiB, 32 1.5 MiB */
+    hak_ace_policy_step(&p, st, IV_NS, cs, why);
+    assert_int_equal(why[big], HAK_ACE_UP_CHURN); /* granted in part */
+    assert_true(cs[big].count > 16 && cs[big].count < 170);
+    assert_true(hak_ace_parked_bytes(&p, big, &cs[big]) +
+                    hak_ace_parked_bytes(&p, small, &cs[small]) <=
+                p.park_budget);
+    /* budget 0: every raised class back to its start count */
+    p.park_budget = 0;
+    hak_ace_policy_step(&p, st, IV_NS, cs, why);
+    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
+        assert_true(cs[c].count <= cs[c].start);
+    assert_int_equal(why[small], HAK_ACE_DOWN_BUDGET);
 }
 
 int main(void)
@@ -444,10 +666,12 @@ int main(void)
         cmocka_unit_test(churn_under_fixed_cap_steps_down_with_a_ceiling),
         cmocka_unit_test(churn_with_cap_following_count_rises_then_holds),
         cmocka_unit_test(follows_the_shared_cap_rule),
-        cmocka_unit_test(producer_consumer_pair_goes_up),
+        cmocka_unit_test(producer_consumer_pair_goes_up_when_worth_it),
         cmocka_unit_test(respects_bounds),
         cmocka_unit_test(budget_limits_large_classes),
         cmocka_unit_test(step_all_classes_and_reason_names),
+        cmocka_unit_test(short_lived_threads_set_the_count),
+        cmocka_unit_test(park_budget_brings_down_the_least_useful),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -40,8 +40,8 @@ static void run_dump(const char *const set[], tl_result *r)
     int n = 0;
     static const char *const all[] = {
         "POOL_REFILL_COUNT", "POOL_ACE", "POOL_ACE_INTERVAL_MS", "POOL_ACE_MIN", "POOL_ACE_MAX",
-        "POOL_ACE_RING", "POOL_ACE_LOG", "HAKMEM_STATS", "HAKMEM_DEBUG", "HAKMEM_DECAY_MS",
-        "HAKMEM_TCACHE_MAX_KIB", "HAKMEM_STATS_FILE", "LD_PRELOAD", NULL};
+        "POOL_ACE_BUDGET_MIB", "POOL_ACE_RING", "POOL_ACE_LOG", "HAKMEM_STATS", "HAKMEM_DEBUG",
+        "HAKMEM_DECAY_MS", "HAKMEM_TCACHE_MAX_KIB", "HAKMEM_STATS_FILE", "LD_PRELOAD", NULL};
     for (int i = 0; all[i]; i++)
         env[n++] = all[i];
     for (int i = 0; set && set[i]; i++)
@@ -97,7 +97,7 @@ static void test_valid_values(void **state)
     const char *set[] = {"POOL_REFILL_COUNT=32", "POOL_ACE=1", "POOL_ACE_RING=4096",
                          "POOL_ACE_MIN=8", "POOL_ACE_MAX=512", "HAKMEM_DECAY_MS= 250 ",
                          "POOL_REFILL_COUNT_32768=8", "POOL_ACE_LOG=/tmp/ace.csv",
-                         "HAKMEM_STATS_FILE=/tmp/stats.%p", NULL};
+                         "HAKMEM_STATS_FILE=/tmp/stats.%p", "POOL_ACE_BUDGET_MIB=0", NULL};
     tl_result r;
     run_dump(set, &r);
     assert_int_equal(warnings(&r), 0);
@@ -107,6 +107,7 @@ static void test_valid_values(void **state)
     assert_int_equal(field(&r, "POOL_ACE_MIN"), 8);
     assert_int_equal(field(&r, "POOL_ACE_MAX"), 512);
     assert_int_equal(field(&r, "HAKMEM_DECAY_MS"), 250);
+    assert_int_equal(field(&r, "POOL_ACE_BUDGET_MIB"), 0);
     assert_int_equal(field(&r, "fixed_32768"), 8); /* per-class override wins */
     assert_int_equal(field(&r, "fixed_16"), 32);   /* global override elsewhere */
     assert_non_null(strstr(r.out, "POOL_ACE_LOG=/tmp/ace.csv\n"));
@@ -140,7 +141,34 @@ static void test_invalid_values_fall_back(void **state)
     expect_rejected("POOL_ACE_INTERVAL_MS=5", "POOL_ACE_INTERVAL_MS", 100);
     expect_rejected("HAKMEM_TCACHE_MAX_KIB=99999999999999999999999", "HAKMEM_TCACHE_MAX_KIB",
                     8192);
-    expect_rejected("POOL_ACE=2", "POOL_ACE", 0);
+    expect_rejected("POOL_ACE=2", "POOL_ACE", 0); /* shadow is a word, not a number */
+    expect_rejected("POOL_ACE=shadowy", "POOL_ACE", 0);
+    expect_rejected("POOL_ACE=Shadow", "POOL_ACE", 0);
+    expect_rejected("POOL_ACE_BUDGET_MIB=shadow", "POOL_ACE_BUDGET_MIB", 2); /* not its word */
+    expect_rejected("POOL_ACE_BUDGET_MIB=70000", "POOL_ACE_BUDGET_MIB", 2);
+}
+
+/* POOL_ACE takes the word shadow (spaces around it allowed); a bad value's warning names the
+ * variable and lists the word. */
+static void test_ace_shadow_word(void **state)
+{
+    (void)state;
+    const char *words[] = {"POOL_ACE=shadow", "POOL_ACE= shadow ", NULL};
+    for (int i = 0; words[i]; i++) {
+        const char *set[] = {words[i], NULL};
+        tl_result r;
+        run_dump(set, &r);
+        assert_int_equal(warnings(&r), 0);
+        assert_int_equal(field(&r, "POOL_ACE"), HAK_ACE_SHADOW);
+        tl_result_free(&r);
+    }
+    const char *bad[] = {"POOL_ACE=on", NULL};
+    tl_result r;
+    run_dump(bad, &r);
+    assert_int_equal(warnings(&r), 1);
+    assert_non_null(strstr(r.err, "POOL_ACE='on' is not an integer in [0, 1] or one of: shadow"));
+    assert_int_equal(field(&r, "POOL_ACE"), 0);
+    tl_result_free(&r);
 }
 
 /* A path option that is empty or too long: one warning naming it, and the option is off. */
@@ -207,6 +235,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_valid_values),
         cmocka_unit_test(test_invalid_values_fall_back),
         cmocka_unit_test(test_invalid_paths_are_off),
+        cmocka_unit_test(test_ace_shadow_word),
         cmocka_unit_test(test_ace_min_above_max),
         cmocka_unit_test(test_bad_class_override),
     };
