@@ -162,20 +162,21 @@ static uint64_t worth_target(const hak_ace_params_t *p, uint64_t trips_per_s, ui
 }
 
 /* One interval of down evidence (spilled: the class spilled in it). After down_after such
- * intervals in a row, one step of a quarter down. The floor is lo if the class had any event
- * in those intervals (batches sit unused), else its start count (no evidence about the count:
- * back to the prior, no further), and never below a churn floor. */
+ * intervals in a row, one step of a quarter down. The floor is lo if the class spilled in
+ * those intervals (a consumer gains nothing from a batch, and its cap parks memory), else its
+ * start count: a batch that lasts long saves memory down to the prior, and below it a class
+ * used now and then would start its next busy phase short of its Phase 1 count; and never
+ * below a churn floor. */
 static enum hak_ace_reason go_down(const hak_ace_params_t *p, hak_ace_class_state_t *st,
-                                   uint32_t lo, int active, int spilled)
+                                   uint32_t lo, int spilled)
 {
-    st->win_active |= (uint8_t)active;
     st->win_spills |= (uint8_t)spilled;
     if (++st->streak < p->down_after)
         return HAK_ACE_HOLD;
-    uint32_t floor = st->win_active ? lo : (st->start > lo ? st->start : lo);
+    uint32_t floor = st->win_spills ? lo : (st->start > lo ? st->start : lo);
     enum hak_ace_reason why = st->win_spills ? HAK_ACE_DOWN_SPILLS : HAK_ACE_DOWN_IDLE;
     st->streak = 0;
-    st->win_active = st->win_spills = 0;
+    st->win_spills = 0;
     if (st->floor && floor < st->floor)
         floor = st->floor;
     if (st->count <= floor)
@@ -188,7 +189,7 @@ static enum hak_ace_reason go_down(const hak_ace_params_t *p, hak_ace_class_stat
 static void no_down_evidence(hak_ace_class_state_t *st)
 {
     st->streak = 0;
-    st->win_active = st->win_spills = 0;
+    st->win_spills = 0;
 }
 
 /* Threads that exit before they take a ring (shared_contracts/ace_summary.h): each sample is
@@ -234,7 +235,6 @@ enum hak_ace_reason hak_ace_decide(const hak_ace_params_t *p, unsigned c,
         interval_ns = 1;
 
     int ring_active = s->refills || s->spills;
-    int active = ring_active || s->short_threads;
     /* Churn barriers expire after barrier_hold intervals (then one probe step may re-learn
      * them). Not on an idle interval: a count that ended the churn also ends the events. */
     if (st->barrier_age < UINT16_MAX && ++st->barrier_age > p->barrier_hold)
@@ -297,7 +297,7 @@ enum hak_ace_reason hak_ace_decide(const hak_ace_params_t *p, unsigned c,
             return HAK_ACE_HOLD;
         }
         uint16_t churned = st->count;
-        enum hak_ace_reason r = go_down(p, st, lo, 1, 1);
+        enum hak_ace_reason r = go_down(p, st, lo, 1);
         if (r != HAK_ACE_HOLD) {
             st->ceiling = churned;
             st->barrier_age = 0;
@@ -357,7 +357,7 @@ enum hak_ace_reason hak_ace_decide(const hak_ace_params_t *p, unsigned c,
     }
 
     if (rate < p->down_rate) /* a batch outlives 1/down_rate s: most of it sits unused */
-        return go_down(p, st, lo, active, s->spills != 0);
+        return go_down(p, st, lo, s->spills != 0);
     no_down_evidence(st); /* the dead band */
     return HAK_ACE_HOLD;
 }

@@ -66,7 +66,6 @@ typedef struct hak_ace_class_state {
     uint16_t count;       /* the count in force (published) */
     uint16_t start;       /* the Phase 1 count clamped to the bounds: where idle classes rest */
     uint16_t streak;      /* consecutive intervals of down evidence */
-    uint8_t win_active;   /* an event happened during the streak */
     uint8_t win_spills;   /* a spill happened during the streak */
     uint16_t up_streak;   /* consecutive hot intervals held back by the ceiling */
     uint16_t ceiling;     /* 0, or a count that churned under a fixed cap: up stays below it */

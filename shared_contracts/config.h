@@ -38,7 +38,7 @@
       "how often the learner drains the rings and decides, in milliseconds")                   \
     X(ace_min, "POOL_ACE_MIN", 4, 1, 1024, 0, "smallest refill count ACE may publish")         \
     X(ace_max, "POOL_ACE_MAX", 1024, 1, 1024, 0, "largest refill count ACE may publish")        \
-    X(ace_budget_mib, "POOL_ACE_BUDGET_MIB", 2, 0, 65536, 0,                                   \
+    X(ace_budget_mib, "POOL_ACE_BUDGET_MIB", 1, 0, 65536, 0,                                   \
       "process-wide MiB that ACE's raised counts may park in thread lists beyond the fixed "    \
       "counts (an estimate: threads x extra cap x size); 0 lets ACE only lower counts")        \
     X(ace_ring, "POOL_ACE_RING", 1024, 16, 65536, HAK_OPT_POW2,                                 \
