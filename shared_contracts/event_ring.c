@@ -4,7 +4,10 @@
  *
  * Layout: one anonymous private mapping, made once by hak_ring_registry_init and never
  * unmapped: HAK_RING_SLOTS ring headers, then HAK_RING_SLOTS * capacity events. Untouched
- * event pages cost no memory (MAP_NORESERVE, faulted in on first push).
+ * pages cost no memory (MAP_NORESERVE, faulted in on first write): init writes nothing (the
+ * zero mapping is every slot FREE with zero counters), and a slot's mask and slots pointer
+ * are written by the thread that acquires it, so the headers of slots never used stay
+ * unbacked (reading them, as acquire's and the learner's scans do, maps the zero page).
  *
  * Invariants
  *   - reg_rings is NULL until the mapping is complete, then constant (release/acquire).
@@ -15,6 +18,9 @@
  *     ring's first event on and a short-lived thread touches one page of it, not all of them.
  *   - A new owner sees the reset ring through the chain
  *     release(ORPHANED) -> acquire+release(learner, FREE) -> acquire(CAS FREE->OWNED).
+ *   - mask and slots are a slot's constants (its index and the capacity): every thread that
+ *     tries the slot stores the same values (relaxed atomic stores) before its CAS, whose
+ *     release publishes them to the learner's acquire load of OWNED.
  *   - acquire takes the lowest FREE slot, so the rings (and pages) in use stay as few as the
  *     threads that hold them plus those exited since the learner's last interval.
  */
@@ -26,6 +32,8 @@
 #include "event_ring.h"
 
 static hak_ring_t *reg_rings;        /* published once: release store, acquire loads */
+static uint32_t reg_capacity;        /* written before reg_rings is published; then constant */
+static hak_event_t *reg_events;      /* the event space, the same; slot i's is i * capacity on */
 static uint64_t reg_no_ring_drops;   /* relaxed atomic add by ringless threads */
 static pthread_mutex_t reg_init_mu = PTHREAD_MUTEX_INITIALIZER; /* serialises init only */
 
@@ -45,14 +53,11 @@ bool hak_ring_registry_init(uint32_t capacity)
         if (base == MAP_FAILED) {
             ok = false;
         } else {
-            hak_ring_t *rings = (hak_ring_t *)base;
-            hak_event_t *events = (hak_event_t *)(base + head_bytes);
-            for (uint32_t i = 0; i < HAK_RING_SLOTS; i++) {
-                rings[i].mask = capacity - 1;
-                rings[i].slots = events + (size_t)i * capacity;
-                rings[i].state = HAK_RING_FREE; /* the mapping is zero: counters start at 0 */
-            }
-            __atomic_store_n(&reg_rings, rings, __ATOMIC_RELEASE);
+            /* The mapping is zero: every slot FREE (0), every counter 0; headers stay
+             * untouched until a thread acquires their slot. */
+            reg_events = (hak_event_t *)(base + head_bytes);
+            reg_capacity = capacity;
+            __atomic_store_n(&reg_rings, (hak_ring_t *)base, __ATOMIC_RELEASE);
         }
     }
     pthread_mutex_unlock(&reg_init_mu);
@@ -67,9 +72,13 @@ hak_ring_t *hak_ring_acquire(void)
     for (uint32_t k = 0; k < HAK_RING_SLOTS; k++) {
         hak_ring_t *r = &rings[k];
         uint32_t expected = HAK_RING_FREE;
-        if (__atomic_load_n(&r->state, __ATOMIC_RELAXED) == HAK_RING_FREE &&
-            __atomic_compare_exchange_n(&r->state, &expected, HAK_RING_OWNED, false,
-                                        __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+        if (__atomic_load_n(&r->state, __ATOMIC_RELAXED) != HAK_RING_FREE)
+            continue;
+        /* The slot's constants, the same from every thread that gets here (see above). */
+        __atomic_store_n(&r->mask, reg_capacity - 1, __ATOMIC_RELAXED);
+        __atomic_store_n(&r->slots, reg_events + (size_t)k * reg_capacity, __ATOMIC_RELAXED);
+        if (__atomic_compare_exchange_n(&r->state, &expected, HAK_RING_OWNED, false,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
             return r;
     }
     return NULL;

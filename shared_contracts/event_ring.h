@@ -62,17 +62,19 @@ typedef struct hak_ring {
     _Alignas(64) uint32_t tail; /* next slot to read; written by the consumer only */
     /* registry */
     _Alignas(64) uint32_t state; /* enum hak_ring_state */
-    uint32_t mask;               /* capacity - 1 */
-    hak_event_t *slots;          /* capacity entries, inside the registry mapping */
+    uint32_t mask;               /* capacity - 1; written (atomically) by whoever acquires the
+                                  * slot, the same value each time: read with atomic loads */
+    hak_event_t *slots;          /* capacity entries, inside the registry mapping; the same */
 } hak_ring_t;
 
 /* Producer side. Never blocks; false means dropped (and counted). */
 static inline bool hak_ring_push(hak_ring_t *ring, const hak_event_t *ev)
 {
     uint32_t head = ring->head;
-    if (head - ring->tail_cache > ring->mask) {
+    uint32_t mask = __atomic_load_n(&ring->mask, __ATOMIC_RELAXED); /* see the registry note */
+    if (head - ring->tail_cache > mask) {
         ring->tail_cache = __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE);
-        if (head - ring->tail_cache > ring->mask) {
+        if (head - ring->tail_cache > mask) {
             __atomic_store_n(&ring->drops, ring->drops + 1, __ATOMIC_RELAXED);
             if ((unsigned)(ev->kind - 1) < 2 && ev->class_idx < HAK_NUM_CLASSES) {
                 uint32_t *d = &ring->kind_drops[ev->kind - 1][ev->class_idx];
@@ -81,7 +83,7 @@ static inline bool hak_ring_push(hak_ring_t *ring, const hak_event_t *ev)
             return false;
         }
     }
-    ring->slots[head & ring->mask] = *ev;
+    __atomic_load_n(&ring->slots, __ATOMIC_RELAXED)[head & mask] = *ev;
     __atomic_store_n(&ring->pushed, ring->pushed + 1, __ATOMIC_RELAXED);
     __atomic_store_n(&ring->head, head + 1, __ATOMIC_RELEASE);
     return true;
@@ -92,11 +94,13 @@ static inline uint32_t hak_ring_pop(hak_ring_t *ring, hak_event_t *out, uint32_t
 {
     uint32_t tail = ring->tail;
     uint32_t head = __atomic_load_n(&ring->head, __ATOMIC_ACQUIRE);
+    uint32_t mask = __atomic_load_n(&ring->mask, __ATOMIC_RELAXED);
+    const hak_event_t *slots = __atomic_load_n(&ring->slots, __ATOMIC_RELAXED);
     uint32_t n = head - tail;
     if (n > max)
         n = max;
     for (uint32_t i = 0; i < n; i++)
-        out[i] = ring->slots[(tail + i) & ring->mask];
+        out[i] = slots[(tail + i) & mask];
     __atomic_store_n(&ring->tail, tail + n, __ATOMIC_RELEASE);
     return n;
 }
