@@ -224,9 +224,8 @@ void *hak_large_realloc(void *ptr, size_t size)
             moved = dest;
             ((large_hdr_t *)((char *)dest + lead - sizeof(large_hdr_t)))->magic = LARGE_MAGIC;
             ((large_hdr_t *)((char *)dest + lead - sizeof(large_hdr_t)))->lead = lead;
-        } else if (move_len < old_len) { /* a shrink into a cached range: the rest is freed */
-            hak_os.unmap((char *)old_base + move_len, old_len - move_len);
-        }
+        } /* (a shrink into a cached range: mremap itself unmapped the rest of the old block,
+           * and another thread may have mapped that place since) */
     }
     errno = saved;
     char *user = (char *)moved + lead;
