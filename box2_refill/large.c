@@ -12,7 +12,6 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "os.h"
 #include "pagemap_write.h"
@@ -72,8 +71,7 @@ static char *map_for_block(size_t map_len, size_t map_align, size_t *zero_upto)
     char *dest = map_fresh(map_len, map_align);
     if (seed) {
         int saved = errno;
-        if (dest && mremap((void *)seed, seed_len, map_len, MREMAP_MAYMOVE | MREMAP_FIXED, dest) !=
-                        MAP_FAILED) {
+        if (dest && hak_os.remap((void *)seed, seed_len, map_len, dest)) {
             *zero_upto = seed_len;
         } else if (!hak_large_cache_put(seed, seed_len, hak_now_ms())) {
             hak_os.unmap((void *)seed, seed_len); /* (a range spanning two kernel mappings
@@ -182,7 +180,7 @@ void *hak_large_realloc(void *ptr, size_t size)
      * works for a shrink); else move the pages to a fresh 64 KiB aligned place, replacing a
      * reservation made for it. The old page map entry is cleared before the move: once the
      * pages are gone, another thread may map that place. */
-    void *moved = MAP_FAILED;
+    void *moved;
     size_t room = new_len > 2 * old_len ? new_len : 2 * old_len; /* growth doubles at least */
     int big = old_len >= HAK_LARGE_SPLIT_MIN;
     size_t taken = big && new_len > old_len ? hak_large_cache_take_at((uintptr_t)old_base + old_len,
@@ -192,9 +190,9 @@ void *hak_large_realloc(void *ptr, size_t size)
         moved = old_base;
         new_len = old_len + taken;
     } else {
-        moved = mremap(old_base, old_len, new_len, 0);
+        moved = hak_os.remap(old_base, old_len, new_len, NULL);
     }
-    if (moved == MAP_FAILED) {
+    if (!moved) {
         /* Moving a big block: to a cached range that fits if there is one (the pages past the
          * moved ones stay resident there), with at least twice the room when growing, so a
          * buffer growing by small steps moves a few times, not at every 64 KiB. Else (and for
@@ -212,8 +210,8 @@ void *hak_large_realloc(void *ptr, size_t size)
         if (!dest)
             return NULL;
         hak_pagemap_set_range(page_of(ptr), MAP_PAGE, 0);
-        moved = mremap(old_base, old_len, move_len, MREMAP_MAYMOVE | MREMAP_FIXED, dest);
-        if (moved == MAP_FAILED) {
+        moved = hak_os.remap(old_base, old_len, move_len, dest);
+        if (!moved) {
             /* The block was cut from cached ranges that two kernel mappings hold, and mremap
              * moves only within one: copy instead, and keep the old range. */
             size_t keep = old_len - lead < size ? old_len - lead : size;
