@@ -25,7 +25,8 @@
  * merges with the ranges of its state that touch it when either is big.
  *
  * Budget. Resident bytes never exceed HAKMEM_LARGE_CACHE_MIB (the cap: a free past it purges
- * the oldest resident ranges at once, and a range larger than the cap is not kept). Below the
+ * the oldest resident bytes at once, a range merged past it is purged whole, and a block
+ * larger than it is not kept). Below the
  * cap, the target follows the program's large blocks: what the recent peak of live large
  * bytes, plus an eighth, leaves beside the bytes live now (at least HAK_LARGE_CACHE_FLOOR), so
  * live + resident cached stays near that peak. The peak is the highest of the last
@@ -34,13 +35,15 @@
  * the purger (or by the decay tick while no purger runs), purges the oldest resident ranges
  * above the target and unmaps ranges idle for HAKMEM_DECAY_MS (resident or purged); so a
  * program that goes quiet gets its memory back, and a free never unmaps populated pages
- * unless the slots are all taken. A failed mapping and malloc_trim unmap every range.
+ * unless the block is larger than the cap or all slots are taken (the oldest purged range
+ * goes first). A failed mapping and malloc_trim unmap every range.
  *
  * Invariants (cache lock): the ranges are disjoint, mapped read-write, owned by no block, with
  * page map entries 0; resident == the sum of the resident ranges' lengths <= the cap; purged ==
- * the sum of the purged ones; used <= HAK_LARGE_CACHE_SLOTS. A range being purged or unmapped
- * is in no slot. One lock, held only for the slot scans; purge and munmap happen outside it.
- * Reused memory is not zero: calloc clears what *dirty_out says may hold old data.
+ * the sum of the purged ones; used <= HAK_LARGE_CACHE_SLOTS; each range is on exactly one
+ * list of its state (large_cache.c). A range being purged or unmapped is in no slot. One lock,
+ * held only for the list and slot work; purge and munmap happen outside it. Reused memory is
+ * not zero: calloc clears what hak_large_got_t.dirty says may hold old data.
  */
 #ifndef HAK_BOX2_LARGE_CACHE_H
 #define HAK_BOX2_LARGE_CACHE_H

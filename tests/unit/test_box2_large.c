@@ -92,6 +92,38 @@ static int all_bytes(const unsigned char *p, size_t n, unsigned char v)
     return 1;
 }
 
+/* Cache one range of the sum of mib[] MiB, then cut blocks of mib[i] MiB out of it, in order
+ * (block i starts where the ones before it end), each filled with `fill`. Returns the range's
+ * first byte as malloc returned it, or NULL. */
+static char *cut_in_order(char **blk, const unsigned *mib, unsigned n, int fill)
+{
+    size_t total = 0;
+    for (unsigned i = 0; i < n; i++)
+        total += mib[i];
+    char *x = total ? malloc(BLOCK(total)) : NULL;
+    if (!x)
+        return NULL;
+    free(x);
+    size_t off = 0;
+    for (unsigned i = 0; i < n; i++) {
+        blk[i] = malloc(BLOCK(mib[i]));
+        if (blk[i] != x + off)
+            return NULL;
+        memset(blk[i], fill, BLOCK(mib[i]));
+        off += mib[i] * MIB;
+    }
+    return x;
+}
+
+/* Free two touching 8 MiB blocks under a 12 MiB cap: merged, their 16 MiB are purged. */
+static void free_into_purged(char *b, char *c)
+{
+    hak_config.large_cache_mib = 12;
+    free(b);
+    free(c);
+    hak_config.large_cache_mib = 1024;
+}
+
 static void run(int (*scenario)(void *))
 {
     char why[256];
@@ -147,21 +179,13 @@ static int scenario_grow_over_purged(void *unused)
 {
     (void)unused;
     quiet_start();
-    char *x = malloc(BLOCK(24));
+    char *blk[3];
+    char *x = cut_in_order(blk, (const unsigned[]){8, 8, 8}, 3, 0xa5);
     if (!x)
-        TL_FAILF("malloc(24 MiB)");
-    free(x);
-    char *a = malloc(BLOCK(8)), *b = malloc(BLOCK(8)), *c = malloc(BLOCK(8));
-    if (a != x || b != x + 8 * MIB || c != x + 16 * MIB)
-        TL_FAILF("blocks not cut from the cached range in order");
-    memset(a, 0xa5, BLOCK(8));
-    memset(b, 0xa5, BLOCK(8));
-    memset(c, 0xa5, BLOCK(8));
-    hak_config.large_cache_mib = 12;
+        TL_FAILF("blocks not cut from a cached range in order");
     count_calls();
-    free(b);
-    free(c); /* b + c = 16 MiB resident > the 12 MiB cap: purged, not unmapped */
-    free(a); /* resident again: 8 MiB */
+    free_into_purged(blk[1], blk[2]); /* 16 MiB resident > the cap: purged, not unmapped */
+    free(blk[0]);                     /* resident again: 8 MiB */
     hak_large_cache_totals_t t = totals();
     if (purge_calls != 1 || unmap_calls || t.resident != 8 * MIB || t.purged != 16 * MIB)
         TL_FAILF("past the cap: %d purges, %d unmaps, %llu KiB resident, %llu KiB purged; "
@@ -194,20 +218,12 @@ static int scenario_move_resident_pages(void *unused)
 {
     (void)unused;
     quiet_start();
-    char *x = malloc(BLOCK(24));
+    char *blk[4]; /* a, a guard, then two that become a purged range */
+    char *x = cut_in_order(blk, (const unsigned[]){4, 4, 8, 8}, 4, 0x5a);
     if (!x)
-        TL_FAILF("malloc(24 MiB)");
-    free(x);
-    char *a = malloc(BLOCK(4)), *guard = malloc(BLOCK(4));
-    char *b = malloc(BLOCK(8)), *c = malloc(BLOCK(8));
-    if (a != x || guard != x + 4 * MIB || b != x + 8 * MIB || c != x + 16 * MIB)
-        TL_FAILF("blocks not cut from the cached range in order");
-    memset(a, 0x5a, BLOCK(4));
-    hak_config.large_cache_mib = 12;
-    free(b);
-    free(c); /* purged: [R+8, R+24) */
-    free(a); /* resident: [R, R+4), not touching the purged range (guard between) */
-    hak_config.large_cache_mib = 1024;
+        TL_FAILF("blocks not cut from a cached range in order");
+    free_into_purged(blk[2], blk[3]); /* purged: [R+8, R+24) */
+    free(blk[0]); /* resident: [R, R+4), not touching the purged range (the guard between) */
     count_calls();
     /* 12 MiB: only the purged range fits; a's pages are moved into its head */
     unsigned char *p = malloc(12 * MIB);
@@ -219,7 +235,7 @@ static int scenario_move_resident_pages(void *unused)
                  map_calls, remap_moves, all_bytes(p, BLOCK(4), 0x5a) ? "kept" : "lost");
     memset(p, 0x3c, 12 * MIB);
     free(p);
-    free(guard);
+    free(blk[1]);
     /* Now 16 MiB: no range of that size, and none purged to grow over. The largest resident
      * range grows in place or moves into a fresh mapping, its bytes along. */
     malloc_trim(0);
