@@ -12,7 +12,6 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "os.h"
 #include "pagemap_write.h"
@@ -59,28 +58,50 @@ static void *map_fresh(size_t len, size_t align)
     return p; /* NULL: errno ENOMEM */
 }
 
-/* No cached range fits map_len: a fresh mapping, into whose head the largest cached range is
- * moved when the block is big and a range is worth moving (its pages are resident: only the
- * rest faults in). *zero_upto: bytes from the base that may hold old data. */
-static char *map_for_block(size_t map_len, size_t map_align, size_t *zero_upto)
+/* Move the largest resident cached range (shorter than len) into [dest, dest + len): its
+ * pages go along, so only the rest of the block faults in. Returns the bytes moved (0: none
+ * worth moving, or the range spans two kernel mappings, which mremap refuses; it stays
+ * cached). */
+static size_t move_largest_into(char *dest, size_t len, size_t align)
 {
-    *zero_upto = 0;
     size_t seed_len = 0;
-    uintptr_t seed = map_len >= HAK_LARGE_SPLIT_MIN
-                         ? hak_large_cache_take_largest(map_len, map_align, &seed_len)
-                         : 0;
-    char *dest = map_fresh(map_len, map_align);
-    if (seed) {
-        int saved = errno;
-        if (dest && mremap((void *)seed, seed_len, map_len, MREMAP_MAYMOVE | MREMAP_FIXED, dest) !=
-                        MAP_FAILED) {
-            *zero_upto = seed_len;
-        } else if (!hak_large_cache_put(seed, seed_len, hak_now_ms())) {
-            hak_os.unmap((void *)seed, seed_len); /* (a range spanning two kernel mappings
-                                                   * cannot move: it stays cached) */
+    uintptr_t seed = hak_large_cache_take_largest(len, align, &seed_len);
+    if (!seed)
+        return 0;
+    if (hak_os.remap((void *)seed, seed_len, seed_len, dest))
+        return seed_len;
+    if (!hak_large_cache_put(seed, seed_len, hak_now_ms()))
+        hak_os.unmap((void *)seed, seed_len);
+    return 0;
+}
+
+/* No cached range serves map_len: grow the largest resident range in place when the address
+ * space after it is free; else a fresh mapping, into whose head that range is moved. Both
+ * fault in only what the range lacks. *dirty: bytes from the base that may hold old data. */
+static char *map_for_block(size_t map_len, size_t map_align, size_t *dirty)
+{
+    *dirty = 0;
+    if (map_len >= HAK_LARGE_SPLIT_MIN) {
+        size_t seed_len = 0;
+        uintptr_t seed = hak_large_cache_take_largest(map_len, map_align, &seed_len);
+        if (seed) {
+            if (hak_os.remap((void *)seed, seed_len, map_len, NULL)) {
+                *dirty = seed_len;
+                hak_large_cache_note_miss(1);
+                return (char *)seed;
+            }
+            if (!hak_large_cache_put(seed, seed_len, hak_now_ms()))
+                hak_os.unmap((void *)seed, seed_len);
         }
+    }
+    char *dest = map_fresh(map_len, map_align);
+    if (dest && map_len >= HAK_LARGE_SPLIT_MIN) {
+        int saved = errno;
+        *dirty = move_largest_into(dest, map_len, map_align);
         errno = saved;
     }
+    if (dest)
+        hak_large_cache_note_miss(*dirty != 0);
     return dest;
 }
 
@@ -96,20 +117,23 @@ static void *large_alloc(size_t size, size_t align, int zero)
     }
     /* At least one byte past user, so user's map page lies inside the mapping even for
      * memalign(64 KiB or more, 0). */
-    size_t map_len = round_map(lead + (size ? size : 1));
-    size_t got_len = 0, zero_upto;
-    char *base = (char *)hak_large_cache_get(map_len, map_align, &got_len);
-    if (base) {
-        map_len = got_len;
-        zero_upto = map_len;
+    size_t map_len = round_map(lead + (size ? size : 1)), dirty;
+    hak_large_got_t got;
+    char *base;
+    if (hak_large_cache_get(map_len, map_align, &got)) {
+        base = (char *)got.base;
+        map_len = got.len;
+        dirty = got.dirty;
+        if (!dirty && map_len >= HAK_LARGE_SPLIT_MIN) /* purged: bring resident pages along */
+            dirty = move_largest_into(base, map_len, map_align);
     } else {
-        base = map_for_block(map_len, map_align, &zero_upto);
+        base = map_for_block(map_len, map_align, &dirty);
         if (!base)
             return NULL;
     }
     char *user = base + lead;
-    if (zero && zero_upto > lead) /* reused bytes; fresh pages are zero already */
-        memset(user, 0, size < zero_upto - lead ? size : zero_upto - lead);
+    if (zero && dirty > lead) /* reused bytes; fresh and purged pages are zero already */
+        memset(user, 0, size < dirty - lead ? size : dirty - lead);
     large_hdr_t *hdr = (large_hdr_t *)(user - sizeof(large_hdr_t));
     hdr->magic = LARGE_MAGIC;
     hdr->user_key = (uintptr_t)user ^ LARGE_MAGIC;
@@ -122,7 +146,7 @@ static void *large_alloc(size_t size, size_t align, int zero)
         return NULL;
     }
     __atomic_fetch_add(&large_live_count, 1, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&large_live_bytes, map_len, __ATOMIC_RELAXED);
+    hak_large_cache_note_live(__atomic_add_fetch(&large_live_bytes, map_len, __ATOMIC_RELAXED));
     __atomic_fetch_add(&large_total_count, 1, __ATOMIC_RELAXED);
     return user;
 }
@@ -182,7 +206,7 @@ void *hak_large_realloc(void *ptr, size_t size)
      * works for a shrink); else move the pages to a fresh 64 KiB aligned place, replacing a
      * reservation made for it. The old page map entry is cleared before the move: once the
      * pages are gone, another thread may map that place. */
-    void *moved = MAP_FAILED;
+    void *moved;
     size_t room = new_len > 2 * old_len ? new_len : 2 * old_len; /* growth doubles at least */
     int big = old_len >= HAK_LARGE_SPLIT_MIN;
     size_t taken = big && new_len > old_len ? hak_large_cache_take_at((uintptr_t)old_base + old_len,
@@ -192,19 +216,20 @@ void *hak_large_realloc(void *ptr, size_t size)
         moved = old_base;
         new_len = old_len + taken;
     } else {
-        moved = mremap(old_base, old_len, new_len, 0);
+        moved = hak_os.remap(old_base, old_len, new_len, NULL);
     }
-    if (moved == MAP_FAILED) {
+    if (!moved) {
         /* Moving a big block: to a cached range that fits if there is one (the pages past the
          * moved ones stay resident there), with at least twice the room when growing, so a
          * buffer growing by small steps moves a few times, not at every 64 KiB. Else (and for
          * smaller blocks, which the cache keeps whole) to a fresh mapping. */
         size_t dest_align = hdr->lead > MAP_PAGE ? hdr->lead : MAP_PAGE;
-        size_t want = new_len > old_len ? room : new_len, got;
-        void *dest = big ? (void *)hak_large_cache_get(want, dest_align, &got) : NULL;
+        size_t want = new_len > old_len ? room : new_len;
+        hak_large_got_t got;
+        void *dest = big && hak_large_cache_get(want, dest_align, &got) ? (void *)got.base : NULL;
         size_t move_len = old_len < new_len ? old_len : new_len;
         if (dest) {
-            new_len = got;
+            new_len = got.len;
         } else {
             dest = map_fresh(new_len, dest_align);
             move_len = new_len;
@@ -212,8 +237,8 @@ void *hak_large_realloc(void *ptr, size_t size)
         if (!dest)
             return NULL;
         hak_pagemap_set_range(page_of(ptr), MAP_PAGE, 0);
-        moved = mremap(old_base, old_len, move_len, MREMAP_MAYMOVE | MREMAP_FIXED, dest);
-        if (moved == MAP_FAILED) {
+        moved = hak_os.remap(old_base, old_len, move_len, dest);
+        if (!moved) {
             /* The block was cut from cached ranges that two kernel mappings hold, and mremap
              * moves only within one: copy instead, and keep the old range. */
             size_t keep = old_len - lead < size ? old_len - lead : size;
@@ -224,9 +249,8 @@ void *hak_large_realloc(void *ptr, size_t size)
             moved = dest;
             ((large_hdr_t *)((char *)dest + lead - sizeof(large_hdr_t)))->magic = LARGE_MAGIC;
             ((large_hdr_t *)((char *)dest + lead - sizeof(large_hdr_t)))->lead = lead;
-        } else if (move_len < old_len) { /* a shrink into a cached range: the rest is freed */
-            hak_os.unmap((char *)old_base + move_len, old_len - move_len);
-        }
+        } /* (a shrink into a cached range: mremap itself unmapped the rest of the old block,
+           * and another thread may have mapped that place since) */
     }
     errno = saved;
     char *user = (char *)moved + lead;
@@ -238,7 +262,8 @@ void *hak_large_realloc(void *ptr, size_t size)
         if (hak_pagemap_set_range(page_of(user), MAP_PAGE, hak_pm_entry(HAK_PM_LARGE, nh)))
             hak_fatal("realloc(%p): out of memory for the page map after moving the block", ptr);
     }
-    __atomic_fetch_add(&large_live_bytes, new_len - old_len, __ATOMIC_RELAXED);
+    hak_large_cache_note_live(
+        __atomic_add_fetch(&large_live_bytes, new_len - old_len, __ATOMIC_RELAXED));
     return user;
 }
 

@@ -1,29 +1,52 @@
 /* box2_refill/large_cache.h - freed large mappings, kept for reuse: a small page heap of
- * address ranges, split and merged.
+ * address ranges, split and merged, with a budget that follows the program's large blocks.
  *
- * Unmapping a large block on free and mapping the next one makes every page fault again; a
- * program that allocates and frees buffers (images, compression windows, per-request
- * buffers, realloc loops) then spends its time in the kernel. So a freed mapping is kept,
- * resident, as a range [base, base + len) of 64 KiB pages, while the cache holds at most
- * HAKMEM_LARGE_CACHE_MIB in all (the oldest ranges are unmapped to make room; a range larger
- * than the whole budget is not kept).
- *   - Big requests (HAK_LARGE_SPLIT_MIN and up) take the best-fitting range (the smallest big
- *     enough, at the alignment asked), cut to the size asked; the rest stays cached. A freed
- *     range merges with the cached ranges that touch it when either is big. A big request that
- *     no range fits may instead take the largest range of at least HAK_LARGE_GROW_MIN and
- *     move it (mremap: its resident pages go along) into the head of a fresh mapping of the
- *     size asked, so only the rest faults in.
- *   - Smaller requests take the tightest range at most max(4x, +1 MiB) their size, whole:
- *     the slack lets a growing buffer grow in place (realloc), and such ranges stay one kernel
- *     mapping each, which mremap needs.
- * Ranges idle for HAKMEM_DECAY_MS are unmapped by the decay tick; a failed mapping unmaps
- * them all (hak_reclaim). mallopt(M_MMAP_THRESHOLD) sets a size above which a freed mapping
- * is unmapped, not kept (no bound by default).
+ * Unmapping a large block on free and mapping the next one makes every page fault again, and
+ * a munmap of populated pages frees them and flushes TLBs while the program waits; a program
+ * that allocates and frees buffers (images, compression windows, per-request buffers, realloc
+ * loops) then spends its time in the kernel. So a freed mapping is kept as a range
+ * [base, base + len) of 64 KiB pages, in one of two states:
+ *   - RESIDENT: as the block left it, pages in memory (reused without a fault, not zero);
+ *   - PURGED: pages given back with hak_os.purge (MADV_DONTNEED), the address range kept
+ *     (reused without a system call; pages fault in as zero).
+ *
+ * Reuse. Big requests (HAK_LARGE_SPLIT_MIN and up) take, in this order:
+ *   1. the best-fitting resident range (the smallest big enough at the alignment asked), cut
+ *      to the size asked; the rest stays cached;
+ *   2. a resident range grown over the purged ranges that touch it (only the purged part
+ *      faults), the one with the most resident bytes;
+ *   3. the best-fitting purged range, into whose head large.c moves the largest resident
+ *      range (hak_large_cache_take_largest, then hak_os.remap), so only the rest faults;
+ *   4. (large.c) the largest resident range grown in place (mremap, when the address space
+ *      after it is free), else moved into the head of a fresh mapping.
+ * Smaller requests take the tightest resident range at most max(4x, +1 MiB) their size, else
+ * the tightest such purged one, whole: the slack lets a growing buffer grow in place
+ * (realloc), and such ranges stay one kernel mapping each, which mremap needs. A freed range
+ * merges with the ranges of its state that touch it when either is big.
+ *
+ * Budget. Resident bytes never exceed HAKMEM_LARGE_CACHE_MIB (the cap: a free past it purges
+ * the oldest resident bytes at once, a range merged past it is purged whole, and a block
+ * larger than it is not kept). Below the
+ * cap, the target follows the program's large blocks: what the recent peak of live large
+ * bytes, plus an eighth, leaves beside the bytes live now (at least HAK_LARGE_CACHE_FLOOR), so
+ * live + resident cached stays near that peak. The peak is the highest of the last
+ * HAK_LARGE_PEAK_WINDOWS periods of max(10 ms, HAKMEM_DECAY_MS / 4): once the program's large
+ * bytes fall, the target falls within about HAKMEM_DECAY_MS. hak_large_cache_decay, run by
+ * the purger (or by the decay tick while no purger runs), purges the oldest resident ranges
+ * above the target and unmaps ranges idle for HAKMEM_DECAY_MS (resident or purged); so a
+ * program that goes quiet gets its memory back, and a free never unmaps populated pages
+ * unless the block is larger than the cap or all slots are taken (the oldest purged range
+ * goes first). A failed mapping and malloc_trim unmap every range.
+ *
+ * mallopt(M_MMAP_THRESHOLD) sets a size above which a freed mapping is unmapped, not kept
+ * (no bound by default).
  *
  * Invariants (cache lock): the ranges are disjoint, mapped read-write, owned by no block, with
- * page map entries 0; bytes == the sum of their lengths <= the budget; used <= the slot count.
- * One lock, held only for the slot scans; munmap happens outside it. Reused memory is not
- * zero: calloc clears it.
+ * page map entries 0; resident == the sum of the resident ranges' lengths <= the cap; purged ==
+ * the sum of the purged ones; used <= HAK_LARGE_CACHE_SLOTS; each range is on exactly one
+ * list of its state (large_cache.c). A range being purged or unmapped is in no slot. One lock,
+ * held only for the list and slot work; purge and munmap happen outside it. Reused memory is
+ * not zero: calloc clears what hak_large_got_t.dirty says may hold old data.
  */
 #ifndef HAK_BOX2_LARGE_CACHE_H
 #define HAK_BOX2_LARGE_CACHE_H
@@ -31,28 +54,58 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HAK_LARGE_GROW_MIN ((size_t)1 << 20)  /* smaller ranges are not worth an mremap */
-#define HAK_LARGE_SPLIT_MIN ((size_t)2 << 20) /* smaller ranges are kept whole */
+#define HAK_LARGE_GROW_MIN ((size_t)1 << 20)     /* smaller ranges are not worth an mremap */
+#define HAK_LARGE_SPLIT_MIN ((size_t)2 << 20)    /* smaller ranges are kept whole */
+#define HAK_LARGE_CACHE_FLOOR ((size_t)16 << 20) /* the target never goes below this (or cap) */
+#define HAK_LARGE_CACHE_SLOTS 128u
+#define HAK_LARGE_PEAK_WINDOWS 4u
 
-/* Keep [base, base+len) (64 KiB multiples); 0 if the budget cannot hold it (the caller
- * unmaps it). May unmap older ranges to make room. */
+/* What a request got from the cache. */
+typedef struct hak_large_got {
+    uintptr_t base;
+    size_t len;   /* the length taken: need, or more (a whole small range, or the rest of a
+                   * range when no slot is free to keep it) */
+    size_t dirty; /* bytes from base that may hold old data; the rest reads as zero */
+} hak_large_got_t;
+
+/* Keep [base, base+len) (64 KiB multiples, resident); 0 if the cap cannot hold it (the
+ * caller unmaps it). May purge or unmap older ranges to stay within the cap and the slots. */
 int hak_large_cache_put(uintptr_t base, size_t len, uint64_t now_ms);
-/* At least `need` bytes (a 64 KiB multiple) at a base aligned to `align`, cut from the
- * best-fitting range, or 0; *len_out is the length taken (need, or the whole rest of the range
- * when no slot is free to keep that rest). */
-uintptr_t hak_large_cache_get(size_t need, size_t align, size_t *len_out);
+/* At least `need` bytes (a 64 KiB multiple) at a base aligned to `align`, by steps 1-3 of
+ * the reuse order above (without the move of step 3, which is the caller's); 0 if no range
+ * serves it. */
+int hak_large_cache_get(size_t need, size_t align, hak_large_got_t *got);
 /* A block growing in place over the cached range that starts at addr: if that range is at
  * least len long, take min(its length, want) (want >= len, 64 KiB multiples) from its front
  * and return how much; else 0. */
 size_t hak_large_cache_take_at(uintptr_t addr, size_t len, size_t want);
-/* Remove and return the largest range shorter than `need`, at least HAK_LARGE_GROW_MIN long
- * and aligned to `align` (to be moved into a larger mapping), or 0. */
+/* Remove and return the largest resident range shorter than `need`, at least
+ * HAK_LARGE_GROW_MIN long and aligned to `align` (to be grown or moved), or 0. */
 uintptr_t hak_large_cache_take_largest(size_t need, size_t align, size_t *len_out);
-/* Unmap ranges idle for idle_ms or more (0: all); returns the bytes unmapped. */
+/* large.c: the live large bytes after an allocation grew them (raises the current peak). */
+void hak_large_cache_note_live(size_t live_bytes);
+/* large.c: a request that no range served was served by growing or moving a cached range
+ * (grew 1) or by fresh memory alone (grew 0). */
+void hak_large_cache_note_miss(int grew);
+/* The budget's work (see above), given the live large bytes now. Any thread, no lock held;
+ * returns the bytes purged or unmapped. */
+size_t hak_large_cache_decay(uint64_t now_ms, uint64_t decay_ms, size_t live_bytes);
+/* Unmap ranges idle for idle_ms or more, resident or purged (0: all); returns the bytes. */
 size_t hak_large_cache_trim(uint64_t now_ms, uint64_t idle_ms);
-/* Bytes cached (a relaxed read). */
+/* Bytes cached, resident and purged (a relaxed read). */
 size_t hak_large_cache_bytes(void);
-void hak_large_cache_stats(uint64_t *entries, uint64_t *bytes, uint64_t *hits, uint64_t *misses);
+
+typedef struct hak_large_cache_totals {
+    uint64_t entries, resident, purged; /* ranges and their bytes */
+    uint64_t target;                    /* the resident target now */
+    uint64_t hits;      /* requests served from cached ranges (steps 1-3, and realloc's) */
+    uint64_t grown;     /* served by growing or moving a cached range into fresh memory */
+    uint64_t misses;    /* mapped anew, no cached range used */
+    uint64_t purges;    /* ranges purged to meet the cap or the target */
+    uint64_t unmaps;    /* ranges unmapped (idle, trim, slots) */
+} hak_large_cache_totals_t;
+void hak_large_cache_totals(hak_large_cache_totals_t *t);
+
 /* The largest mapping a free may keep (no bound unless mallopt(M_MMAP_THRESHOLD) set one). */
 size_t hak_large_cache_entry_max(void);
 void hak_large_cache_set_entry_max(size_t bytes);

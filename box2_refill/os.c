@@ -1,4 +1,4 @@
-/* box2_refill/os.c - default OS layer: mmap, munmap, madvise(MADV_DONTNEED). */
+/* box2_refill/os.c - default OS layer: mmap, munmap, madvise(MADV_DONTNEED), mremap. */
 #include "os.h"
 
 #include <errno.h>
@@ -24,7 +24,16 @@ static void os_purge(void *addr, size_t len)
     errno = saved;
 }
 
-hak_os_t hak_os = {os_map, os_unmap, os_purge};
+static void *os_remap(void *addr, size_t old_len, size_t new_len, void *new_addr)
+{
+    int saved = errno;
+    void *p = new_addr ? mremap(addr, old_len, new_len, MREMAP_MAYMOVE | MREMAP_FIXED, new_addr)
+                       : mremap(addr, old_len, new_len, 0);
+    errno = saved;
+    return p == MAP_FAILED ? NULL : p;
+}
+
+hak_os_t hak_os = {os_map, os_unmap, os_purge, os_remap};
 
 void *hak_os_map_aligned(size_t len, size_t align)
 {

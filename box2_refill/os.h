@@ -1,8 +1,9 @@
-/* box2_refill/os.h - Box 2's only door to the kernel: map, unmap, purge.
+/* box2_refill/os.h - Box 2's only door to the kernel: map, unmap, purge, remap.
  *
  * A table of function pointers (hak_os) so tests can count calls or force ENOMEM without
- * linker tricks. Defaults call mmap/munmap/madvise. Every function keeps errno on success;
- * hak_os_map_aligned returns NULL with errno ENOMEM on any mapping failure.
+ * linker tricks. Defaults call mmap/munmap/madvise(MADV_DONTNEED)/mremap. Every function keeps
+ * errno on success (remap also on failure); hak_os_map_aligned returns NULL with errno ENOMEM
+ * on any mapping failure.
  */
 #ifndef HAK_BOX2_OS_H
 #define HAK_BOX2_OS_H
@@ -14,6 +15,10 @@ typedef struct hak_os {
     void *(*map)(size_t len);             /* fresh zeroed read-write pages, or NULL */
     void (*unmap)(void *addr, size_t len);
     void (*purge)(void *addr, size_t len); /* give the pages back; contents become zero */
+    /* mremap: new_addr NULL grows or shrinks [addr, addr + old_len) in place; otherwise moves
+     * its pages to new_addr (MREMAP_MAYMOVE | MREMAP_FIXED), replacing what was mapped there.
+     * The old range must lie in one kernel mapping. Returns the new address, or NULL. */
+    void *(*remap)(void *addr, size_t old_len, size_t new_len, void *new_addr);
 } hak_os_t;
 
 extern hak_os_t hak_os; /* tests may replace members; written only while single-threaded */

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "central.h"
+#include "large.h"
 #include "large_cache.h"
 #include "lock.h"
 #include "shared_contracts/config.h"
@@ -174,6 +175,15 @@ void hak_reclaim_did_not_help(size_t len)
 
 static uint64_t next_tick_ms; /* CAS-claimed by the thread that runs a tick */
 
+/* The large cache's budget work: purge above its target, unmap what sat idle. Populated pages
+ * given back cost a page walk and TLB flushes, so the purger does this when it runs. */
+static void large_cache_decay(uint64_t now_ms)
+{
+    uint64_t live_count, live_bytes, total;
+    hak_large_stats(&live_count, &live_bytes, &total);
+    hak_large_cache_decay(now_ms, (uint64_t)hak_config.decay_ms, live_bytes);
+}
+
 /* Run the tick if due; 1 if this call ran it. */
 static int decay_tick(uint64_t now_ms)
 {
@@ -198,7 +208,8 @@ static int decay_tick(uint64_t now_ms)
         hak_unlock(&cc->lock);
     }
     hak_span_decay(now_ms, (uint64_t)hak_config.decay_ms, 0);
-    hak_large_cache_trim(now_ms, (uint64_t)hak_config.decay_ms);
+    if (!hak_purger_running()) /* else the purger does it, off the program's threads */
+        large_cache_decay(now_ms);
     return 1;
 }
 
@@ -247,6 +258,7 @@ static void *purger_main(void *arg)
             uint64_t wait = due > now ? due - now : 1, interval = tick_interval_ms();
             sleep_ms(wait < interval ? wait : interval);
             decay_tick(hak_now_ms());
+            large_cache_decay(hak_now_ms());
             idle = left_to_give_back() ? 0 : idle + 1;
         }
         __atomic_store_n(&purger_state, PURGER_NONE, __ATOMIC_RELEASE);

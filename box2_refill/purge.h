@@ -11,7 +11,10 @@
  * never at library init: by hak_purger_wake, called with no Box 2 lock held (end of a tick
  * that left something to give back, thread exit). The start is claimed by CAS before
  * pthread_create, whose own calloc then finds the claim and does not recurse. All signals are
- * blocked in it; its stack is 64 KiB (8 MiB if the program's static TLS needs more). It exits by itself once a few ticks in a row found
+ * blocked in it; its stack is 64 KiB (8 MiB if the program's static TLS needs more). On each
+ * wake-up it also runs the large cache's budget work (hak_large_cache_decay: purging populated
+ * ranges costs page walks and TLB flushes), which the ticks of the program's threads leave to
+ * it while it runs. It exits by itself once a few ticks in a row found
  * nothing left to give back, so it never keeps a process alive (a main thread that called
  * pthread_exit still ends), and the next wake starts it again. A forked child has none until
  * its own first wake (hak_purger_fork_child resets the claim). It takes the same locks as any

@@ -71,11 +71,16 @@ size_t hak_stats_format(char *buf, size_t cap)
         sp.active >> 10, sp.pooled >> 10, sp.purged >> 10);
     PUT("large: %llu live (%llu KiB), %llu allocated in all\n", (unsigned long long)lcount,
         (unsigned long long)(lbytes >> 10), (unsigned long long)ltotal);
-    uint64_t centries, cbytes, chits, cmisses;
-    hak_large_cache_stats(&centries, &cbytes, &chits, &cmisses);
-    PUT("large cache: %llu mappings (%llu KiB), %llu reused, %llu mapped anew\n",
-        (unsigned long long)centries, (unsigned long long)(cbytes >> 10),
-        (unsigned long long)chits, (unsigned long long)cmisses);
+    hak_large_cache_totals_t lc;
+    hak_large_cache_totals(&lc);
+    PUT("large cache: %llu ranges (%llu KiB resident, %llu KiB purged, target %llu KiB), "
+        "%llu reused, %llu grown from a cached range, %llu mapped anew, %llu purges, "
+        "%llu unmaps\n",
+        (unsigned long long)lc.entries, (unsigned long long)(lc.resident >> 10),
+        (unsigned long long)(lc.purged >> 10), (unsigned long long)(lc.target >> 10),
+        (unsigned long long)lc.hits, (unsigned long long)lc.grown,
+        (unsigned long long)lc.misses, (unsigned long long)lc.purges,
+        (unsigned long long)lc.unmaps);
     if (hak_config.ace)
         PUT("ace: events of threads with no ring (sent to the summary): %llu\n",
             (unsigned long long)hak_ring_no_ring_drops());
@@ -157,9 +162,12 @@ void hak_usage_snapshot(hak_usage_t *u)
     }
     hak_span_totals(&u->spans);
     u->spans_mapped_max = hak_span_mapped_max();
-    uint64_t ltotal, hits, misses;
+    uint64_t ltotal;
     hak_large_stats(&u->large_count, &u->large_bytes, &ltotal);
-    hak_large_cache_stats(&u->cache_entries, &u->cache_bytes, &hits, &misses);
+    hak_large_cache_totals_t lc;
+    hak_large_cache_totals(&lc);
+    u->cache_entries = lc.entries;
+    u->cache_bytes = lc.resident + lc.purged;
 }
 
 /* glibc's fields with hakmem's figures (docs/ARCHITECTURE.md, Memory return):

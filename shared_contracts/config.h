@@ -53,9 +53,9 @@
     X(purger, "HAKMEM_PURGER", 1, 0, 1, 0,                                                      \
       "1 lets a background thread run the decay tick while no allocation slow path does "       \
       "(started lazily, exits when nothing is left to give back)")                             \
-    X(large_cache_mib, "HAKMEM_LARGE_CACHE_MIB", 64, 0, 65536, 0,                                \
-      "freed large mappings kept for reuse (split and merged), in MiB in all; 0 unmaps them "  \
-      "at once")                                                                                \
+    X(large_cache_mib, "HAKMEM_LARGE_CACHE_MIB", 1024, 0, 65536, 0,                              \
+      "most MiB of freed large blocks kept resident for reuse; below it the cache follows the " \
+      "recent peak of live large bytes; 0 unmaps them at once")                                 \
     X(tcache_max_kib, "HAKMEM_TCACHE_MAX_KIB", 8192, 16, 1048576, 0,                           \
       "per thread and class, the bytes a thread list may hold before it spills (the list cap "  \
       "never goes below one refill count)")

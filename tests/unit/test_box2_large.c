@@ -1,0 +1,331 @@
+/* tests/unit/test_box2_large.c - the large cache reuses address ranges instead of mapping anew:
+ * best fit and splitting, merging, a resident range grown over the purged range beside it,
+ * resident pages moved into a purged range, the cap purging instead of unmapping, and a
+ * budget that follows the live large bytes and decays (large_cache.h).
+ *
+ * Linked with libhakmem.a. Each scenario runs in a forked child with the purger off and a
+ * decay delay of 600 s, so no tick runs while it looks (the first, due at once, is taken at
+ * the start); the cache starts empty (malloc_trim). System calls are counted through the
+ * hak_os table. Blocks are laid out by cutting one cached range, so which addresses touch is
+ * known; nothing here measures time.
+ */
+#include <errno.h>
+#include <malloc.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "box2_refill/large.h"
+#include "box2_refill/large_cache.h"
+#include "box2_refill/lock.h"
+#include "box2_refill/os.h"
+#include "box2_refill/purge.h"
+#include "shared_contracts/config.h"
+#include "testlib.h"
+
+#define MIB ((size_t)1 << 20)
+/* malloc(n MiB - 4096) takes exactly n MiB of map pages (64-byte header included). */
+#define BLOCK(n) ((n) * MIB - 4096)
+
+static hak_os_t real_os;
+static int map_calls, unmap_calls, purge_calls, remap_calls, remap_moves;
+
+static void *counting_map(size_t len)
+{
+    map_calls++;
+    return real_os.map(len);
+}
+static void counting_unmap(void *a, size_t len)
+{
+    unmap_calls++;
+    real_os.unmap(a, len);
+}
+static void counting_purge(void *a, size_t len)
+{
+    purge_calls++;
+    real_os.purge(a, len);
+}
+static void *counting_remap(void *a, size_t old_len, size_t new_len, void *to)
+{
+    remap_calls++;
+    void *p = real_os.remap(a, old_len, new_len, to);
+    remap_moves += p && to;
+    return p;
+}
+
+static void count_calls(void)
+{
+    map_calls = unmap_calls = purge_calls = remap_calls = remap_moves = 0;
+    hak_os = (hak_os_t){counting_map, counting_unmap, counting_purge, counting_remap};
+}
+
+/* In the child: no purger, no tick during the scenario, an empty cache, calls counted. */
+static void quiet_start(void)
+{
+    real_os = hak_os;
+    hak_config.purger = 0;
+    hak_config.decay_ms = 600000;
+    hak_config.large_cache_mib = 1024;
+    hak_decay_maybe(hak_now_ms()); /* the tick due now; the next is 150 s away */
+    malloc_trim(0);
+    count_calls();
+}
+
+static hak_large_cache_totals_t totals(void)
+{
+    hak_large_cache_totals_t t;
+    hak_large_cache_totals(&t);
+    return t;
+}
+
+static int all_bytes(const unsigned char *p, size_t n, unsigned char v)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != v)
+            return 0;
+    return 1;
+}
+
+/* Cache one range of the sum of mib[] MiB, then cut blocks of mib[i] MiB out of it, in order
+ * (block i starts where the ones before it end), each filled with `fill`. Returns the range's
+ * first byte as malloc returned it, or NULL. */
+static char *cut_in_order(char **blk, const unsigned *mib, unsigned n, int fill)
+{
+    size_t total = 0;
+    for (unsigned i = 0; i < n; i++)
+        total += mib[i];
+    char *x = total ? malloc(BLOCK(total)) : NULL;
+    if (!x)
+        return NULL;
+    free(x);
+    size_t off = 0;
+    for (unsigned i = 0; i < n; i++) {
+        blk[i] = malloc(BLOCK(mib[i]));
+        if (blk[i] != x + off)
+            return NULL;
+        memset(blk[i], fill, BLOCK(mib[i]));
+        off += mib[i] * MIB;
+    }
+    return x;
+}
+
+/* Free two touching 8 MiB blocks under a 12 MiB cap: merged, their 16 MiB are purged. */
+static void free_into_purged(char *b, char *c)
+{
+    hak_config.large_cache_mib = 12;
+    free(b);
+    free(c);
+    hak_config.large_cache_mib = 1024;
+}
+
+static void run(int (*scenario)(void *))
+{
+    char why[256];
+    if (tl_run_in_child(scenario, NULL, 120, why, sizeof why))
+        fail_msg("%s", why);
+}
+
+/* ---- best fit, splitting, merging ------------------------------------------------------- */
+
+static int scenario_split_and_merge(void *unused)
+{
+    (void)unused;
+    quiet_start();
+    char *x = malloc(BLOCK(26)); /* [R, R + 26 MiB), then cached whole */
+    if (!x)
+        TL_FAILF("malloc(26 MiB)");
+    free(x);
+    count_calls();
+    char *a = malloc(BLOCK(8)), *b = malloc(BLOCK(8));
+    if (a != x || b != x + 8 * MIB)
+        TL_FAILF("8 MiB blocks not cut from the front of the cached range: %p %p, range %p",
+                 (void *)a, (void *)b, (void *)x);
+    free(a); /* cached now: [R, R+8) and [R+16, R+26), b between them */
+    char *c = malloc(6 * MIB);
+    if (c != x)
+        TL_FAILF("6 MiB did not take the best-fitting range (8 MiB at %p), got %p", (void *)x,
+                 (void *)c);
+    free(c);
+    free(b); /* merges with both neighbours */
+    hak_large_cache_totals_t t = totals();
+    if (t.entries != 1 || t.resident != 26 * MIB)
+        TL_FAILF("after the frees: %llu ranges, %llu KiB resident; expected one of 26 MiB",
+                 (unsigned long long)t.entries, (unsigned long long)(t.resident >> 10));
+    char *d = malloc(BLOCK(26));
+    if (d != x)
+        TL_FAILF("the merged range was not reused whole: %p, range %p", (void *)d, (void *)x);
+    free(d);
+    if (map_calls || unmap_calls || purge_calls || remap_calls)
+        TL_FAILF("system calls where cached ranges served every request: map %d unmap %d "
+                 "purge %d remap %d", map_calls, unmap_calls, purge_calls, remap_calls);
+    return 0;
+}
+
+static void test_big_blocks_split_best_fit_and_merge(void **s)
+{
+    (void)s;
+    run(scenario_split_and_merge);
+}
+
+/* ---- the cap purges; a resident range grows over the purged range beside it ----------- */
+
+static int scenario_grow_over_purged(void *unused)
+{
+    (void)unused;
+    quiet_start();
+    char *blk[3];
+    char *x = cut_in_order(blk, (const unsigned[]){8, 8, 8}, 3, 0xa5);
+    if (!x)
+        TL_FAILF("blocks not cut from a cached range in order");
+    count_calls();
+    free_into_purged(blk[1], blk[2]); /* 16 MiB resident > the cap: purged, not unmapped */
+    free(blk[0]);                     /* resident again: 8 MiB */
+    hak_large_cache_totals_t t = totals();
+    if (purge_calls != 1 || unmap_calls || t.resident != 8 * MIB || t.purged != 16 * MIB)
+        TL_FAILF("past the cap: %d purges, %d unmaps, %llu KiB resident, %llu KiB purged; "
+                 "expected the 16 MiB range purged and kept", purge_calls, unmap_calls,
+                 (unsigned long long)(t.resident >> 10), (unsigned long long)(t.purged >> 10));
+    /* 20 MiB: no range alone fits; the resident 8 MiB grows over the purged range after it */
+    unsigned char *p = calloc(1, 20 * MIB);
+    if (p != (unsigned char *)x)
+        TL_FAILF("calloc(20 MiB) at %p, not over the resident range at %p", (void *)p, (void *)x);
+    if (!all_bytes(p, 20 * MIB, 0))
+        TL_FAILF("calloc over a resident and a purged range is not all zero");
+    t = totals();
+    if (map_calls || remap_calls || t.resident != 0 || t.purged != 4 * MIB - 64 * 1024)
+        TL_FAILF("map %d remap %d, %llu KiB resident, %llu KiB purged left; expected no call "
+                 "and the purged rest cached", map_calls, remap_calls,
+                 (unsigned long long)(t.resident >> 10), (unsigned long long)(t.purged >> 10));
+    free(p);
+    return 0;
+}
+
+static void test_cap_purges_and_resident_range_grows_over_purged(void **s)
+{
+    (void)s;
+    run(scenario_grow_over_purged);
+}
+
+/* ---- resident pages move into a purged range, or grow into fresh memory ------------------ */
+
+static int scenario_move_resident_pages(void *unused)
+{
+    (void)unused;
+    quiet_start();
+    char *blk[4]; /* a, a guard, then two that become a purged range */
+    char *x = cut_in_order(blk, (const unsigned[]){4, 4, 8, 8}, 4, 0x5a);
+    if (!x)
+        TL_FAILF("blocks not cut from a cached range in order");
+    free_into_purged(blk[2], blk[3]); /* purged: [R+8, R+24) */
+    free(blk[0]); /* resident: [R, R+4), not touching the purged range (the guard between) */
+    count_calls();
+    /* 12 MiB: only the purged range fits; a's pages are moved into its head */
+    unsigned char *p = malloc(12 * MIB);
+    if (p != (unsigned char *)x + 8 * MIB)
+        TL_FAILF("malloc(12 MiB) at %p, not in the purged range at %p", (void *)p,
+                 (void *)(x + 8 * MIB));
+    if (map_calls || remap_moves != 1 || !all_bytes(p, BLOCK(4), 0x5a))
+        TL_FAILF("map %d, %d moves, old bytes %s: the resident pages were not moved in",
+                 map_calls, remap_moves, all_bytes(p, BLOCK(4), 0x5a) ? "kept" : "lost");
+    memset(p, 0x3c, 12 * MIB);
+    free(p);
+    free(blk[1]);
+    /* Now 16 MiB: no range of that size, and none purged to grow over. The largest resident
+     * range grows in place or moves into a fresh mapping, its bytes along. */
+    malloc_trim(0);
+    unsigned char *q = malloc(BLOCK(6));
+    memset(q, 0x77, BLOCK(6));
+    free(q);
+    count_calls();
+    uint64_t grown0 = totals().grown, misses0 = totals().misses;
+    unsigned char *r = malloc(16 * MIB);
+    if (!r || !all_bytes(r, BLOCK(6) - 64 * 1024, 0x77))
+        TL_FAILF("malloc(16 MiB) after a 6 MiB range: its bytes did not come along");
+    if (remap_calls < 1 || totals().grown != grown0 + 1 || totals().misses != misses0)
+        TL_FAILF("%d remaps, grown +%llu, misses +%llu: expected the range grown or moved",
+                 remap_calls, (unsigned long long)(totals().grown - grown0),
+                 (unsigned long long)(totals().misses - misses0));
+    free(r);
+    return 0;
+}
+
+static void test_resident_pages_move_instead_of_faulting(void **s)
+{
+    (void)s;
+    run(scenario_move_resident_pages);
+}
+
+/* ---- the budget follows the live bytes, decays, and idle ranges are unmapped ----------- */
+
+static int scenario_budget_decays(void *unused)
+{
+    (void)unused;
+    quiet_start();
+    unsigned char *x = malloc(BLOCK(64));
+    if (!x)
+        TL_FAILF("malloc(64 MiB)");
+    memset(x, 0xc3, BLOCK(64));
+    free(x); /* the peak of live bytes was 64 MiB; now one resident range of 64 MiB */
+    uint64_t live_count, live, total;
+    hak_large_stats(&live_count, &live, &total);
+    count_calls();
+    /* The program goes on with 2 MiB blocks, cut from the range and freed back (which keeps
+     * it in use), one per period of a 100 s decay delay, in the cache's own clock. */
+    const uint64_t decay = 100000;
+    uint64_t now = hak_now_ms();
+    for (unsigned k = 1; k <= HAK_LARGE_PEAK_WINDOWS; k++) {
+        now += decay / 4;
+        hak_large_got_t got;
+        if (!hak_large_cache_get(2 * MIB, 64 * 1024, &got) || got.base != (uintptr_t)x - 64)
+            TL_FAILF("step %u: 2 MiB not cut from the front of the cached range", k);
+        hak_large_cache_note_live(live + got.len);
+        hak_large_cache_put(got.base, got.len, now);
+        hak_large_cache_decay(now, decay, live);
+        hak_large_cache_totals_t t = totals();
+        if (k < HAK_LARGE_PEAK_WINDOWS && (purge_calls || t.resident != 64 * MIB))
+            TL_FAILF("step %u: %d purges, %llu KiB resident, with the 64 MiB peak in the window",
+                     k, purge_calls, (unsigned long long)(t.resident >> 10));
+        if (k == HAK_LARGE_PEAK_WINDOWS &&
+            (purge_calls != 1 || unmap_calls || t.resident != HAK_LARGE_CACHE_FLOOR ||
+             t.purged != 64 * MIB - HAK_LARGE_CACHE_FLOOR))
+            TL_FAILF("once the peak left the window: %d purges, %d unmaps, %llu KiB resident, "
+                     "%llu KiB purged; expected the range's tail purged down to the floor",
+                     purge_calls, unmap_calls, (unsigned long long)(t.resident >> 10),
+                     (unsigned long long)(t.purged >> 10));
+    }
+    /* What stays resident keeps its bytes; the purged tail reads as zero. */
+    if (!all_bytes(x + 4 * MIB, HAK_LARGE_CACHE_FLOOR - 4 * MIB - 64, 0xc3) ||
+        !all_bytes(x + HAK_LARGE_CACHE_FLOOR, 4 * MIB, 0))
+        TL_FAILF("resident front or purged tail not as expected");
+    /* Idle for the whole delay: everything is unmapped. */
+    hak_large_cache_decay(now + decay, decay, live);
+    hak_large_cache_totals_t t = totals();
+    if (t.entries || t.resident || t.purged || unmap_calls != 2)
+        TL_FAILF("after an idle delay: %llu ranges, %d unmaps; expected both ranges unmapped",
+                 (unsigned long long)t.entries, unmap_calls);
+    return 0;
+}
+
+static void test_budget_follows_live_bytes_and_decays(void **s)
+{
+    (void)s;
+    run(scenario_budget_decays);
+}
+
+int main(void)
+{
+    hak_config_load();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_big_blocks_split_best_fit_and_merge),
+        cmocka_unit_test(test_cap_purges_and_resident_range_grows_over_purged),
+        cmocka_unit_test(test_resident_pages_move_instead_of_faulting),
+        cmocka_unit_test(test_budget_follows_live_bytes_and_decays),
+    };
+    return cmocka_run_group_tests_name("box2_large", tests, NULL, NULL);
+}
