@@ -130,12 +130,7 @@ check_tree() { # mode root
 }
 
 # ---- suite mode ---------------------------------------------------------------------------
-run=0
-passed=0
-failed_names=""
-t_begin() { echo "[ RUN      ] $1"; run=$((run + 1)); }
-t_ok() { echo "[       OK ] $1"; passed=$((passed + 1)); }
-t_fail() { echo "$2" | sed 's/^/    /'; echo "[  FAILED  ] $1"; failed_names="$failed_names $1"; }
+. "$HERE/lib/suite.sh"
 
 # A tree that obeys the contract: own headers, shared_contracts (by -I. and relative),
 # include/, system and liburcu headers.
@@ -239,15 +234,7 @@ suite() {
     if [ $rc -eq 1 ] && [ "$ng" -ge 2 ]; then t_ok selftest_real_tree_copy_with_planted_violation
     else t_fail selftest_real_tree_copy_with_planted_violation "expected a grep and a cc report for box3_ace/zz_planted.c (rc=$rc): $out"; fi
 
-    nfail=$((run - passed))
-    echo "[==========] $run test(s) run."
-    echo "[  PASSED  ] $passed test(s)."
-    if [ $nfail -gt 0 ]; then
-        echo "[  FAILED  ] $nfail test(s), listed below:"
-        for n in $failed_names; do echo "[  FAILED  ] $n"; done
-        exit 1
-    fi
-    exit 0
+    t_summary
 }
 
 mode=all

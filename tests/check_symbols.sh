@@ -93,12 +93,7 @@ check() { # objdir srcroot
 }
 
 # ---- suite mode ---------------------------------------------------------------------------
-run=0
-passed=0
-failed_names=""
-t_begin() { echo "[ RUN      ] $1"; run=$((run + 1)); }
-t_ok() { echo "[       OK ] $1"; passed=$((passed + 1)); }
-t_fail() { echo "$2" | sed 's/^/    /'; echo "[  FAILED  ] $1"; failed_names="$failed_names $1"; }
+. "$HERE/lib/suite.sh"
 
 # A copy of the objects and of what the check reads of the sources, plus one planted object
 # compiled from C text into folder $3 of the copy; the check must fail naming $4.
@@ -150,15 +145,7 @@ suite() {
         'void hak_tcache_drain(void); void zz(void) { hak_tcache_drain(); }' \
         shared_contracts "shared_contracts references hak_tcache_drain, defined in box1_tls"
 
-    nfail=$((run - passed))
-    echo "[==========] $run test(s) run."
-    echo "[  PASSED  ] $passed test(s)."
-    if [ $nfail -gt 0 ]; then
-        echo "[  FAILED  ] $nfail test(s), listed below:"
-        for n in $failed_names; do echo "[  FAILED  ] $n"; done
-        exit 1
-    fi
-    exit 0
+    t_summary
 }
 
 case "${1:-}" in

@@ -1,0 +1,21 @@
+# tests/lib/suite.sh - CMocka-style result lines for the shell suites (check_boundaries.sh,
+# check_symbols.sh), so tests/run.sh counts them like the CMocka ones. Source it, then call
+# t_begin NAME before each test, t_ok NAME or t_fail NAME WHY after it, and t_summary last
+# (it exits: 0 if every test passed, 1 otherwise).
+run=0
+passed=0
+failed_names=""
+t_begin() { echo "[ RUN      ] $1"; run=$((run + 1)); }
+t_ok() { echo "[       OK ] $1"; passed=$((passed + 1)); }
+t_fail() { echo "$2" | sed 's/^/    /'; echo "[  FAILED  ] $1"; failed_names="$failed_names $1"; }
+t_summary() {
+    nfail=$((run - passed))
+    echo "[==========] $run test(s) run."
+    echo "[  PASSED  ] $passed test(s)."
+    if [ $nfail -gt 0 ]; then
+        echo "[  FAILED  ] $nfail test(s), listed below:"
+        for n in $failed_names; do echo "[  FAILED  ] $n"; done
+        exit 1
+    fi
+    exit 0
+}
