@@ -159,10 +159,11 @@ UBSAN_FLAGS := -fsanitize=undefined -fno-sanitize-recover=undefined
 TSAN_FLAGS  := -fsanitize=thread
 SAN_TIERS   := unit stress
 # Under TSan the unit tests get TSan's malloc (libtsan.so precedes libhakmem.a at link time, so
-# the archive's malloc is not pulled in); these three need hakmem to be the process malloc.
+# the archive's malloc is not pulled in); these need hakmem to be the process malloc.
 # The stress tier is not run under TSan: preloading a TSan-built libhakmem.so into the
 # uninstrumented stress binaries crashes at start-up (SIGSEGV).
-TSAN_SKIP   := unit/test_box1_hotpath unit/test_box2_backend unit/test_invariants
+TSAN_SKIP   := unit/test_box1_hotpath unit/test_box2_backend unit/test_box2_large \
+               unit/test_box2_purger unit/test_invariants
 
 sanitize-build: $(TEST_UNIT_BINS) $(TEST_STRESS_BINS)
 sanitize-build-unit: $(TEST_UNIT_BINS)
