@@ -128,7 +128,8 @@ void *pool_refill_and_alloc(unsigned class_idx)
         return alloc_uncached(class_idx);
 
     uint32_t fixed = hak_fixed_refill_count(class_idx);
-    uint32_t count = hak_config.ace ? hak_policy_refill_count(class_idx, fixed) : fixed;
+    /* Shadow mode publishes nothing: no table to read (and no urcu-bp reader to register). */
+    uint32_t count = hak_config.ace == 1 ? hak_policy_refill_count(class_idx, fixed) : fixed;
     if (HAK_UNLIKELY(hak_config.debug))
         count = 1; /* debug: every malloc comes through here (debug.h) */
     if (HAK_UNLIKELY(hak_refill_hook != NULL))
