@@ -64,7 +64,8 @@ void hak_refill(unsigned class_idx, uint32_t list_len, int cached, hak_refill_t 
     uint64_t now = hak_now_ms();
     if (cached && HAK_LIKELY(!hak_config.debug)) { /* debug: every malloc comes here (debug.h) */
         uint32_t fixed = hak_fixed_refill_count(class_idx);
-        count = hak_config.ace ? hak_policy_refill_count(class_idx, fixed) : fixed;
+        /* Shadow mode publishes nothing: no table to read (and no urcu-bp reader to register). */
+        count = hak_config.ace == 1 ? hak_policy_refill_count(class_idx, fixed) : fixed;
         count = hak_ramp_count(class_idx, count, hak_ramp_step(t, class_idx)); /* ramp.h */
     }
     if (HAK_UNLIKELY(hak_refill_hook != NULL) && cached)

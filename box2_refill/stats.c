@@ -34,7 +34,7 @@
 static uint32_t current_refill_count(unsigned c)
 {
     uint32_t fixed = hak_fixed_refill_count(c);
-    return hak_config.ace ? hak_policy_refill_count(c, fixed) : fixed;
+    return hak_config.ace == 1 ? hak_policy_refill_count(c, fixed) : fixed;
 }
 
 size_t hak_stats_format(char *buf, size_t cap)
