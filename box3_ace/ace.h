@@ -35,13 +35,13 @@ void hak_ace_fork_child(void);
  * learner as its current counts. */
 void hak_policy_publish(const uint16_t counts[HAK_NUM_CLASSES]);
 
-/* One learner interval on the calling thread: drain every ring (recycling ORPHANED ones) and
+/* One learner interval on the calling thread: collect every ring (recycling ORPHANED ones) and
  * the summary of ringless threads, decide, publish if a count changed (in shadow mode: note
  * it in hak_policy_shadow instead), log. For tests; serialised with the learner. */
 void hak_ace_step(void);
 
 uint64_t hak_ace_publishes(void);                     /* tables published so far */
-uint64_t hak_ace_events_seen(unsigned class_idx);     /* events the learner drained, per class */
+uint64_t hak_ace_events_seen(unsigned class_idx);     /* events the learner collected, per class */
 uint64_t hak_ace_drops_seen(void);                    /* ring-full + no-ring drops counted */
 uint64_t hak_ace_exits_seen(void);     /* threads that exited before taking a ring */
 uint64_t hak_ace_exit_samples(void);   /* of which the summary sampled this many */

@@ -3,8 +3,8 @@
  *
  * Locking: hak_ace_mu is the one ACE mutex. It guards all learner state (per-class policy
  * state, the collector's per-ring bookkeeping, the log fd) and every publication. The learner
- * holds it for a whole interval (drain, decide, publish, log) and drops it only while it
- * sleeps; fork prepare takes it, so a fork never lands mid-drain or mid-publish. Lock order:
+ * holds it for a whole interval (collect, decide, publish, log) and drops it only while it
+ * sleeps; fork prepare takes it, so a fork never lands mid-collect or mid-publish. Lock order:
  * hak_ace_mu before urcu-bp's internal locks (synchronize_rcu, urcu_bp_before_fork).
  * No allocator lock is ever taken under it.
  */
@@ -21,20 +21,20 @@ extern pthread_mutex_t hak_ace_mu;
 /* One interval's harvest from the rings. */
 typedef struct hak_ace_interval {
     hak_ace_class_stats_t cls[HAK_NUM_CLASSES];
-    uint64_t drained[HAK_NUM_CLASSES]; /* events drained per class (cls[] adds the drops) */
-    uint64_t events; /* events drained */
+    uint64_t collected[HAK_NUM_CLASSES]; /* events collected per class (cls[] adds the drops) */
+    uint64_t events; /* events collected */
     uint64_t drops;  /* ring-full drops + no-ring drops that happened since the last harvest */
     uint64_t ringless_events; /* events of threads with no ring, taken from the summary */
     uint64_t exits;           /* threads that exited before taking a ring */
     uint64_t exit_samples;    /* of which the summary sampled this many */
 } hak_ace_interval_t;
 
-/* collect.c, under hak_ace_mu: drain every OWNED and ORPHANED ring into *iv (zeroed first),
+/* collect.c, under hak_ace_mu: collect every OWNED and ORPHANED ring into *iv (zeroed first),
  * then the summary of ringless threads; ORPHANED rings are set FREE once empty. counts: the
- * counts in force, to size dropped events of a class none of whose events was drained. */
+ * counts in force, to size dropped events of a class none of whose events was collected. */
 void hak_ace_collect(hak_ace_interval_t *iv, const uint16_t counts[HAK_NUM_CLASSES]);
 
-/* collect.c, under hak_ace_mu: drain every ring and throw the events away (they were pushed
+/* collect.c, under hak_ace_mu: collect every ring and throw the events away (they were pushed
  * under the table a publish just replaced); drop marks move on, orphans are recycled. The
  * summary is left for the next hak_ace_collect. Returns the ring-full drops it passed. */
 uint64_t hak_ace_collect_discard(const uint16_t counts[HAK_NUM_CLASSES]);

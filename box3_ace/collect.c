@@ -1,5 +1,5 @@
 /* box3_ace/collect.c - the learner's side of the rings and of the summary of ringless
- * threads: drain, tally per class, recycle.
+ * threads: collect, tally per class, recycle.
  *
  * Runs under hak_ace_mu (the learner, or hak_ace_step in tests): it is the single consumer of
  * every ring (contract C), so hak_ring_pop needs no further coordination, and the only reader
@@ -11,8 +11,8 @@
  * events on a ring: a run of refills that a spill ends is one burst, and the refills per burst
  * tell the policy how deep the bursts are; a trim of a short list that follows another trim
  * with no refill between says the thread's list holds more than it uses. An OWNED ring is
- * drained at most 2 * capacity events per interval (its producer keeps pushing); an ORPHANED
- * ring has no producer, so it is drained to empty and then set FREE (release: the next owner
+ * collected at most 2 * capacity events per interval (its producer keeps pushing); an ORPHANED
+ * ring has no producer, so it is collected to empty and then set FREE (release: the next owner
  * sees tail == head).
  */
 #include <string.h>
@@ -22,7 +22,7 @@
 #include "shared_contracts/event_ring.h"
 #include "shared_contracts/list_rule.h"
 
-#define DRAIN_BATCH 256u
+#define COLLECT_BATCH 256u
 
 static uint64_t last_drops[HAK_RING_SLOTS]; /* per slot: ring->drops at the last harvest; mu */
 static uint32_t last_kind_drops[HAK_RING_SLOTS][2][HAK_NUM_CLASSES]; /* ring->kind_drops; mu */
@@ -49,8 +49,8 @@ typedef struct ring_tally {
 static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
 /* A full ring dropped events (contract A drops the newest). The ring counted them by kind and
- * class, so the tally gets their exact number; their blocks are estimated from the drained
- * events of that class and kind, or, with none drained, from the count in force: a refill
+ * class, so the tally gets their exact number; their blocks are estimated from the collected
+ * events of that class and kind, or, with none collected, from the count in force: a refill
  * moves `count` blocks, a spill what the list rule (shared_contracts/list_rule.h) cuts from a
  * list one past the cap that count gives. */
 static void add_dropped(ring_tally_t *t, unsigned c, uint32_t drop_refills, uint32_t drop_spills,
@@ -66,7 +66,7 @@ static void add_dropped(ring_tally_t *t, unsigned c, uint32_t drop_refills, uint
     t->spills = s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
 }
 
-static void drain_ring(uint32_t slot, hak_ring_t *r, hak_ace_interval_t *iv,
+static void collect_ring(uint32_t slot, hak_ring_t *r, hak_ace_interval_t *iv,
                        const uint16_t counts[HAK_NUM_CLASSES])
 {
     /* Acquire: for ORPHANED, everything the dead owner pushed is visible below. */
@@ -75,12 +75,12 @@ static void drain_ring(uint32_t slot, hak_ring_t *r, hak_ace_interval_t *iv,
         return;
     ring_tally_t tally[HAK_NUM_CLASSES];
     memset(tally, 0, sizeof tally);
-    hak_event_t buf[DRAIN_BATCH];
+    hak_event_t buf[COLLECT_BATCH];
     uint64_t budget = state == HAK_RING_ORPHANED ? UINT64_MAX : 2ull * (r->mask + 1ull);
     uint64_t seen = 0;
     uint32_t n;
     do {
-        n = hak_ring_pop(r, buf, DRAIN_BATCH);
+        n = hak_ring_pop(r, buf, COLLECT_BATCH);
         seen += n;
         for (uint32_t i = 0; i < n; i++) {
             const hak_event_t *e = &buf[i];
@@ -116,7 +116,7 @@ static void drain_ring(uint32_t slot, hak_ring_t *r, hak_ace_interval_t *iv,
             if (e->list_len > cs->list_hwm)
                 cs->list_hwm = e->list_len;
         }
-    } while (n == DRAIN_BATCH && seen < budget);
+    } while (n == COLLECT_BATCH && seen < budget);
     iv->events += seen;
 
     uint64_t drops = __atomic_load_n(&r->drops, __ATOMIC_RELAXED);
@@ -126,7 +126,7 @@ static void drain_ring(uint32_t slot, hak_ring_t *r, hak_ace_interval_t *iv,
 
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
         ring_tally_t *t = &tally[c];
-        iv->drained[c] += t->refills + t->spills;
+        iv->collected[c] += t->refills + t->spills;
         if (dropped) {
             uint32_t kd[2];
             for (unsigned k = 0; k < 2; k++) {
@@ -160,7 +160,7 @@ static void drain_ring(uint32_t slot, hak_ring_t *r, hak_ace_interval_t *iv,
     }
 
     if (state == HAK_RING_ORPHANED) {
-        /* Drained to empty (n < DRAIN_BATCH ended the loop), and no producer is left: start
+        /* Drained to empty (n < COLLECT_BATCH ended the loop), and no producer is left: start
          * the ring over at event 0 for its next owner (shared_contracts/event_ring.c). */
         r->head = r->tail = r->tail_cache = 0;
         r->pushed = r->drops = 0;
@@ -226,8 +226,8 @@ void hak_ace_collect(hak_ace_interval_t *iv, const uint16_t counts[HAK_NUM_CLASS
     for (uint32_t slot = 0; slot < HAK_RING_SLOTS; slot++) {
         hak_ring_t *r = hak_ring_get(slot);
         if (!r)
-            break; /* registry not mapped: nothing to drain */
-        drain_ring(slot, r, iv, counts);
+            break; /* registry not mapped: nothing to collect */
+        collect_ring(slot, r, iv, counts);
     }
     uint64_t nr = hak_ring_no_ring_drops();
     iv->drops += nr - last_no_ring_drops;
@@ -243,7 +243,7 @@ uint64_t hak_ace_collect_discard(const uint16_t counts[HAK_NUM_CLASSES])
         hak_ring_t *r = hak_ring_get(slot);
         if (!r)
             break;
-        drain_ring(slot, r, &scratch, counts);
+        collect_ring(slot, r, &scratch, counts);
     }
     return scratch.drops;
 }

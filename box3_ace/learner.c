@@ -6,7 +6,7 @@
  * hak_ace_start / hak_ace_stop / hak_ace_fork_child; there is no way back to OFF, so the
  * learner starts at most once per process.
  *
- * Each interval, under hak_ace_mu: drain every ring (collect.c), run the policy (policy.c),
+ * Each interval, under hak_ace_mu: collect every ring (collect.c), run the policy (policy.c),
  * publish if a count changed (publish.c), log the changes (acelog.c). Between intervals the
  * learner sleeps in pthread_cond_timedwait on CLOCK_MONOTONIC with hak_ace_mu released, so
  * hak_ace_stop wakes it at once. It runs with every signal blocked and is named "hakmem-ace".
@@ -111,9 +111,9 @@ static void init_locked(void)
     ace_inited = 1;
 }
 
-/* One interval: drain, decide, publish (or, in shadow mode, only note), log. After a publish
+/* One interval: collect, decide, publish (or, in shadow mode, only note), log. After a publish
  * the rings still hold what was pushed under the table it replaced, which would be read as the
- * new count's effect: they are drained once more and thrown away, and the next interval's
+ * new count's effect: they are collected once more and thrown away, and the next interval's
  * rates count from then. quick: a follow-up interval (up rules only, see learner_main).
  * Returns 1 if a count went up. */
 static int tick_locked(int quick)
@@ -134,7 +134,7 @@ static int tick_locked(int quick)
     }
     hak_ace_collect(&ace_iv, in_force);
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
-        add_relaxed(&ace_events[c], ace_iv.drained[c]);
+        add_relaxed(&ace_events[c], ace_iv.collected[c]);
     add_relaxed(&ace_drops, ace_iv.drops);
     add_relaxed(&ace_exits, ace_iv.exits);
     add_relaxed(&ace_exit_samples, ace_iv.exit_samples);
@@ -262,7 +262,7 @@ void hak_ace_stop(void)
     __atomic_store_n(&ace_state, ACE_STOPPED, __ATOMIC_RELEASE);
 }
 
-/* Fork: hold hak_ace_mu (no drain or publish in flight) and urcu-bp's locks across fork(). */
+/* Fork: hold hak_ace_mu (no collect or publish in flight) and urcu-bp's locks across fork(). */
 void hak_ace_fork_prepare(void)
 {
     if (!hak_config.ace || fork_depth++ > 0)

@@ -32,7 +32,7 @@
 
 #include "shared_contracts/size_classes.h"
 
-/* One class, one interval, summed over every ring the learner drained, plus the summary of
+/* One class, one interval, summed over every ring the learner collected, plus the summary of
  * threads that had no ring (shared_contracts/ace_summary.h). */
 typedef struct hak_ace_class_stats {
     uint32_t refills;         /* HAK_EV_REFILL events */
@@ -43,7 +43,7 @@ typedef struct hak_ace_class_stats {
     uint32_t peak_trips;      /* refills + spills of the thread with the most of both */
     uint64_t churn_blocks;    /* sum over threads of min(blocks refilled, blocks spilled) */
     uint32_t list_hwm;        /* largest list_len in any event: at a spill, the cap + 1 */
-    /* Burst shape, from the order of drained events: on rings that refilled and spilled this
+    /* Burst shape, from the order of collected events: on rings that refilled and spilled this
      * class, `bursts` runs of refills ended by a spill, holding `run_refills` refills. */
     uint32_t bursts;
     uint32_t run_refills;

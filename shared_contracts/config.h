@@ -35,7 +35,7 @@
       "1 starts the ACE learner thread (adaptive refill counts); shadow runs it, logs what it "  \
       "would publish and publishes nothing")                                                    \
     X(ace_interval_ms, "POOL_ACE_INTERVAL_MS", 100, 10, 60000, 0,                               \
-      "how often the learner drains the rings and decides, in milliseconds")                   \
+      "how often the learner collects the rings' events and decides, in milliseconds")    \
     X(ace_min, "POOL_ACE_MIN", 4, 1, 1024, 0, "smallest refill count ACE may publish")         \
     X(ace_max, "POOL_ACE_MAX", 1024, 1, 1024, 0, "largest refill count ACE may publish")        \
     X(ace_budget_mib, "POOL_ACE_BUDGET_MIB", 1, 0, 65536, 0,                                   \

@@ -1,6 +1,6 @@
 /* shared_contracts/event_ring.c - the fixed array of event rings (contract C of
  * event_ring.h). It lives here, not in a box, because both sides use it: Box 2's threads
- * acquire and release rings, Box 3 maps the registry when ACE starts and drains the rings.
+ * acquire and release rings, Box 3 maps the registry when ACE starts and collects the rings.
  *
  * Layout: one anonymous private mapping, made once by hak_ring_registry_init and never
  * unmapped: HAK_RING_SLOTS ring headers, then HAK_RING_SLOTS * capacity events. Untouched
@@ -13,7 +13,7 @@
  *   - reg_rings is NULL until the mapping is complete, then constant (release/acquire).
  *   - state transitions: FREE->OWNED by a CAS of the acquiring thread; OWNED->ORPHANED by a
  *     release store of that thread (hak_ring_release); ORPHANED->FREE by the learner, after it
- *     drained the ring (box3_ace/collect.c) and reset it: head, tail, tail_cache, pushed and
+ *     collected the ring (box3_ace/collect.c) and reset it: head, tail, tail_cache, pushed and
  *     drops back to 0 (with its own "drops last seen" mark), so a new owner writes from the
  *     ring's first event on and a short-lived thread touches one page of it, not all of them.
  *   - A new owner sees the reset ring through the chain

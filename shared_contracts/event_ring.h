@@ -13,7 +13,7 @@
  *             HAK_RING_AFTER_REFILLS-th refill: a thread that refills less over its whole
  *             life, like a short-lived worker, raises no events and costs the registry no
  *             page; its slow paths are the same);
- *   ORPHANED  its thread exited; the learner drains what is left, then sets it FREE.
+ *   ORPHANED  its thread exited; the learner collects what is left, then sets it FREE.
  * Only the owner thread moves FREE->OWNED (CAS) and OWNED->ORPHANED; only the learner moves
  * ORPHANED->FREE. So a ring is never reused while it holds another thread's events, and the
  * learner never reads memory that can go away. With every slot taken, a thread runs without a
@@ -55,7 +55,7 @@ typedef struct hak_ring {
     uint32_t tail_cache;        /* producer's last view of tail */
     uint64_t pushed;            /* events accepted; producer only */
     uint64_t drops;             /* events dropped because the ring was full; producer only */
-    /* drops by kind (refill, spill) and class: the learner adds them to what it drained, so
+    /* drops by kind (refill, spill) and class: the learner adds them to what it collected, so
      * a full ring loses events, never counts; producer only, touched only on a drop */
     uint32_t kind_drops[2][HAK_NUM_CLASSES];
     /* consumer's line */
@@ -106,7 +106,7 @@ static inline uint32_t hak_ring_pop(hak_ring_t *ring, hak_event_t *out, uint32_t
 }
 
 /* Registry (shared_contracts/event_ring.c; Box 3 maps it when ACE starts, Box 2's threads
- * acquire and release rings, Box 3's learner drains them).
+ * acquire and release rings, Box 3's learner collects them).
  * hak_ring_registry_init: map every slot with capacity `capacity` (power of two); once, from
  *   ACE start. Returns false if the mapping failed (ACE then stays off).
  * hak_ring_acquire: a thread takes a FREE slot; NULL if ACE is off or all are taken.
