@@ -209,7 +209,7 @@ HAKMEM_API int malloc_trim(size_t pad)
     (void)pad;
     HAK_VG_ENTER();
     hak_tcache_drain();
-    int released = hak_backend_trim();
+    int released = hak_backend_release();
     HAK_VG_LEAVE();
     return released;
 }

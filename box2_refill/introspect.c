@@ -127,7 +127,7 @@ HAKMEM_API int mallopt(int param, int value)
         int64_t mib = ((int64_t)value + (1 << 20) - 1) >> 20;
         int64_t old = __atomic_exchange_n(&hak_config.large_cache_mib, mib, __ATOMIC_RELAXED);
         if (mib < old) /* the cache has no finer eviction than "all": what it kept goes now */
-            hak_large_cache_trim(hak_now_ms(), 0);
+            hak_large_cache_release(hak_now_ms(), 0);
         return 1;
     }
     case M_MMAP_THRESHOLD: { /* freed mappings this big go back to the OS at once */
@@ -136,7 +136,7 @@ HAKMEM_API int mallopt(int param, int value)
         size_t old = hak_large_cache_entry_max();
         hak_large_cache_set_entry_max((size_t)value);
         if ((size_t)value < old)
-            hak_large_cache_trim(hak_now_ms(), 0);
+            hak_large_cache_release(hak_now_ms(), 0);
         return 1;
     }
     case M_HAKMEM_DECAY_MS:
@@ -148,7 +148,7 @@ HAKMEM_API int mallopt(int param, int value)
         void (*drain)(void) = __atomic_load_n(&hak_tcache_hooks.self_drain, __ATOMIC_RELAXED);
         if (drain)
             drain();
-        hak_backend_trim();
+        hak_backend_release();
         return 1;
     }
     default: /* M_MXFAST, M_TOP_PAD, M_MMAP_MAX, M_ARENA_*, M_PERTURB, M_CHECK_ACTION: nothing

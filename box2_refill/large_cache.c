@@ -494,7 +494,7 @@ size_t hak_large_cache_decay(uint64_t now_ms, uint64_t decay_ms, size_t live_byt
     return run_jobs(jobs, n, now_ms);
 }
 
-size_t hak_large_cache_trim(uint64_t now_ms, uint64_t idle_ms)
+size_t hak_large_cache_release(uint64_t now_ms, uint64_t idle_ms)
 {
     job_t jobs[SLOTS];
     unsigned n = 0;

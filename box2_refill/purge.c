@@ -56,7 +56,7 @@ int hak_reclaim(void)
     __atomic_fetch_add(&reclaims, 1, __ATOMIC_RELAXED);
     int released = hak_release_cached(hak_now_ms());
     released |= hak_span_unmap_purged() != 0;
-    released |= hak_large_cache_trim(hak_now_ms(), 0) != 0;
+    released |= hak_large_cache_release(hak_now_ms(), 0) != 0;
     errno = saved;
     return released;
 }
@@ -138,12 +138,12 @@ int hak_mapping_hopeless(size_t len)
     return hopeless;
 }
 
-int hak_backend_trim(void)
+int hak_backend_release(void)
 {
     uint64_t now = hak_now_ms();
     hak_release_cached(now);
     int released = hak_span_decay(now, 0, 1) > 0; /* 1 when pages went back to the OS */
-    released |= hak_large_cache_trim(now, 0) > 0;
+    released |= hak_large_cache_release(now, 0) > 0;
     return released;
 }
 

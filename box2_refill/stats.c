@@ -1,5 +1,5 @@
 /* box2_refill/stats.c - statistics table, hakmem_stats_print, mallinfo2, mallinfo.
- * (malloc_trim is box1_tls/api.c, over hak_backend_trim in refill.c.)
+ * (malloc_trim is box1_tls/api.c, over hak_backend_release in refill.c.)
  *
  * The per-class counters are per thread, written on slow paths only, with no atomic
  * read-modify-write (thread.h), and summed on demand; the large path's counters are relaxed

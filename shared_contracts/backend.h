@@ -110,6 +110,6 @@ extern hak_tcache_hooks_t hak_tcache_hooks;
 /* malloc_trim, after Box 1 gave back the calling thread's lists: every depot and spare span
  * back to the spans, empty spans purged, cached large mappings unmapped. 1 if pages went back
  * to the OS. */
-int hak_backend_trim(void);
+int hak_backend_release(void);
 
 #endif
