@@ -15,7 +15,7 @@
  *   tag class_idx + 1 (1..HAK_NUM_CLASSES): a small span; owner is its hak_span_t;
  *   tag HAK_PM_LARGE: a large block starts in this map page; owner is its header.
  * The tag sits in the top bits so the free hit path gets tag * 16 (its index into 16-byte
- * per-class tables) with one shift: hak_pm_tag_x16.
+ * per-class tables) with one 16-bit load of the entry's top bits: hak_pagemap_x16.
  *
  * Synchronisation: Box 2 writes an entry (relaxed store) before any block of that span or
  * large block is handed out, and clears or rewrites it only when no block there is live, so a
@@ -73,7 +73,6 @@ static inline uint64_t hak_pm_entry(unsigned tag, const void *owner)
     return (uint64_t)tag << HAK_PM_TAG_SHIFT | (uint64_t)(uintptr_t)owner;
 }
 static inline unsigned hak_pm_tag(uint64_t entry) { return (unsigned)(entry >> HAK_PM_TAG_SHIFT); }
-static inline uintptr_t hak_pm_tag_x16(uint64_t entry) { return (uintptr_t)(entry >> (HAK_PM_TAG_SHIFT - 4)); }
 static inline void *hak_pm_owner(uint64_t entry)
 {
     return (void *)(uintptr_t)(entry & (((uint64_t)1 << HAK_PM_TAG_SHIFT) - 1));
