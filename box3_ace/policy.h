@@ -17,7 +17,7 @@
  *     threads, or churn no count up to hi can end) only the fixed cost of a trip is saved, and
  *     up needs trips * trip_ns >= worth_ppm of that thread's time. Flows stop at
  *     max(start, params.flow_bytes / class size).
- *   - A raised class whose short list Box 2 trims a second time with no refill between goes
+ *   - A raised class whose short list Box 1 trims a second time with no refill between goes
  *     straight back to start (its phase is over); other down evidence steps by
  *     max(1, count / 4) after down_after intervals, never below a churn floor. A quick
  *     (follow-up) interval only goes up.
@@ -48,9 +48,10 @@ typedef struct hak_ace_class_stats {
     uint32_t bursts;
     uint32_t run_refills;
     uint32_t threads;         /* rings with an event of this class */
-    /* Box 2's idle-list trims of this class, and those that followed a trim of the same
-     * thread's list with no refill between, on a list shorter than half that thread's last
-     * refill (collect.c): the list held more than the thread used for two trim passes. */
+    /* Box 1's idle-list trims of this class (reported by Box 2's hak_give), and those that
+     * followed a trim of the same thread's list with no refill between, on a list shorter
+     * than half that thread's last refill (collect.c): the list held more than the thread
+     * used for two trim passes. */
     uint32_t trims;
     uint32_t idle_trims;
     /* Exit samples of threads that never had a ring and refilled this class: how many, and
