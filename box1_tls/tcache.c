@@ -11,17 +11,19 @@
  *   as they are: they belong to the only thread left.
  *
  * Refill: Box 2 hands a chain and the count it read; the chain goes in front of the list,
- * the cap follows the count (shared_contracts/list_rule.h), and the refill ends in the same
- * pop the hit path uses. Overflow: the blocks freed last leave as one chain (the spill).
+ * the cap follows the count and grows by it while the budgets allow (list_grow;
+ * shared_contracts/list_rule.h), and the refill ends in the same pop the hit path uses.
+ * Overflow: the blocks freed last leave as one chain (the spill).
  *
  * Idle-list trim: a thread's lists only shrink by spills, so blocks a thread stopped using
  * would stay for good. Every HAKMEM_DECAY_MS / 4, the thread's own slow path runs a pass:
- * each list that neither refilled nor spilled since the last pass gives back three quarters
- * of its blocks, straight to their spans (Box 2 can then purge emptied spans). If the list
- * needed them after all, that costs one refill, which exempts it from the next pass. The
- * pass knows only what the slow paths set (two bit masks): the hit paths pay nothing for it.
- * It never reads the policy table, so a published count does not reach into a list
- * (contract B).
+ * each idle list gives back three quarters of its blocks, straight to their spans (Box 2 can
+ * then purge emptied spans), and its cap's extra. Idle: no refill and no spill of the class
+ * since the last pass, and the head and count that pass left (a grown list its thread serves
+ * alone makes no slow path, but it moves). If the list needed the blocks after all, that
+ * costs refills, which exempt it from the next pass. The pass knows only what the slow paths
+ * set (two bit masks) and the lists themselves: the hit paths pay nothing for it. It never
+ * reads the policy table, so a published count does not reach into a list (contract B).
  */
 #include "tcache.h"
 
@@ -90,6 +92,33 @@ static int thread_start(void)
     return 1;
 }
 
+/* After a refill of refill_count blocks: the base cap of that count plus the list's extra,
+ * which the refill raises by the count while the budgets allow (list_rule.h, growth). */
+static void list_grow(unsigned class_idx, hak_list_t *l, uint32_t refill_count)
+{
+    hak_tcache_cold_t *tc = &hak_tcache_cold;
+    uint32_t base = hak_list_cap(class_idx, refill_count);
+    uint64_t budget = hak_list_grow_budget();
+    uint32_t step = hak_list_grow_step(class_idx, refill_count, base + tc->extra[class_idx],
+                                       budget > tc->extra_bytes ? budget - tc->extra_bytes : 0);
+    tc->extra[class_idx] += step;
+    tc->extra_bytes += (uint64_t)step * hak_class_size(class_idx);
+    list_set_cap(l, base + tc->extra[class_idx]);
+}
+
+/* Back to the base cap: the list had no use for its extra room. */
+static void list_shrink(unsigned class_idx)
+{
+    hak_tcache_cold_t *tc = &hak_tcache_cold;
+    uint32_t extra = tc->extra[class_idx];
+    if (!extra)
+        return;
+    hak_list_t *l = hak_list(class_idx);
+    list_set_cap(l, l->cap - extra);
+    tc->extra_bytes -= (uint64_t)extra * hak_class_size(class_idx);
+    tc->extra[class_idx] = 0;
+}
+
 /* A thread that does not cache (starting, or past its exit): one block, straight. */
 static void *alloc_uncached(unsigned class_idx)
 {
@@ -130,7 +159,7 @@ void *hak_tcache_refill(unsigned class_idx)
     errno = saved;
     hak_chain_prepend(&l->head, r.chain);
     l->room -= (int32_t)r.chain.count;
-    list_set_cap(l, hak_list_cap(class_idx, r.refill_count));
+    list_grow(class_idx, l, r.refill_count);
     tc->refilled |= 1ull << class_idx;
     maybe_trim(r.now_ms);
     if (HAK_UNLIKELY(hak_config.debug))
@@ -191,6 +220,7 @@ static void drain_as(enum hak_give why)
         hak_list_t *l = hak_list(c);
         hak_chain_t ch = hak_chain_cut(&l->head, len);
         l->room += (int32_t)len;
+        list_shrink(c);
         hak_give(c, ch, len, why);
     }
 }
@@ -207,14 +237,21 @@ void hak_tcache_trim(uint64_t now_ms)
     if (tc->state != HAK_TC_LIVE)
         return;
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
-        uint32_t len = hak_list_count(c);
-        if (!len || (busy >> c & 1))
-            continue;
-        uint32_t n = len - len / 4;
         hak_list_t *l = hak_list(c);
-        hak_chain_t ch = hak_chain_cut(&l->head, n);
-        l->room += (int32_t)n;
-        hak_give(c, ch, len, HAK_GIVE_TRIM);
+        uint32_t len = hak_list_count(c);
+        /* Idle: no slow path of the class, and the list as the last pass left it. A list
+         * whose thread serves it alone also makes no slow path; it moved in between. */
+        int idle = !(busy >> c & 1) && l->head == tc->seen_head[c] && len == tc->seen_count[c];
+        if (idle && len) {
+            uint32_t n = len - len / 4;
+            hak_chain_t ch = hak_chain_cut(&l->head, n);
+            l->room += (int32_t)n;
+            hak_give(c, ch, len, HAK_GIVE_TRIM);
+        }
+        if (idle)
+            list_shrink(c); /* its extra room went unused: back to the base cap */
+        tc->seen_head[c] = l->head;
+        tc->seen_count[c] = hak_list_count(c);
     }
 }
 

@@ -16,7 +16,9 @@
  *   - count == cap - room == the number of blocks linked from head through word 0 (the
  *     last block's word 0 is NULL);
  *   - every listed block carries hak_free_key in word 1; a block handed out has word 1 == 0;
- *   - count <= cap, except inside free between the push and the overflow call;
+ *   - count <= cap, except inside free between the push and the overflow call, and after a
+ *     trim pass dropped the cap's extra below the count (the next free then spills);
+ *   - cap == the list rule's base cap of the last refill's count + hak_tcache_cold.extra[c];
  *   - only the owning thread reads or writes its lists, including in its exit destructor.
  */
 #ifndef HAK_BOX1_TCACHE_H
@@ -55,6 +57,11 @@ typedef struct hak_tcache_cold {
     uint64_t trim_due_ms; /* when the next trim pass is due */
     uint64_t refilled;    /* bit c: class c refilled since the last trim pass */
     uint64_t spilled;     /* bit c: class c spilled since the last trim pass */
+    uint64_t extra_bytes; /* sum over classes of extra[c] * size(c) <= HAKMEM_TCACHE_GROW_KIB */
+    uint32_t extra[HAK_NUM_CLASSES]; /* blocks list c's cap grew above its base cap (the list
+                                      * rule's growth): cap == base cap + extra[c] */
+    void *seen_head[HAK_NUM_CLASSES];     /* list c's head and count as the last trim pass */
+    uint32_t seen_count[HAK_NUM_CLASSES]; /* left it (a list that moved since is not idle) */
 } hak_tcache_cold_t;
 
 extern __thread hak_tcache_cold_t hak_tcache_cold __attribute__((tls_model("initial-exec")));

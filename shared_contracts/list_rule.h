@@ -10,6 +10,17 @@
  * So with the defaults (2, 2) a list holds at most two refills' worth and a spill moves one
  * refill's worth, leaving the list half full.
  *
+ * Growth: that cap is a list's base cap. A thread whose bursts are deeper than it would take
+ * a refill per batch and give a spill per batch through the class lock, although it only
+ * ever reuses its own blocks. So each refill also raises the list's cap by the refill's count
+ * (the extra, tcmalloc's slow start), while
+ *   base + extra + count <= HAKMEM_TCACHE_MAX_KIB / size(c)   (the per-list budget) and
+ *   the thread's extras, in bytes, stay within HAKMEM_TCACHE_GROW_KIB (hak_list_grow_step).
+ * A burst of d blocks then fits the list after one burst of d / count refills, and every later
+ * burst of that depth is served by the thread alone. Box 1 drops a list's extra (back to the
+ * base cap) in its idle-list trim when the list did not spill since the last pass (it had no
+ * use for the room: a producer, or a phase that ended) and in a drain.
+ *
  * hak_list_rule is written only at start-up or by tests while no other thread allocates;
  * everyone else reads it. Nothing else may restate these formulas: call these functions.
  */
@@ -54,6 +65,26 @@ static inline uint32_t hak_list_cap(unsigned class_idx, uint32_t refill_count)
 static inline uint64_t hak_list_max_refill(unsigned class_idx, uint64_t budget_bytes)
 {
     return budget_bytes / ((uint64_t)hak_list_rule.cap_refills * hak_class_size(class_idx));
+}
+
+/* The growth a refill of refill_count blocks gives a list whose cap is `cap` now, when the
+ * thread's extras may still grow by thread_room_bytes: refill_count, or 0 where the per-list
+ * budget or the thread's room ends (or with HAKMEM_DEBUG=1, where lists are bypassed). */
+static inline uint32_t hak_list_grow_step(unsigned class_idx, uint32_t refill_count, uint32_t cap,
+                                          uint64_t thread_room_bytes)
+{
+    uint64_t size = hak_class_size(class_idx);
+    uint64_t fit = (uint64_t)hak_config.tcache_max_kib * 1024u / size;
+    if (hak_config.debug || (uint64_t)cap + refill_count > fit ||
+        (uint64_t)refill_count * size > thread_room_bytes)
+        return 0;
+    return refill_count;
+}
+
+/* The bytes a thread's extras may hold in all (HAKMEM_TCACHE_GROW_KIB). */
+static inline uint64_t hak_list_grow_budget(void)
+{
+    return (uint64_t)hak_config.tcache_grow_kib * 1024u;
 }
 
 static inline uint32_t hak_spill_count(uint32_t cap, uint32_t list_len)

@@ -133,8 +133,11 @@ static void ringless_events_reach_their_class(void **state)
     uint64_t ev0 = hak_ace_summary.ev_events[0][0] + hak_ace_summary.ev_events[1][0];
     uint64_t out[3] = {0};
     pthread_t t;
+    int64_t grow = hak_config.tcache_grow_kib;
+    hak_config.tcache_grow_kib = 0; /* caps stay at two refills: each round refills */
     assert_int_equal(pthread_create(&t, NULL, past_the_threshold, out), 0);
     pthread_join(t, NULL);
+    hak_config.tcache_grow_kib = grow;
     assert_true(out[2] > HAK_RING_AFTER_REFILLS);
     assert_int_equal(out[1], 0); /* no ring */
     assert_true(out[0] > 0);     /* it reported events ... */

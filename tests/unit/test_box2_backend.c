@@ -148,9 +148,87 @@ static void *spill_thread(void *arg)
 static void test_list_never_exceeds_cap(void **state)
 {
     (void)state;
+    int64_t grow = hak_config.tcache_grow_kib;
+    hak_config.tcache_grow_kib = 0; /* the base cap alone: refills do not raise it */
     run_in_thread(spill_thread, NULL);
+    hak_config.tcache_grow_kib = grow;
     hak_central_t *cc = &hak_central[36];
     assert_true(cc->depot_count <= cc->depot_max);
+}
+
+/* ---- cap growth (list_rule.h) -----------------------------------------------------------
+ * A thread whose bursts are deeper than two refills' worth gets a cap that holds them: after
+ * the first burst, its bursts make no refill and no spill. The growth stops at the thread's
+ * HAKMEM_TCACHE_GROW_KIB, and then the list spills as before. */
+
+enum { BURST = 300 }; /* blocks of 20 KiB: deeper than two refills of 16 */
+
+static void burst(unsigned c, void **blocks, int n)
+{
+    for (int i = 0; i < n; i++)
+        blocks[i] = malloc(hak_class_size(c));
+    for (int i = 0; i < n; i++)
+        free(blocks[i]);
+}
+
+static void *deep_burst_thread(void *arg)
+{
+    unsigned c = 36;
+    static void *blocks[BURST];
+    free(malloc(1280)); /* attach the thread */
+    hak_thread_t *t = hak_thread_self();
+    burst(c, blocks, BURST);
+    TL_CHECK(t->stat[HAK_TSTAT_refills][c] >= BURST / hak_fixed_refill_count(c),
+             "the first burst did not refill");
+    TL_CHECK(hak_list(c)->cap >= BURST, "the cap did not grow to the burst's depth");
+    TL_CHECK(hak_tcache_cold.extra[c] == hak_list(c)->cap - hak_list_cap(c, hak_fixed_refill_count(c)),
+             "cap != base cap + extra");
+    uint64_t refills = t->stat[HAK_TSTAT_refills][c], spills = t->stat[HAK_TSTAT_spills][c];
+    uint32_t len = hak_list_count(c);
+    TL_CHECK(len >= BURST, "the list does not hold the burst's blocks");
+    for (int r = 0; r < 20; r++)
+        burst(c, blocks, BURST);
+    TL_CHECK(t->stat[HAK_TSTAT_refills][c] == refills, "a later burst refilled");
+    TL_CHECK(t->stat[HAK_TSTAT_spills][c] == spills, "a later burst spilled");
+    TL_CHECK(hak_list_count(c) == len, "blocks left the thread");
+    return arg;
+}
+
+static void test_deep_bursts_stay_in_the_thread(void **state)
+{
+    (void)state;
+    run_in_thread(deep_burst_thread, NULL);
+}
+
+static void *grow_budget_thread(void *arg)
+{
+    unsigned c = 36;
+    static void *blocks[BURST];
+    free(malloc(1280));
+    hak_thread_t *t = hak_thread_self();
+    uint32_t count = hak_fixed_refill_count(c);
+    uint32_t base = hak_list_cap(c, count);
+    for (int r = 0; r < 3; r++)
+        burst(c, blocks, BURST);
+    uint64_t budget = (uint64_t)hak_config.tcache_grow_kib * 1024u;
+    TL_CHECK(hak_tcache_cold.extra_bytes <= budget, "the extras passed the thread's budget");
+    TL_CHECK(budget - hak_tcache_cold.extra_bytes < (uint64_t)count * hak_class_size(c),
+             "the cap did not grow as far as the budget lets it");
+    TL_CHECK(hak_list(c)->cap == base + hak_tcache_cold.extra[c], "cap != base cap + extra");
+    uint64_t spills = t->stat[HAK_TSTAT_spills][c];
+    burst(c, blocks, BURST);
+    TL_CHECK(t->stat[HAK_TSTAT_spills][c] > spills, "a burst past the grown cap did not spill");
+    TL_CHECK(hak_list_count(c) <= hak_list(c)->cap, "the list is past its cap");
+    return arg;
+}
+
+static void test_cap_growth_stops_at_the_thread_budget(void **state)
+{
+    (void)state;
+    int64_t grow = hak_config.tcache_grow_kib;
+    hak_config.tcache_grow_kib = 20 * 100; /* 100 blocks of 20 KiB: 6 refills' growth */
+    run_in_thread(grow_budget_thread, NULL);
+    hak_config.tcache_grow_kib = grow;
 }
 
 /* ---- idle-list trim ----------------------------------------------------------------------
@@ -208,7 +286,42 @@ static void *list_trim_thread(void *arg)
 static void test_idle_lists_are_trimmed(void **state)
 {
     (void)state;
+    int64_t grow = hak_config.tcache_grow_kib;
+    hak_config.tcache_grow_kib = 0; /* the spiller's frees must pass its (base) cap */
     run_in_thread(list_trim_thread, NULL);
+    hak_config.tcache_grow_kib = grow;
+}
+
+/* A grown list keeps its extra while it moves between passes, even with no slow path (its
+ * thread serves it alone); once it sits still for a pass, it gives back three quarters and
+ * goes back to its base cap. */
+static void *grown_trim_thread(void *arg)
+{
+    unsigned c = 36;
+    static void *blocks[BURST];
+    free(malloc(1280));
+    burst(c, blocks, BURST);
+    uint32_t cap = hak_list(c)->cap, base = hak_list_cap(c, hak_fixed_refill_count(c));
+    TL_CHECK(cap > base, "the cap did not grow");
+    uint64_t now = hak_now_ms();
+    hak_tcache_trim(now); /* clears the marks, notes the list as it is */
+    uint32_t len = hak_list_count(c);
+    burst(c, blocks, BURST / 2); /* moves the list: half its blocks out and back, reversed */
+    hak_tcache_trim(now + 1000);
+    TL_CHECK(hak_list(c)->cap == cap, "a list that moved lost its extra");
+    TL_CHECK(hak_list_count(c) == len, "a list that moved was trimmed");
+    hak_tcache_trim(now + 2000); /* untouched since the last pass: idle */
+    TL_CHECK(hak_list(c)->cap == base, "an idle list kept its extra");
+    TL_CHECK(hak_tcache_cold.extra[c] == 0 && hak_tcache_cold.extra_bytes == 0,
+             "the extra was not dropped");
+    TL_CHECK(hak_list_count(c) == len / 4, "an idle list did not give back 3/4");
+    return arg;
+}
+
+static void test_grown_lists_shrink_when_idle(void **state)
+{
+    (void)state;
+    run_in_thread(grown_trim_thread, NULL);
 }
 
 /* ---- thread exit, trim, decay ----------------------------------------------------------- */
@@ -484,7 +597,10 @@ int main(void)
         cmocka_unit_test(test_refill_uses_phase1_count),
         cmocka_unit_test(test_refill_count_per_class_override),
         cmocka_unit_test(test_list_never_exceeds_cap),
+        cmocka_unit_test(test_deep_bursts_stay_in_the_thread),
+        cmocka_unit_test(test_cap_growth_stops_at_the_thread_budget),
         cmocka_unit_test(test_idle_lists_are_trimmed),
+        cmocka_unit_test(test_grown_lists_shrink_when_idle),
         cmocka_unit_test(test_thread_exit_and_trim_release_everything),
         cmocka_unit_test(test_large_blocks_and_page_map),
         cmocka_unit_test(test_large_cache_reuses_and_calloc_zeroes),
