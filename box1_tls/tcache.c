@@ -17,13 +17,14 @@
  *
  * Idle-list trim: a thread's lists only shrink by spills, so blocks a thread stopped using
  * would stay for good. Every HAKMEM_DECAY_MS / 4, the thread's own slow path runs a pass:
- * each idle list gives back three quarters of its blocks, straight to their spans (Box 2 can
- * then purge emptied spans), and its cap's extra. Idle: no refill and no spill of the class
- * since the last pass, and the head and count that pass left (a grown list its thread serves
- * alone makes no slow path, but it moves). If the list needed the blocks after all, that
- * costs refills, which exempt it from the next pass. The pass knows only what the slow paths
- * set (two bit masks) and the lists themselves: the hit paths pay nothing for it. It never
- * reads the policy table, so a published count does not reach into a list (contract B).
+ * each list that neither refilled nor spilled since the last pass gives back three quarters
+ * of its blocks, straight to their spans (Box 2 can then purge emptied spans), and its cap's
+ * extra. A grown list that its thread serves alone makes no slow path either, so a pass takes
+ * it for idle too: that costs it one burst's refills (which regrow the cap) once a pass, and
+ * a list in light use gives back what it no longer needs, extra included, so the thread's
+ * growth budget goes to the lists in heavy use. The pass knows only what the slow paths set
+ * (two bit masks): the hit paths pay nothing for it. It never reads the policy table, so a
+ * published count does not reach into a list (contract B).
  */
 #include "tcache.h"
 
@@ -237,21 +238,17 @@ void hak_tcache_trim(uint64_t now_ms)
     if (tc->state != HAK_TC_LIVE)
         return;
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
-        hak_list_t *l = hak_list(c);
+        if (busy >> c & 1)
+            continue;
         uint32_t len = hak_list_count(c);
-        /* Idle: no slow path of the class, and the list as the last pass left it. A list
-         * whose thread serves it alone also makes no slow path; it moved in between. */
-        int idle = !(busy >> c & 1) && l->head == tc->seen_head[c] && len == tc->seen_count[c];
-        if (idle && len) {
+        if (len) {
             uint32_t n = len - len / 4;
+            hak_list_t *l = hak_list(c);
             hak_chain_t ch = hak_chain_cut(&l->head, n);
             l->room += (int32_t)n;
             hak_give(c, ch, len, HAK_GIVE_TRIM);
         }
-        if (idle)
-            list_shrink(c); /* its extra room went unused: back to the base cap */
-        tc->seen_head[c] = l->head;
-        tc->seen_count[c] = hak_list_count(c);
+        list_shrink(c); /* its extra room went unused: back to the base cap */
     }
 }
 

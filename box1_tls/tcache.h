@@ -60,8 +60,6 @@ typedef struct hak_tcache_cold {
     uint64_t extra_bytes; /* sum over classes of extra[c] * size(c) <= HAKMEM_TCACHE_GROW_KIB */
     uint32_t extra[HAK_NUM_CLASSES]; /* blocks list c's cap grew above its base cap (the list
                                       * rule's growth): cap == base cap + extra[c] */
-    void *seen_head[HAK_NUM_CLASSES];     /* list c's head and count as the last trim pass */
-    uint32_t seen_count[HAK_NUM_CLASSES]; /* left it (a list that moved since is not idle) */
 } hak_tcache_cold_t;
 
 extern __thread hak_tcache_cold_t hak_tcache_cold __attribute__((tls_model("initial-exec")));
