@@ -5,6 +5,10 @@
  * (or of -n ops per thread). In a phase a thread repeats bursts: malloc `depth` blocks, then free
  * them all in allocation order. 7 of 8 blocks have the phase's hot size; the 8th has the hot size
  * of a random phase (background traffic). Prints ops/s overall and per phase.
+ *
+ * -x schedule=1 runs a second schedule, deeper and with longer jumps between sizes (4096 x 48 B,
+ * 8 x 1 KiB, 2048 x 8 KiB, 4 x 24 KiB, 8192 x 256 B, 16 x 16 KiB, 1024 x 4 KiB, 2 x 32 KiB); `make
+ * bench` runs it with one thread as `phase1t`.
  */
 #include "bench_common.h"
 
@@ -14,18 +18,31 @@ typedef struct {
     const char *what;
 } phase_t;
 
-static const phase_t phases[] = {
-    {32, 4096, "small class, deep bursts"},
-    {16384, 8, "16 KiB, shallow"},
-    {256, 64, "256 B, medium"},
-    {24576, 256, "24 KiB, deep"},
-    {64, 16, "64 B, shallow"},
-    {2048, 1024, "2 KiB, deep"},
-    {6144, 32, "6 KiB, medium"},
-    {512, 2048, "512 B, deep"},
+#define NPHASES 8
+static const phase_t schedules[2][NPHASES] = {
+    {
+        {32, 4096, "small class, deep bursts"},
+        {16384, 8, "16 KiB, shallow"},
+        {256, 64, "256 B, medium"},
+        {24576, 256, "24 KiB, deep"},
+        {64, 16, "64 B, shallow"},
+        {2048, 1024, "2 KiB, deep"},
+        {6144, 32, "6 KiB, medium"},
+        {512, 2048, "512 B, deep"},
+    },
+    {
+        {48, 4096, "48 B, deep"},
+        {1024, 8, "1 KiB, shallow"},
+        {8192, 2048, "8 KiB, deep"},
+        {24576, 4, "24 KiB, shallow"},
+        {256, 8192, "256 B, deepest"},
+        {16384, 16, "16 KiB, shallow"},
+        {4096, 1024, "4 KiB, deep"},
+        {32768, 2, "32 KiB, two at a time"},
+    },
 };
-#define NPHASES (int)(sizeof phases / sizeof phases[0])
-#define MAX_DEPTH 4096
+static const phase_t *phases = schedules[0];
+#define MAX_DEPTH 8192
 
 static size_t hot_sizes[NPHASES]; /* phases[i].hot, for bench_burst; set before the threads */
 
@@ -66,6 +83,8 @@ int main(int argc, char **argv)
     bench_parse_args(argc, argv, &a, 2.4,
                      "phase: 8 phases, each with its own hot size and burst depth");
     int T = a.threads;
+    if (bench_extra(&a, "schedule", 0) == 1)
+        phases = schedules[1];
     for (int ph = 0; ph < NPHASES; ph++)
         hot_sizes[ph] = phases[ph].hot;
     pthread_t th[T];

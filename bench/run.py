@@ -58,6 +58,8 @@ WORKLOADS = {
     "larson": ("larson", 1.0, "server: threads hand a share of their blocks to the next thread"),
     "prodcons": ("prodcons", 1.0, "producers malloc, consumers free (SPSC rings)"),
     "phase": ("phase", 2.4, "8 phases, each with its own hot size and burst depth"),
+    "phase1t": ("phase", 2.4, "one thread, 8 deeper phases (4096 x 48 B ... 8192 x 256 B ... 2 x 32 KiB)",
+                ["-t", "1", "-x", "schedule=1"]),
     "churn": ("churn", 1.0, "thousands of short-lived threads, 1000 ops each"),
     "realloc": ("realloc", 1.0, "string-builder realloc growth from 16 B to 1 MiB"),
     "containers": ("containers", 1.0, "C++: per thread and round, a 20,000-entry std::map and "
