@@ -57,6 +57,8 @@ WORKLOADS = {
     "tiny": ("tiny", 1.0, "T threads, random malloc/free of 16-1024 B over 256 live slots"),
     "larson": ("larson", 1.0, "server: threads hand a share of their blocks to the next thread"),
     "prodcons": ("prodcons", 1.0, "producers malloc, consumers free (SPSC rings)"),
+    "xfree": ("xfree", 1.0, "a ring of threads: each burst of 1024 64 B blocks is freed by the "
+              "next thread"),
     "phase": ("phase", 2.4, "8 phases, each with its own hot size and burst depth"),
     "churn": ("churn", 1.0, "thousands of short-lived threads, 1000 ops each"),
     "realloc": ("realloc", 1.0, "string-builder realloc growth from 16 B to 1 MiB"),
