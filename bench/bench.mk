@@ -17,7 +17,7 @@
 #   SWEEP_COUNTS="4 8 16"  CG_ITERS=200000  RESULTS=dir (instead of bench/results)
 
 BENCH_DIR   := $(BUILD)/bench
-BENCH_WORKLOADS := mid tiny larson prodcons phase churn realloc bigbuf largewin burstexit smallheap containers settle
+BENCH_WORKLOADS := mid tiny larson prodcons xfree phase churn realloc bigbuf largewin burstexit smallheap containers settle
 BENCH_TOOLS := runwrap cg_pair cg_pair_cxx
 BENCH_BINS  := $(addprefix $(BENCH_DIR)/,$(BENCH_WORKLOADS) $(BENCH_TOOLS))
 # The workloads call malloc/free through the PLT like any program; -fno-builtin keeps gcc from

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <pthread.h>
+#include <sched.h>
 
 typedef struct bench_args {
     int threads;      /* -t, default: online CPUs */
@@ -189,6 +190,24 @@ static inline void bench_start_release(bench_start_t *s, double seconds)
     s->t0 = bench_now();
     s->deadline = s->t0 + seconds;
     pthread_barrier_wait(&s->go);
+}
+
+/* Wait for another thread (a full ring or mailbox, an empty one): spin briefly, then yield,
+ * then sleep 20 us at a time; *spins counts the calls since the wait began (start it at 0).
+ * Sleeping matters when the two threads share a core (a busy machine): a thread that only
+ * yields can keep the core while its partner waits, and the run's speed then depends on the
+ * scheduler more than on the allocator. The caller's queue must absorb a 20 us sleep. */
+static inline void bench_backoff(unsigned *spins)
+{
+    ++*spins;
+    if (*spins < 64) {
+        __builtin_ia32_pause();
+    } else if (*spins < 96) {
+        sched_yield();
+    } else {
+        struct timespec ts = {0, 20000};
+        nanosleep(&ts, NULL);
+    }
 }
 
 /* Duration control: threads check the clock every BENCH_CLOCK_EVERY ops. */

@@ -3,12 +3,11 @@
  * P producer threads malloc blocks of random size (16..2048 B), write them, and push them into
  * a lock-free single-producer/single-consumer ring (one ring per producer, RING_CAP slots);
  * C consumer threads pop, check and free them. Producer p feeds consumer p % C. A full ring
- * makes the producer wait (spin, yield, then 20 us sleeps); an empty one makes the consumer
- * do the same.
+ * makes the producer wait (bench_backoff: spin, yield, then 20 us sleeps); an empty one makes
+ * the consumer do the same.
  * Default: threads split half and half (2 threads = 1 producer + 1 consumer); -x producers=N.
  * ops = malloc + free calls (two per message).
  */
-#include <sched.h>
 #include <stdatomic.h>
 #include "bench_common.h"
 
@@ -31,23 +30,6 @@ typedef struct {
     uint64_t msgs;
 } pc_thread_t;
 
-/* Wait for the other side: spin briefly, then yield, then sleep 20 us at a time. Sleeping
- * matters when the producer and consumer share a core (a busy machine): a thread that only
- * yields can keep the core while its partner waits, and the run's speed then depends on the
- * scheduler more than on the allocator. The ring (1024 blocks) absorbs a sleep. */
-static void backoff(unsigned *spins)
-{
-    ++*spins;
-    if (*spins < 64) {
-        __builtin_ia32_pause();
-    } else if (*spins < 96) {
-        sched_yield();
-    } else {
-        struct timespec ts = {0, 20000};
-        nanosleep(&ts, NULL);
-    }
-}
-
 static void *producer(void *arg)
 {
     pc_thread_t *t = arg;
@@ -66,7 +48,7 @@ static void *producer(void *arg)
         unsigned spins = 0;
         while (head - tail_cache == RING_CAP) {
             tail_cache = atomic_load_explicit(&r->tail, memory_order_acquire);
-            if (head - tail_cache == RING_CAP) backoff(&spins);
+            if (head - tail_cache == RING_CAP) bench_backoff(&spins);
         }
         r->slot[head & (RING_CAP - 1)] = p;
         atomic_store_explicit(&r->head, ++head, memory_order_release);
@@ -106,7 +88,7 @@ static void *consumer(void *arg)
         if (got)
             idle = 0;
         else
-            backoff(&idle);
+            bench_backoff(&idle);
     }
     t->msgs = n;
     return NULL;

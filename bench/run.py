@@ -57,6 +57,8 @@ WORKLOADS = {
     "tiny": ("tiny", 1.0, "T threads, random malloc/free of 16-1024 B over 256 live slots"),
     "larson": ("larson", 1.0, "server: threads hand a share of their blocks to the next thread"),
     "prodcons": ("prodcons", 1.0, "producers malloc, consumers free (SPSC rings)"),
+    "xfree": ("xfree", 1.0, "a ring of threads: each burst of 1024 64 B blocks is freed by the "
+              "next thread"),
     "phase": ("phase", 2.4, "8 phases, each with its own hot size and burst depth"),
     "phase1t": ("phase", 2.4, "one thread, 8 deeper phases (4096 x 48 B ... 8192 x 256 B ... 2 x 32 KiB)",
                 ["-t", "1", "-x", "schedule=1"]),
