@@ -11,9 +11,10 @@
  *   as they are: they belong to the only thread left.
  *
  * Refill: Box 2 hands a chain and the count it read; the chain goes in front of the list,
- * the cap follows the count and grows by it while the budgets allow (list_grow;
- * shared_contracts/list_rule.h), and the refill ends in the same pop the hit path uses.
- * Overflow: the blocks freed last leave as one chain (the spill).
+ * the cap follows the count and, once the class has spilled (it cycles), grows by it while
+ * the budgets allow (list_grow; shared_contracts/list_rule.h), and the refill ends in the same
+ * pop the hit path uses. Overflow: the blocks freed last leave as one chain (the spill), or as
+ * several of at most HAK_GIVE_MAX blocks (give), as trims and drains do.
  *
  * Idle-list trim: a thread's lists only shrink by spills, so blocks a thread stopped using
  * would stay for good. Every HAKMEM_DECAY_MS / 4, the thread's own slow path runs a pass:
@@ -44,6 +45,7 @@ static pthread_key_t exit_key;              /* created once, by the first thread
 static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
 
 static void thread_exit(void *arg);
+static void fork_child(void);
 static void make_exit_key(void) { pthread_key_create(&exit_key, thread_exit); }
 
 static void list_set_cap(hak_list_t *l, uint32_t cap)
@@ -85,6 +87,7 @@ static int thread_start(void)
     }
     __atomic_store_n(&hak_tcache_hooks.self_counts, self_counts, __ATOMIC_RELAXED);
     __atomic_store_n(&hak_tcache_hooks.self_drain, hak_tcache_drain, __ATOMIC_RELAXED);
+    __atomic_store_n(&hak_tcache_hooks.fork_child, fork_child, __ATOMIC_RELAXED);
     pthread_once(&exit_key_once, make_exit_key);
     pthread_setspecific(exit_key, (void *)1); /* arms the destructor; no allocation */
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
@@ -93,21 +96,36 @@ static int thread_start(void)
     return 1;
 }
 
-/* After a refill of refill_count blocks: the base cap of that count plus the list's extra,
- * which the refill raises by the count while the budgets allow (list_rule.h, growth). */
+/* Every thread's extras, in bytes: at most HAK_GROW_ALL_THREADS threads' budgets in all. */
+static uint64_t extra_bytes_all;
+
+/* After a refill of refill_count blocks: the base cap of that count plus the list's extra.
+ * The refill first raises the extra by its count (list_rule.h, growth) if the class is
+ * cycling (it spilled before: a thread that only takes, a producer, or that made one burst,
+ * gains nothing from a bigger cap) and the per-list, per-thread and process-wide budgets
+ * allow it. */
 static void list_grow(unsigned class_idx, hak_list_t *l, uint32_t refill_count)
 {
     hak_tcache_cold_t *tc = &hak_tcache_cold;
     uint32_t base = hak_list_cap(class_idx, refill_count);
-    uint64_t budget = hak_list_grow_budget();
-    uint32_t step = hak_list_grow_step(class_idx, refill_count, base + tc->extra[class_idx],
-                                       budget > tc->extra_bytes ? budget - tc->extra_bytes : 0);
-    tc->extra[class_idx] += step;
-    tc->extra_bytes += (uint64_t)step * hak_class_size(class_idx);
+    if (tc->cycling >> class_idx & 1) {
+        uint64_t budget = hak_list_grow_budget();
+        uint32_t step = hak_list_grow_step(class_idx, refill_count, base + tc->extra[class_idx],
+                                           budget > tc->extra_bytes ? budget - tc->extra_bytes
+                                                                    : 0);
+        uint64_t bytes = (uint64_t)step * hak_class_size(class_idx);
+        if (step && __atomic_add_fetch(&extra_bytes_all, bytes, __ATOMIC_RELAXED) >
+                        HAK_GROW_ALL_THREADS * budget) {
+            __atomic_sub_fetch(&extra_bytes_all, bytes, __ATOMIC_RELAXED);
+            step = 0, bytes = 0;
+        }
+        tc->extra[class_idx] += step;
+        tc->extra_bytes += bytes;
+    }
     list_set_cap(l, base + tc->extra[class_idx]);
 }
 
-/* Back to the base cap: the list had no use for its extra room. */
+/* Back to the base cap: the list had no use for its extra room, or it is given back whole. */
 static void list_shrink(unsigned class_idx)
 {
     hak_tcache_cold_t *tc = &hak_tcache_cold;
@@ -115,10 +133,18 @@ static void list_shrink(unsigned class_idx)
     if (!extra)
         return;
     hak_list_t *l = hak_list(class_idx);
+    uint64_t bytes = (uint64_t)extra * hak_class_size(class_idx);
     list_set_cap(l, l->cap - extra);
-    tc->extra_bytes -= (uint64_t)extra * hak_class_size(class_idx);
+    tc->extra_bytes -= bytes;
+    __atomic_sub_fetch(&extra_bytes_all, bytes, __ATOMIC_RELAXED);
     tc->extra[class_idx] = 0;
 }
+
+/* The fork child has one thread left, the forking one: the other threads' extras are gone
+ * with their lists. */
+static void fork_child(void) { extra_bytes_all = hak_tcache_cold.extra_bytes; }
+
+uint64_t hak_tcache_extra_bytes_all(void) { return __atomic_load_n(&extra_bytes_all, __ATOMIC_RELAXED); }
 
 /* A thread that does not cache (starting, or past its exit): one block, straight. */
 static void *alloc_uncached(unsigned class_idx)
@@ -168,6 +194,22 @@ void *hak_tcache_refill(unsigned class_idx)
     return hak_pop(class_idx);
 }
 
+/* Give back the first n blocks (n >= 1) of list class_idx, in chains of at most HAK_GIVE_MAX
+ * blocks (backend.h: a bound on Box 2's lock hold per give-back). Returns Box 2's clock. */
+static uint64_t give(unsigned class_idx, uint32_t n, enum hak_give why)
+{
+    hak_list_t *l = hak_list(class_idx);
+    uint64_t now = 0;
+    while (n) {
+        uint32_t len = hak_list_count(class_idx), part = n < HAK_GIVE_MAX ? n : HAK_GIVE_MAX;
+        hak_chain_t ch = hak_chain_cut(&l->head, part);
+        l->room += (int32_t)part;
+        now = hak_give(class_idx, ch, len, why);
+        n -= part;
+    }
+    return now;
+}
+
 void hak_tcache_overflow(unsigned class_idx)
 {
     int saved = errno;
@@ -177,12 +219,10 @@ void hak_tcache_overflow(unsigned class_idx)
         thread_start(); /* a new thread's first free: the caps are set now */
     uint32_t len = hak_list_count(class_idx);
     if (len > l->cap) {
-        uint32_t n = hak_spill_count(l->cap, len);
-        hak_chain_t ch = hak_chain_cut(&l->head, n);
-        l->room += (int32_t)n;
-        uint64_t now = hak_give(class_idx, ch, len, HAK_GIVE_SPILL);
+        uint64_t now = give(class_idx, hak_spill_count(l->cap, len), HAK_GIVE_SPILL);
         if (tc->state == HAK_TC_LIVE) {
             tc->spilled |= 1ull << class_idx;
+            tc->cycling |= 1ull << class_idx;
             maybe_trim(now);
         }
     }
@@ -215,15 +255,12 @@ uint32_t hak_tcache_cached_blocks(void)
 static void drain_as(enum hak_give why)
 {
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+        list_shrink(c); /* given back whole: growth starts over */
         uint32_t len = hak_list_count(c);
-        if (!len)
-            continue;
-        hak_list_t *l = hak_list(c);
-        hak_chain_t ch = hak_chain_cut(&l->head, len);
-        l->room += (int32_t)len;
-        list_shrink(c);
-        hak_give(c, ch, len, why);
+        if (len)
+            give(c, len, why);
     }
+    hak_tcache_cold.cycling = 0;
 }
 
 void hak_tcache_drain(void) { drain_as(HAK_GIVE_DRAIN); }
@@ -241,13 +278,8 @@ void hak_tcache_trim(uint64_t now_ms)
         if (busy >> c & 1)
             continue;
         uint32_t len = hak_list_count(c);
-        if (len) {
-            uint32_t n = len - len / 4;
-            hak_list_t *l = hak_list(c);
-            hak_chain_t ch = hak_chain_cut(&l->head, n);
-            l->room += (int32_t)n;
-            hak_give(c, ch, len, HAK_GIVE_TRIM);
-        }
+        if (len)
+            give(c, len - len / 4, HAK_GIVE_TRIM);
         list_shrink(c); /* its extra room went unused: back to the base cap */
     }
 }

@@ -57,6 +57,8 @@ typedef struct hak_tcache_cold {
     uint64_t trim_due_ms; /* when the next trim pass is due */
     uint64_t refilled;    /* bit c: class c refilled since the last trim pass */
     uint64_t spilled;     /* bit c: class c spilled since the last trim pass */
+    uint64_t cycling;     /* bit c: class c spilled since its list last sat idle: the thread
+                           * gives back what it takes, so refills of c may grow its cap */
     uint64_t extra_bytes; /* sum over classes of extra[c] * size(c) <= HAKMEM_TCACHE_GROW_KIB */
     uint32_t extra[HAK_NUM_CLASSES]; /* blocks list c's cap grew above its base cap (the list
                                       * rule's growth): cap == base cap + extra[c] */
@@ -78,6 +80,7 @@ void hak_tcache_overflow(unsigned class_idx);   /* a push took room below 0 */
 void hak_tcache_overflow_x16(uintptr_t x16);    /* the same, for the list at tag * 16 */
 void hak_tcache_drain(void);                    /* give back every list of this thread */
 uint32_t hak_tcache_cached_blocks(void);        /* blocks in this thread's lists */
+uint64_t hak_tcache_extra_bytes_all(void);      /* every thread's extras, in bytes */
 /* A large block from Box 2 (zeroed if zero); when the mapping fails and this thread caches
  * blocks, they go back first and the request is tried once more. */
 void *hak_tcache_large(size_t size, size_t align, int zero);

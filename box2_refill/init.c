@@ -154,6 +154,9 @@ static void reset_box2_child(void)
 static void reset_all_child(void)
 {
     reset_box2_child();
+    void (*tcache_child)(void) = hak_tcache_hooks.fork_child;
+    if (tcache_child)
+        tcache_child();
     hak_ace_hooks.fork_child();
 }
 

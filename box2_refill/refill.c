@@ -22,12 +22,14 @@
 #include "shared_contracts/backend.h"
 #include "shared_contracts/ace_summary.h"
 #include "shared_contracts/config.h"
+#include "shared_contracts/diag.h"
 #include "shared_contracts/event_ring.h"
 #include "shared_contracts/policy_table.h"
 #include "span.h"
 #include "thread.h"
 
 void (*hak_refill_hook)(unsigned class_idx, uint32_t refill_count);
+void (*hak_give_hook)(unsigned class_idx, uint32_t count, enum hak_give why);
 
 static void report_event(hak_thread_t *t, unsigned class_idx, uint32_t count, uint32_t list_len,
                          unsigned kind, uint64_t now_ms)
@@ -99,6 +101,11 @@ uint64_t hak_give(unsigned class_idx, hak_chain_t chain, uint32_t list_len, enum
     int saved = errno;
     hak_thread_t *t = hak_thread_self();
     uint64_t now = hak_now_ms();
+    if (HAK_UNLIKELY(hak_give_hook != NULL))
+        hak_give_hook(class_idx, chain.count, why);
+    if (HAK_UNLIKELY(hak_config.debug) && chain.count > HAK_GIVE_MAX)
+        hak_fatal("invariant broken: a give-back of class %u holds %u blocks (at most %u)",
+                  class_idx, chain.count, HAK_GIVE_MAX);
     hak_lock(&hak_central[class_idx].lock);
     hak_central_put(class_idx, chain, now, why != HAK_GIVE_TRIM);
     if (HAK_UNLIKELY(hak_config.debug))
@@ -116,7 +123,8 @@ uint64_t hak_give(unsigned class_idx, hak_chain_t chain, uint32_t list_len, enum
                                         * threads has no use for it) */
             report_event(t, class_idx, chain.count, list_len, HAK_EV_TRIM, now);
     } else if (why == HAK_GIVE_EXIT) {
-        t->exit_left[class_idx] = chain.count; /* what the exiting thread never needed */
+        t->exit_left[class_idx] += chain.count; /* what the exiting thread never needed (a
+                                                 * long list comes in several chains) */
     }
     hak_decay_maybe(now);
     errno = saved;

@@ -68,8 +68,14 @@ enum hak_give {
                          * much the list held (ACE's exit sample) */
 };
 
-/* Give back a chain of class_idx (count >= 1). list_len: the list's length before the cut
- * (for events). Returns Box 2's coarse clock, as hak_refill does. */
+/* The most blocks one give-back hands over: Box 2 holds the class lock for one give-back,
+ * and a chain that does not fit the depot goes back to its spans block by block. Box 1 gives
+ * a longer cut (a grown list's spill, trim or drain) as several chains, each counted as one
+ * give-back of its kind (a spill of 3000 blocks is three spills). */
+#define HAK_GIVE_MAX 1024u
+
+/* Give back a chain of class_idx (1 <= count <= HAK_GIVE_MAX). list_len: the list's length
+ * before the cut (for events). Returns Box 2's coarse clock, as hak_refill does. */
 uint64_t hak_give(unsigned class_idx, hak_chain_t chain, uint32_t list_len, enum hak_give why);
 
 /* ---- frees the hit path does not take --------------------------------------------------- */
@@ -98,10 +104,13 @@ int hak_mapping_hopeless(size_t len);
  * through these hooks, which Box 1 installs at a thread's start (NULL before: no list holds
  * anything then). Each runs on the calling thread, on its own lists.
  *   self_counts: the exact length of each of the calling thread's lists (introspection);
- *   self_drain: give back every list of the calling thread (mallopt's purge). */
+ *   self_drain: give back every list of the calling thread (mallopt's purge);
+ *   fork_child: in the child of a fork, after Box 2's own reset (the calling thread is the
+ *     only one left): Box 1 forgets what the other threads' lists held. */
 typedef struct hak_tcache_hooks {
     void (*self_counts)(uint32_t counts[HAK_NUM_CLASSES]);
     void (*self_drain)(void);
+    void (*fork_child)(void);
 } hak_tcache_hooks_t;
 extern hak_tcache_hooks_t hak_tcache_hooks;
 

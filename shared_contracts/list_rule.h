@@ -12,14 +12,17 @@
  *
  * Growth: that cap is a list's base cap. A thread whose bursts are deeper than it would take
  * a refill per batch and give a spill per batch through the class lock, although it only
- * ever reuses its own blocks. So each refill also raises the list's cap by the refill's count
+ * ever reuses its own blocks. So once a class has spilled (the thread gives back what it
+ * takes: it cycles), each of its refills also raises the list's cap by the refill's count
  * (the extra, tcmalloc's slow start), while
- *   base + extra + count <= HAKMEM_TCACHE_MAX_KIB / size(c)   (the per-list budget) and
- *   the thread's extras, in bytes, stay within HAKMEM_TCACHE_GROW_KIB (hak_list_grow_step).
- * A burst of d blocks then fits the list after one burst of d / count refills, and every later
- * burst of that depth is served by the thread alone. Box 1 drops a list's extra (back to the
- * base cap) in its idle-list trim when the list did not spill since the last pass (it had no
- * use for the room: a producer, or a phase that ended) and in a drain.
+ *   base + extra + count <= HAKMEM_TCACHE_MAX_KIB / size(c)   (the per-list budget),
+ *   the thread's extras, in bytes, stay within HAKMEM_TCACHE_GROW_KIB (hak_list_grow_step),
+ *   and every thread's extras within HAK_GROW_ALL_THREADS such budgets.
+ * A burst of d blocks then fits the list from its second burst on (the first spills, the
+ * second's d / count refills grow the cap), and every later burst of that depth is served by
+ * the thread alone. A thread that only takes (a producer) or bursts once never grows. Box 1
+ * drops a list's extra (back to the base cap) and its cycling mark when the list sits idle
+ * through a trim pass, and in a drain.
  *
  * hak_list_rule is written only at start-up or by tests while no other thread allocates;
  * everyone else reads it. Nothing else may restate these formulas: call these functions.
@@ -80,6 +83,9 @@ static inline uint32_t hak_list_grow_step(unsigned class_idx, uint32_t refill_co
         return 0;
     return refill_count;
 }
+
+/* Every thread's extras together stay within this many threads' budgets. */
+#define HAK_GROW_ALL_THREADS 8u
 
 /* The bytes a thread's extras may hold in all (HAKMEM_TCACHE_GROW_KIB). */
 static inline uint64_t hak_list_grow_budget(void)

@@ -157,9 +157,10 @@ static void test_list_never_exceeds_cap(void **state)
 }
 
 /* ---- cap growth (list_rule.h) -----------------------------------------------------------
- * A thread whose bursts are deeper than two refills' worth gets a cap that holds them: after
- * the first burst, its bursts make no refill and no spill. The growth stops at the thread's
- * HAKMEM_TCACHE_GROW_KIB, and then the list spills as before. */
+ * A thread whose bursts are deeper than two refills' worth gets a cap that holds them: its
+ * first burst spills, its second grows the cap, and later bursts make no refill and no spill.
+ * A thread that only takes, or bursts once, keeps its base cap. The growth stops at the
+ * thread's HAKMEM_TCACHE_GROW_KIB, and all threads' at HAK_GROW_ALL_THREADS of those. */
 
 enum { BURST = 300 }; /* blocks of 20 KiB: deeper than two refills of 16 */
 
@@ -177,10 +178,18 @@ static void *deep_burst_thread(void *arg)
     static void *blocks[BURST];
     free(malloc(1280)); /* attach the thread */
     hak_thread_t *t = hak_thread_self();
-    burst(c, blocks, BURST);
+    uint32_t base = hak_list_cap(c, hak_fixed_refill_count(c));
+    for (int i = 0; i < BURST; i++)
+        blocks[i] = malloc(hak_class_size(c));
     TL_CHECK(t->stat[HAK_TSTAT_refills][c] >= BURST / hak_fixed_refill_count(c),
              "the first burst did not refill");
-    TL_CHECK(hak_list(c)->cap >= BURST, "the cap did not grow to the burst's depth");
+    TL_CHECK(hak_list(c)->cap == base, "a thread that only took grew its cap");
+    for (int i = 0; i < BURST; i++)
+        free(blocks[i]);
+    TL_CHECK(t->stat[HAK_TSTAT_spills][c] > 0, "the first burst did not spill");
+    TL_CHECK(hak_list(c)->cap == base, "one burst grew the cap");
+    burst(c, blocks, BURST);
+    TL_CHECK(hak_list(c)->cap >= BURST, "the second burst did not grow the cap to its depth");
     TL_CHECK(hak_tcache_cold.extra[c] == hak_list(c)->cap - hak_list_cap(c, hak_fixed_refill_count(c)),
              "cap != base cap + extra");
     uint64_t refills = t->stat[HAK_TSTAT_refills][c], spills = t->stat[HAK_TSTAT_spills][c];
@@ -220,6 +229,104 @@ static void *grow_budget_thread(void *arg)
     TL_CHECK(t->stat[HAK_TSTAT_spills][c] > spills, "a burst past the grown cap did not spill");
     TL_CHECK(hak_list_count(c) <= hak_list(c)->cap, "the list is past its cap");
     return arg;
+}
+
+/* All threads' extras: GROWERS threads grow one after another and stay alive until every one
+ * has; together they want more than HAK_GROW_ALL_THREADS budgets, so the last ones get less.
+ * Their exits give it all back. */
+enum { GROWERS = HAK_GROW_ALL_THREADS + 3 };
+static pthread_mutex_t grow_turn = PTHREAD_MUTEX_INITIALIZER;
+static pthread_barrier_t grown_all;
+static uint64_t grower_extra[GROWERS];
+
+static void *grower_thread(void *arg)
+{
+    uintptr_t i = (uintptr_t)arg;
+    static void *blocks[GROWERS][BURST];
+    pthread_mutex_lock(&grow_turn);
+    for (int r = 0; r < 3; r++)
+        burst(36, blocks[i], BURST);
+    grower_extra[i] = hak_tcache_cold.extra_bytes;
+    pthread_mutex_unlock(&grow_turn);
+    pthread_barrier_wait(&grown_all); /* all grown, all alive */
+    pthread_barrier_wait(&grown_all); /* main has looked */
+    return NULL;
+}
+
+static void test_cap_growth_stops_at_the_process_budget(void **state)
+{
+    (void)state;
+    int64_t grow = hak_config.tcache_grow_kib;
+    hak_config.tcache_grow_kib = 20 * 100; /* 100 blocks of 20 KiB a thread */
+    uint64_t budget = (uint64_t)hak_config.tcache_grow_kib * 1024u, before = hak_tcache_extra_bytes_all();
+    pthread_t t[GROWERS];
+    assert_int_equal(pthread_barrier_init(&grown_all, NULL, GROWERS + 1), 0);
+    for (uintptr_t i = 0; i < GROWERS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, grower_thread, (void *)i), 0);
+    pthread_barrier_wait(&grown_all);
+    uint64_t sum = 0, least = UINT64_MAX, most = 0;
+    for (int i = 0; i < GROWERS; i++) {
+        sum += grower_extra[i];
+        least = grower_extra[i] < least ? grower_extra[i] : least;
+        most = grower_extra[i] > most ? grower_extra[i] : most;
+    }
+    uint64_t all = hak_tcache_extra_bytes_all();
+    pthread_barrier_wait(&grown_all);
+    for (int i = 0; i < GROWERS; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&grown_all);
+    hak_config.tcache_grow_kib = grow;
+    assert_true(most > budget / 2);                           /* the first ones grew */
+    assert_true(all - before <= HAK_GROW_ALL_THREADS * budget); /* all of them within the limit */
+    assert_true(sum == all - before);
+    assert_true(least < most);                                /* the last ones got less */
+    assert_int_equal(hak_tcache_extra_bytes_all(), before);   /* the exits gave it back */
+}
+
+/* A grown list's long cuts reach Box 2 as chains of at most HAK_GIVE_MAX blocks: a thread
+ * whose cap grew past 2 * HAK_GIVE_MAX frees blocks another thread allocated, so its spills
+ * (half its cap) are longer than one chain may be. */
+enum { DEEP = 3000, FOREIGN = 6000 };
+static void *foreign[FOREIGN];
+static uint32_t give_max, give_calls;
+static void give_hook(unsigned class_idx, uint32_t count, enum hak_give why)
+{
+    if (class_idx == 0 && why == HAK_GIVE_SPILL) {
+        give_calls++;
+        if (count > give_max)
+            give_max = count;
+    }
+}
+
+static void *long_spill_thread(void *arg)
+{
+    static void *blocks[DEEP];
+    free(malloc(1280));
+    for (int r = 0; r < 3; r++)
+        burst(0, blocks, DEEP);
+    TL_CHECK(hak_list(0)->cap > 2 * HAK_GIVE_MAX, "the cap did not grow past two chains");
+    hak_thread_t *t = hak_thread_self();
+    uint64_t blocks0 = t->stat[HAK_TSTAT_spill_blocks][0];
+    give_max = give_calls = 0;
+    hak_give_hook = give_hook;
+    __asm__ volatile("" ::: "memory"); /* gcc knows free reads no globals: keep the store */
+    for (int i = 0; i < FOREIGN; i++)
+        free(foreign[i]);
+    __asm__ volatile("" ::: "memory");
+    hak_give_hook = NULL;
+    uint64_t spilled = t->stat[HAK_TSTAT_spill_blocks][0] - blocks0;
+    TL_CHECK(spilled > HAK_GIVE_MAX, "no spill longer than one chain");
+    TL_CHECK(give_max == HAK_GIVE_MAX, "a long spill was not cut at HAK_GIVE_MAX");
+    TL_CHECK(give_calls >= (spilled + HAK_GIVE_MAX - 1) / HAK_GIVE_MAX, "too few chains");
+    return arg;
+}
+
+static void test_long_give_backs_come_in_bounded_chains(void **state)
+{
+    (void)state;
+    for (int i = 0; i < FOREIGN; i++)
+        assert_non_null(foreign[i] = malloc(hak_class_size(0)));
+    run_in_thread(long_spill_thread, NULL);
 }
 
 static void test_cap_growth_stops_at_the_thread_budget(void **state)
@@ -300,6 +407,7 @@ static void *grown_trim_thread(void *arg)
     unsigned c = 36;
     static void *blocks[BURST + 64];
     free(malloc(1280));
+    burst(c, blocks, BURST);
     burst(c, blocks, BURST);
     uint32_t base = hak_list_cap(c, hak_fixed_refill_count(c));
     TL_CHECK(hak_list(c)->cap > base, "the cap did not grow");
@@ -601,6 +709,8 @@ int main(void)
         cmocka_unit_test(test_list_never_exceeds_cap),
         cmocka_unit_test(test_deep_bursts_stay_in_the_thread),
         cmocka_unit_test(test_cap_growth_stops_at_the_thread_budget),
+        cmocka_unit_test(test_cap_growth_stops_at_the_process_budget),
+        cmocka_unit_test(test_long_give_backs_come_in_bounded_chains),
         cmocka_unit_test(test_idle_lists_are_trimmed),
         cmocka_unit_test(test_grown_lists_shrink_when_idle),
         cmocka_unit_test(test_thread_exit_and_trim_release_everything),
