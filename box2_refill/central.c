@@ -115,7 +115,21 @@ uint32_t hak_central_take(unsigned class_idx, uint32_t want, hak_chain_t *out)
             cc->spans++;
             partial_push(cc, s);
         }
-        while (ch.count < want && s->free) {
+        if (HAK_LIKELY(!hak_config.debug) && ch.count < want && s->free) {
+            /* The span's free list, linked and keyed: whole in O(1) if the refill wants that
+             * many (its length is carved - in_use, its tail is kept), else its first blocks. */
+            uint32_t nfree = s->carved - s->in_use;
+            hak_chain_t part;
+            if (nfree <= want - ch.count) {
+                part = (hak_chain_t){s->free, s->free_tail, nfree};
+                s->free = NULL;
+            } else {
+                part = hak_chain_cut(&s->free, want - ch.count);
+            }
+            s->in_use += part.count;
+            hak_chain_append(&ch, part);
+        }
+        while (ch.count < want && s->free) { /* debug mode: block by block, checked */
             uint64_t *b = s->free;
             if (HAK_UNLIKELY(hak_config.debug))
                 hak_debug_take(s, b, 1);
@@ -145,6 +159,8 @@ static void span_return(hak_central_t *cc, unsigned class_idx, void *block, uint
 {
     hak_span_t *s = span_of(block, class_idx);
     int was_full = span_full(s);
+    if (!s->free)
+        s->free_tail = block;
     hak_block_link(block, s->free);
     s->free = block;
     if (--s->in_use == 0) {
@@ -194,8 +210,13 @@ void hak_central_put(unsigned class_idx, hak_chain_t ch, uint64_t now_ms, int de
 static void check_span(unsigned class_idx, const hak_span_t *s)
 {
     uint32_t nfree = 0;
+    const uint64_t *last = NULL;
     for (const uint64_t *b = s->free; b && nfree <= s->capacity; b = hak_block_next(b))
-        nfree++;
+        nfree++, last = b;
+    if (last && last != s->free_tail)
+        hak_fatal("invariant broken: span %p of class %u: free_tail (%p) is not the last block "
+                  "of its free list (%p)",
+                  (const void *)s, class_idx, s->free_tail, (const void *)last);
     if (s->state != HAK_SPAN_ACTIVE || s->class_idx != class_idx)
         hak_fatal("invariant broken: span %p on the partial list of class %u is not an active "
                   "span of that class",

@@ -8,7 +8,10 @@
  * waiting out the decay delay), PURGED (empty, pages given back with MADV_DONTNEED).
  *
  * Invariants of an ACTIVE span (under its class lock):
- *   capacity == in_use + length(free) + (capacity - carved)
+ *   capacity == in_use + length(free) + (capacity - carved), so length(free) == carved -
+ *     in_use, and free_tail is the last block of free: a refill takes the whole free list in
+ *     O(1) when it wants that many, and every block on it carries hak_free_key (it came back
+ *     in a chain from Box 1);
  *   a span other than its class's spare is on the partial list  <=>  free != NULL ||
  *     carved < capacity
  *   in_use == 0  =>  it leaves the partial list at once and becomes its class's spare (reset
@@ -38,7 +41,10 @@ typedef struct hak_span {
     uint8_t state;         /* enum hak_span_state */
     struct hak_span *next; /* partial list (ACTIVE) or pool list */
     struct hak_span *prev;
-    uint64_t empty_since_ms; /* when it entered the pool */
+    union {
+        void *free_tail;         /* ACTIVE, while free != NULL: the last block of free */
+        uint64_t empty_since_ms; /* POOLED, PURGED: when it entered the pool */
+    };
     uint64_t *debug_bits;    /* HAKMEM_DEBUG only: one bit per block, set while handed out */
 } __attribute__((aligned(64))) hak_span_t;
 

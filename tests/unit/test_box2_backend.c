@@ -329,6 +329,46 @@ static void test_long_give_backs_come_in_bounded_chains(void **state)
     run_in_thread(long_spill_thread, NULL);
 }
 
+/* A span's free list goes to a refill whole, in O(1): blocks given back to their spans (not
+ * the depot) come back as the same blocks, keyed, and the span's equations hold. */
+static void test_refill_takes_a_span_free_list_whole(void **state)
+{
+    (void)state;
+    unsigned c = 39;
+    enum { N = 8 };
+    malloc_trim(0); /* this class's depot back to the spans: the takes below reach the spans */
+    hak_lock(&hak_central[c].lock);
+    hak_chain_t ch, again, kept;
+    assert_int_equal(hak_central_take(c, 1, &kept), 1); /* keeps the span from emptying */
+    assert_int_equal(hak_central_take(c, N, &ch), N);
+    void *first[N];
+    uint64_t *b = ch.head;
+    for (int i = 0; i < N; i++, b = hak_block_next(b))
+        first[i] = b;
+    hak_span_t *s = hak_pm_owner(hak_pagemap_get((uintptr_t)ch.head));
+    uint32_t in_use = s->in_use;
+    hak_central_put(c, ch, hak_now_ms(), 0); /* straight to the spans */
+    assert_non_null(s->free);               /* a free list, not the spare */
+    assert_int_equal(s->carved - s->in_use, in_use - s->in_use);
+    hak_central_check(c);                      /* free_tail is each free list's last block */
+    assert_int_equal(hak_central_take(c, N, &again), N);
+    hak_central_check(c);
+    b = again.head;
+    for (int i = 0; i < N; i++, b = hak_block_next(b)) {
+        int found = 0;
+        for (int j = 0; j < N; j++)
+            found |= first[j] == b;
+        assert_true(found);                    /* the blocks given back, none other */
+        assert_true(b[1] == hak_free_key);     /* keyed, as every chain Box 2 hands out */
+    }
+    assert_null(hak_block_next(again.tail));
+    assert_null(s->free);                   /* taken whole */
+    assert_int_equal(s->in_use, in_use);
+    hak_central_put(c, again, hak_now_ms(), 0);
+    hak_central_put(c, kept, hak_now_ms(), 0);
+    hak_unlock(&hak_central[c].lock);
+}
+
 static void test_cap_growth_stops_at_the_thread_budget(void **state)
 {
     (void)state;
@@ -711,6 +751,7 @@ int main(void)
         cmocka_unit_test(test_cap_growth_stops_at_the_thread_budget),
         cmocka_unit_test(test_cap_growth_stops_at_the_process_budget),
         cmocka_unit_test(test_long_give_backs_come_in_bounded_chains),
+        cmocka_unit_test(test_refill_takes_a_span_free_list_whole),
         cmocka_unit_test(test_idle_lists_are_trimmed),
         cmocka_unit_test(test_grown_lists_shrink_when_idle),
         cmocka_unit_test(test_thread_exit_and_trim_release_everything),
