@@ -11,10 +11,12 @@
  *   as they are: they belong to the only thread left.
  *
  * Refill: Box 2 hands a chain and the count it read; the chain goes in front of the list,
- * the cap follows the count and, once the class has spilled (it cycles), grows by it while
- * the budgets allow (list_grow; shared_contracts/list_rule.h), and the refill ends in the same
- * pop the hit path uses. Overflow: the blocks freed last leave as one chain (the spill), or as
- * several of at most HAK_GIVE_MAX blocks (give), as trims and drains do.
+ * the cap follows the count (base cap + the list's extra), and the refill ends in the same pop
+ * the hit path uses. Overflow: if the class refilled since the last overflow, the cap first
+ * grows by what those refills brought in, as far as the budgets allow (list_grow;
+ * shared_contracts/list_rule.h); then what is still over the cap leaves, the blocks freed
+ * last, as one chain (the spill) or several of at most HAK_GIVE_MAX blocks (give), as trims
+ * and drains do.
  *
  * Idle-list trim: a thread's lists only shrink by spills, so blocks a thread stopped using
  * would stay for good. Every HAKMEM_DECAY_MS / 4, the thread's own slow path runs a pass:
@@ -31,6 +33,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <string.h>
 
 #include "shared_contracts/config.h"
 #include "shared_contracts/diag.h"
@@ -99,30 +102,25 @@ static int thread_start(void)
 /* Every thread's extras, in bytes: at most HAK_GROW_ALL_THREADS threads' budgets in all. */
 static uint64_t extra_bytes_all;
 
-/* After a refill of refill_count blocks: the base cap of that count plus the list's extra.
- * The refill first raises the extra by its count (list_rule.h, growth) if the class is
- * cycling (it spilled before: a thread that only takes, a producer, or that made one burst,
- * gains nothing from a bigger cap) and the per-list, per-thread and process-wide budgets
- * allow it. */
-static void list_grow(unsigned class_idx, hak_list_t *l, uint32_t refill_count)
+/* An overflow of a list whose thread refilled the class since the last one: grow the extra
+ * by the blocks those refills brought in, as far as the per-list, per-thread and process-wide
+ * budgets allow (list_rule.h, growth). */
+static void list_grow(unsigned class_idx, hak_list_t *l)
 {
     hak_tcache_cold_t *tc = &hak_tcache_cold;
-    uint32_t base = hak_list_cap(class_idx, refill_count);
-    if (tc->cycling >> class_idx & 1) {
-        uint64_t budget = hak_list_grow_budget();
-        uint32_t step = hak_list_grow_step(class_idx, refill_count, base + tc->extra[class_idx],
-                                           budget > tc->extra_bytes ? budget - tc->extra_bytes
-                                                                    : 0);
-        uint64_t bytes = (uint64_t)step * hak_class_size(class_idx);
-        if (step && __atomic_add_fetch(&extra_bytes_all, bytes, __ATOMIC_RELAXED) >
-                        HAK_GROW_ALL_THREADS * budget) {
+    uint64_t budget = hak_list_grow_budget();
+    uint32_t step = hak_list_grow_step(class_idx, tc->taken[class_idx], l->cap,
+                                       budget > tc->extra_bytes ? budget - tc->extra_bytes : 0);
+    uint64_t bytes = (uint64_t)step * hak_class_size(class_idx);
+    if (!step || __atomic_add_fetch(&extra_bytes_all, bytes, __ATOMIC_RELAXED) >
+                     HAK_GROW_ALL_THREADS * budget) {
+        if (step)
             __atomic_sub_fetch(&extra_bytes_all, bytes, __ATOMIC_RELAXED);
-            step = 0, bytes = 0;
-        }
-        tc->extra[class_idx] += step;
-        tc->extra_bytes += bytes;
+        return;
     }
-    list_set_cap(l, base + tc->extra[class_idx]);
+    tc->extra[class_idx] += step;
+    tc->extra_bytes += bytes;
+    list_set_cap(l, l->cap + step);
 }
 
 /* Back to the base cap: the list had no use for its extra room, or it is given back whole. */
@@ -186,7 +184,8 @@ void *hak_tcache_refill(unsigned class_idx)
     errno = saved;
     hak_chain_prepend(&l->head, r.chain);
     l->room -= (int32_t)r.chain.count;
-    list_grow(class_idx, l, r.refill_count);
+    list_set_cap(l, hak_list_cap(class_idx, r.refill_count) + tc->extra[class_idx]);
+    tc->taken[class_idx] += r.chain.count;
     tc->refilled |= 1ull << class_idx;
     maybe_trim(r.now_ms);
     if (HAK_UNLIKELY(hak_config.debug))
@@ -218,11 +217,14 @@ void hak_tcache_overflow(unsigned class_idx)
     if (tc->state == HAK_TC_NEW)
         thread_start(); /* a new thread's first free: the caps are set now */
     uint32_t len = hak_list_count(class_idx);
+    if (len > l->cap && tc->state == HAK_TC_LIVE && tc->taken[class_idx]) {
+        list_grow(class_idx, l); /* a burst: what it took comes back, make room for it */
+        tc->taken[class_idx] = 0;
+    }
     if (len > l->cap) {
         uint64_t now = give(class_idx, hak_spill_count(l->cap, len), HAK_GIVE_SPILL);
         if (tc->state == HAK_TC_LIVE) {
             tc->spilled |= 1ull << class_idx;
-            tc->cycling |= 1ull << class_idx;
             maybe_trim(now);
         }
     }
@@ -260,7 +262,7 @@ static void drain_as(enum hak_give why)
         if (len)
             give(c, len, why);
     }
-    hak_tcache_cold.cycling = 0;
+    memset(hak_tcache_cold.taken, 0, sizeof hak_tcache_cold.taken);
 }
 
 void hak_tcache_drain(void) { drain_as(HAK_GIVE_DRAIN); }
@@ -281,6 +283,7 @@ void hak_tcache_trim(uint64_t now_ms)
         if (len)
             give(c, len - len / 4, HAK_GIVE_TRIM);
         list_shrink(c); /* its extra room went unused: back to the base cap */
+        tc->taken[c] = 0;
     }
 }
 

@@ -57,11 +57,11 @@ typedef struct hak_tcache_cold {
     uint64_t trim_due_ms; /* when the next trim pass is due */
     uint64_t refilled;    /* bit c: class c refilled since the last trim pass */
     uint64_t spilled;     /* bit c: class c spilled since the last trim pass */
-    uint64_t cycling;     /* bit c: class c spilled since its list last sat idle: the thread
-                           * gives back what it takes, so refills of c may grow its cap */
     uint64_t extra_bytes; /* sum over classes of extra[c] * size(c) <= HAKMEM_TCACHE_GROW_KIB */
     uint32_t extra[HAK_NUM_CLASSES]; /* blocks list c's cap grew above its base cap (the list
                                       * rule's growth): cap == base cap + extra[c] */
+    uint32_t taken[HAK_NUM_CLASSES]; /* blocks class c's refills brought in since its list's
+                                      * last overflow: what that overflow may grow the cap by */
 } hak_tcache_cold_t;
 
 extern __thread hak_tcache_cold_t hak_tcache_cold __attribute__((tls_model("initial-exec")));

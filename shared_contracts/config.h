@@ -60,7 +60,7 @@
       "per thread and class, the bytes a thread list may hold before it spills (the list cap "  \
       "never goes below one refill count)")                                                  \
     X(tcache_grow_kib, "HAKMEM_TCACHE_GROW_KIB", 8192, 0, 1048576, 0,                          \
-      "per thread, the bytes by which refills may raise its lists' caps above two refills' "    \
+      "per thread, the bytes by which its bursts may raise its lists' caps above two refills' " \
       "worth, so bursts deeper than that stay in the thread (0: caps never grow)")
 
 #define HAK_PATH_MAX 512

@@ -12,21 +12,18 @@
  *
  * Growth: that cap is a list's base cap. A thread whose bursts are deeper than it would take
  * a refill per batch and give a spill per batch through the class lock, although it only
- * ever reuses its own blocks. So once a class has spilled (the thread gives back what it
- * takes: it cycles), each of its refills also raises the list's cap by the refill's count
- * (the extra, tcmalloc's slow start), while
- *   base + extra + count <= HAKMEM_TCACHE_MAX_KIB / size(c)   (the per-list budget),
+ * ever reuses its own blocks. So when a free takes a list past its cap and the thread refilled
+ * the class since the list's last overflow (it takes and gives back: a burst), the cap first
+ * grows by the blocks those refills brought in (the extra, in the spirit of tcmalloc's slow
+ * start), while
+ *   base + extra <= HAKMEM_TCACHE_MAX_KIB / size(c)   (the per-list budget),
  *   the thread's extras, in bytes, stay within HAKMEM_TCACHE_GROW_KIB (hak_list_grow_step),
- *   and every thread's extras within HAK_GROW_ALL_THREADS such budgets.
- * A burst of d blocks then fits the list from its second burst on (the first spills, the
- * second's d / count refills grow the cap), and every later burst of that depth is served by
- * the thread alone. A thread that only takes (a producer) or bursts once never grows. Box 1
- * drops a list's extra (back to the base cap) and its cycling mark when the list sits idle
- * through a trim pass, and in a drain.
- *
- * hak_list_rule is written only at start-up or by tests while no other thread allocates;
- * everyone else reads it. Nothing else may restate these formulas: call these functions.
- */
+ *   and every thread's extras within HAK_GROW_ALL_THREADS such budgets;
+ * only what is still over the cap spills. A burst of d blocks then stays in the list from its
+ * first free on: later bursts of that depth make no refill and no spill, and the thread's
+ * blocks never pass through the depot to another thread. A thread that only takes (a
+ * producer) or only gives back (a consumer) never grows. Box 1 drops a list's extra (back to
+ * the base cap) when the list sits idle through a trim pass, and in a drain. */
 #ifndef HAK_LIST_RULE_H
 #define HAK_LIST_RULE_H
 
@@ -70,18 +67,21 @@ static inline uint64_t hak_list_max_refill(unsigned class_idx, uint64_t budget_b
     return budget_bytes / ((uint64_t)hak_list_rule.cap_refills * hak_class_size(class_idx));
 }
 
-/* The growth a refill of refill_count blocks gives a list whose cap is `cap` now, when the
- * thread's extras may still grow by thread_room_bytes: refill_count, or 0 where the per-list
- * budget or the thread's room ends (or with HAKMEM_DEBUG=1, where lists are bypassed). */
-static inline uint32_t hak_list_grow_step(unsigned class_idx, uint32_t refill_count, uint32_t cap,
+/* The growth an overflow may give a list whose cap is `cap`, toward `want` blocks, when the
+ * thread's extras may still grow by thread_room_bytes: want, cut to the per-list budget and
+ * that room (0 with HAKMEM_DEBUG=1, where lists are bypassed). */
+static inline uint32_t hak_list_grow_step(unsigned class_idx, uint64_t want, uint32_t cap,
                                           uint64_t thread_room_bytes)
 {
     uint64_t size = hak_class_size(class_idx);
     uint64_t fit = (uint64_t)hak_config.tcache_max_kib * 1024u / size;
-    if (hak_config.debug || (uint64_t)cap + refill_count > fit ||
-        (uint64_t)refill_count * size > thread_room_bytes)
+    if (hak_config.debug || cap >= fit)
         return 0;
-    return refill_count;
+    if (want > fit - cap)
+        want = fit - cap;
+    if (want > thread_room_bytes / size)
+        want = thread_room_bytes / size;
+    return (uint32_t)want;
 }
 
 /* Every thread's extras together stay within this many threads' budgets. */
