@@ -217,8 +217,11 @@ void hak_tcache_overflow(unsigned class_idx)
     if (tc->state == HAK_TC_NEW)
         thread_start(); /* a new thread's first free: the caps are set now */
     uint32_t len = hak_list_count(class_idx);
-    if (len > l->cap && tc->state == HAK_TC_LIVE && tc->taken[class_idx]) {
-        list_grow(class_idx, l); /* a burst: what it took comes back, make room for it */
+    if (len > l->cap && tc->state == HAK_TC_LIVE) {
+        /* A burst: since the last overflow the thread drained its whole list and refilled it
+         * (taken >= cap), and now what it took comes back: make room for it. */
+        if (tc->taken[class_idx] >= l->cap)
+            list_grow(class_idx, l);
         tc->taken[class_idx] = 0;
     }
     if (len > l->cap) {

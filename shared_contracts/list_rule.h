@@ -12,9 +12,10 @@
  *
  * Growth: that cap is a list's base cap. A thread whose bursts are deeper than it would take
  * a refill per batch and give a spill per batch through the class lock, although it only
- * ever reuses its own blocks. So when a free takes a list past its cap and the thread refilled
- * the class since the list's last overflow (it takes and gives back: a burst), the cap first
- * grows by the blocks those refills brought in (the extra, in the spirit of tcmalloc's slow
+ * ever reuses its own blocks. So when a free takes a list past its cap and the thread's
+ * refills of the class since the list's last overflow brought in at least a cap's worth (it
+ * ran the list dry, refilled it, and now gives back: a burst deeper than the list), the cap
+ * first grows by the blocks those refills brought in (the extra, in the spirit of tcmalloc's slow
  * start), while
  *   base + extra <= HAKMEM_TCACHE_MAX_KIB / size(c)   (the per-list budget),
  *   the thread's extras, in bytes, stay within HAKMEM_TCACHE_GROW_KIB (hak_list_grow_step),
@@ -85,7 +86,7 @@ static inline uint32_t hak_list_grow_step(unsigned class_idx, uint64_t want, uin
 }
 
 /* Every thread's extras together stay within this many threads' budgets. */
-#define HAK_GROW_ALL_THREADS 8u
+#define HAK_GROW_ALL_THREADS 4u
 
 /* The bytes a thread's extras may hold in all (HAKMEM_TCACHE_GROW_KIB). */
 static inline uint64_t hak_list_grow_budget(void)
