@@ -370,6 +370,39 @@ static void test_refill_takes_a_span_free_list_whole(void **state)
     hak_unlock(&hak_central[c].lock);
 }
 
+/* The fork child has the forking thread alone: the other threads' extras are forgotten
+ * (hak_tcache_hooks.fork_child), so the child's threads can grow again. */
+static pthread_barrier_t holder_grown;
+static void *holder_thread(void *arg)
+{
+    static void *blocks[BURST];
+    burst(36, blocks, BURST);
+    pthread_barrier_wait(&holder_grown); /* grown */
+    pthread_barrier_wait(&holder_grown); /* the parent has forked */
+    return arg;
+}
+
+static void test_fork_child_forgets_other_threads_extras(void **state)
+{
+    (void)state;
+    pthread_t t;
+    assert_int_equal(pthread_barrier_init(&holder_grown, NULL, 2), 0);
+    assert_int_equal(pthread_create(&t, NULL, holder_thread, NULL), 0);
+    pthread_barrier_wait(&holder_grown);
+    assert_true(hak_tcache_extra_bytes_all() > hak_tcache_cold.extra_bytes);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(hak_tcache_extra_bytes_all() == hak_tcache_cold.extra_bytes ? 0 : 1);
+    assert_true(pid > 0);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    pthread_barrier_wait(&holder_grown);
+    pthread_join(t, NULL);
+    pthread_barrier_destroy(&holder_grown);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 static void test_cap_growth_stops_at_the_thread_budget(void **state)
 {
     (void)state;
@@ -753,6 +786,7 @@ int main(void)
         cmocka_unit_test(test_cap_growth_stops_at_the_process_budget),
         cmocka_unit_test(test_long_give_backs_come_in_bounded_chains),
         cmocka_unit_test(test_refill_takes_a_span_free_list_whole),
+        cmocka_unit_test(test_fork_child_forgets_other_threads_extras),
         cmocka_unit_test(test_idle_lists_are_trimmed),
         cmocka_unit_test(test_grown_lists_shrink_when_idle),
         cmocka_unit_test(test_thread_exit_and_trim_release_everything),
