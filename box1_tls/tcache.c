@@ -102,20 +102,21 @@ static int thread_start(void)
 /* Every thread's extras, in bytes: at most HAK_GROW_ALL_THREADS threads' budgets in all. */
 static uint64_t extra_bytes_all;
 
-/* An overflow of a list whose thread refilled the class since the last one: grow the extra
- * by the blocks those refills brought in, as far as the per-list, per-thread and process-wide
- * budgets allow (list_rule.h, growth). */
+/* An overflow: grow the extra by what the list rule gives for the blocks the thread's refills
+ * brought in since the last overflow (list_rule.h, growth), if every thread's extras together
+ * stay within HAK_GROW_ALL_THREADS budgets. */
 static void list_grow(unsigned class_idx, hak_list_t *l)
 {
     hak_tcache_cold_t *tc = &hak_tcache_cold;
     uint64_t budget = hak_list_grow_budget();
     uint32_t step = hak_list_grow_step(class_idx, tc->taken[class_idx], l->cap,
                                        budget > tc->extra_bytes ? budget - tc->extra_bytes : 0);
+    if (!step)
+        return;
     uint64_t bytes = (uint64_t)step * hak_class_size(class_idx);
-    if (!step || __atomic_add_fetch(&extra_bytes_all, bytes, __ATOMIC_RELAXED) >
-                     HAK_GROW_ALL_THREADS * budget) {
-        if (step)
-            __atomic_sub_fetch(&extra_bytes_all, bytes, __ATOMIC_RELAXED);
+    if (__atomic_add_fetch(&extra_bytes_all, bytes, __ATOMIC_RELAXED) >
+        HAK_GROW_ALL_THREADS * budget) {
+        __atomic_sub_fetch(&extra_bytes_all, bytes, __ATOMIC_RELAXED);
         return;
     }
     tc->extra[class_idx] += step;
@@ -140,9 +141,15 @@ static void list_shrink(unsigned class_idx)
 
 /* The fork child has one thread left, the forking one: the other threads' extras are gone
  * with their lists. */
-static void fork_child(void) { extra_bytes_all = hak_tcache_cold.extra_bytes; }
+static void fork_child(void)
+{
+    __atomic_store_n(&extra_bytes_all, hak_tcache_cold.extra_bytes, __ATOMIC_RELAXED);
+}
 
-uint64_t hak_tcache_extra_bytes_all(void) { return __atomic_load_n(&extra_bytes_all, __ATOMIC_RELAXED); }
+uint64_t hak_tcache_extra_bytes_all(void)
+{
+    return __atomic_load_n(&extra_bytes_all, __ATOMIC_RELAXED);
+}
 
 /* A thread that does not cache (starting, or past its exit): one block, straight. */
 static void *alloc_uncached(unsigned class_idx)
@@ -218,10 +225,7 @@ void hak_tcache_overflow(unsigned class_idx)
         thread_start(); /* a new thread's first free: the caps are set now */
     uint32_t len = hak_list_count(class_idx);
     if (len > l->cap && tc->state == HAK_TC_LIVE) {
-        /* A burst: since the last overflow the thread drained its whole list and refilled it
-         * (taken >= cap), and now what it took comes back: make room for it. */
-        if (tc->taken[class_idx] >= l->cap)
-            list_grow(class_idx, l);
+        list_grow(class_idx, l); /* a burst's blocks coming back: room for them */
         tc->taken[class_idx] = 0;
     }
     if (len > l->cap) {

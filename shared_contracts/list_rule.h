@@ -68,21 +68,23 @@ static inline uint64_t hak_list_max_refill(unsigned class_idx, uint64_t budget_b
     return budget_bytes / ((uint64_t)hak_list_rule.cap_refills * hak_class_size(class_idx));
 }
 
-/* The growth an overflow may give a list whose cap is `cap`, toward `want` blocks, when the
- * thread's extras may still grow by thread_room_bytes: want, cut to the per-list budget and
- * that room (0 with HAKMEM_DEBUG=1, where lists are bypassed). */
-static inline uint32_t hak_list_grow_step(unsigned class_idx, uint64_t want, uint32_t cap,
+/* The growth an overflow gives a list whose cap is `cap` when its thread's refills brought in
+ * `taken` blocks since the list's last overflow, and the thread's extras may still grow by
+ * thread_room_bytes: nothing unless taken >= cap (the refills ran the list dry at least once
+ * over: a burst deeper than the list, not a walk around its cap); else taken, cut to the
+ * per-list budget and that room. 0 with HAKMEM_DEBUG=1, where lists are bypassed. */
+static inline uint32_t hak_list_grow_step(unsigned class_idx, uint64_t taken, uint32_t cap,
                                           uint64_t thread_room_bytes)
 {
     uint64_t size = hak_class_size(class_idx);
     uint64_t fit = (uint64_t)hak_config.tcache_max_kib * 1024u / size;
-    if (hak_config.debug || cap >= fit)
+    if (hak_config.debug || taken < cap || cap >= fit)
         return 0;
-    if (want > fit - cap)
-        want = fit - cap;
-    if (want > thread_room_bytes / size)
-        want = thread_room_bytes / size;
-    return (uint32_t)want;
+    if (taken > fit - cap)
+        taken = fit - cap;
+    if (taken > thread_room_bytes / size)
+        taken = thread_room_bytes / size;
+    return (uint32_t)taken;
 }
 
 /* Every thread's extras together stay within this many threads' budgets. */
