@@ -192,6 +192,25 @@ static inline void bench_start_release(bench_start_t *s, double seconds)
     pthread_barrier_wait(&s->go);
 }
 
+/* The run every workload makes: start `threads` threads, thread i running fn on the i-th of
+ * the caller's records (rec_size bytes each, filled in beforehand, each thread waiting in
+ * bench_start_wait), release them together for `seconds`, join them all. Returns the seconds
+ * from the release to the last join. Exits 1 if a thread cannot be created. */
+static inline double bench_run_threads(int threads, bench_start_t *start, void *(*fn)(void *),
+                                       void *records, size_t rec_size, double seconds)
+{
+    pthread_t th[threads];
+    for (int i = 0; i < threads; i++)
+        if (pthread_create(&th[i], NULL, fn, (char *)records + (size_t)i * rec_size)) {
+            perror("pthread_create");
+            exit(1);
+        }
+    bench_start_release(start, seconds);
+    for (int i = 0; i < threads; i++)
+        pthread_join(th[i], NULL);
+    return bench_now() - start->t0;
+}
+
 /* Wait for another thread (a full ring or mailbox, an empty one): spin briefly, then yield,
  * then sleep 20 us at a time; *spins counts the calls since the wait began (start it at 0).
  * Sleeping matters when the two threads share a core (a busy machine): a thread that only

@@ -71,25 +71,17 @@ int main(int argc, char **argv)
                      "bigbuf: per thread, a window of -x live=4 buffers of -x min_mib=5 .. "
                      "-x max_mib=25 MiB, each written whole, replaced at random");
     int T = a.threads;
-    pthread_t th[T];
     bb_thread_t ts[T];
     bench_start_t start;
     bench_start_init(&start, T);
-    for (int i = 0; i < T; i++) {
+    for (int i = 0; i < T; i++)
         ts[i] = (bb_thread_t){.args = &a, .start = &start, .idx = i};
-        if (pthread_create(&th[i], NULL, bb_thread, &ts[i])) {
-            perror("pthread_create");
-            return 1;
-        }
-    }
-    bench_start_release(&start, a.seconds);
+    double el = bench_run_threads(T, &start, bb_thread, ts, sizeof ts[0], a.seconds);
     uint64_t ops = 0, bytes = 0;
     for (int i = 0; i < T; i++) {
-        pthread_join(th[i], NULL);
         ops += ts[i].ops;
         bytes += ts[i].bytes;
     }
-    double el = bench_now() - start.t0;
     printf("ops_per_sec=%.0f ops=%llu seconds=%.3f threads=%d bytes_per_sec=%.0f\n",
            (double)ops / el, (unsigned long long)ops, el, T, (double)bytes / el);
     return 0;

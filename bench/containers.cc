@@ -109,26 +109,18 @@ int main(int argc, char **argv)
         return 2;
     }
     int T = a.threads;
-    std::vector<pthread_t> th((size_t)T);
     std::vector<worker> ws((size_t)T);
     bench_start_t start;
     bench_start_init(&start, T);
-    for (int i = 0; i < T; i++) {
+    for (int i = 0; i < T; i++)
         ws[(size_t)i] = worker{&a, i, &start, entries, 0, 0, 0};
-        if (pthread_create(&th[(size_t)i], NULL, worker_main, &ws[(size_t)i])) {
-            perror("pthread_create");
-            return 1;
-        }
-    }
-    bench_start_release(&start, a.seconds);
+    double el = bench_run_threads(T, &start, worker_main, ws.data(), sizeof ws[0], a.seconds);
     uint64_t ops = 0, rounds = 0, check = 0;
     for (int i = 0; i < T; i++) {
-        pthread_join(th[(size_t)i], NULL);
         ops += ws[(size_t)i].ops;
         rounds += ws[(size_t)i].rounds;
         check += ws[(size_t)i].check;
     }
-    double el = bench_now() - start.t0;
     printf("ops_per_sec=%.0f ops=%llu seconds=%.3f threads=%d rounds=%llu entries=%ld "
            "check=%llu\n",
            (double)ops / el, (unsigned long long)ops, el, T, (unsigned long long)rounds, entries,

@@ -72,24 +72,16 @@ int main(int argc, char **argv)
                      "largewin: per thread, a window of -x slots=64 blocks of 64 KiB .. 1 MiB, "
                      "one byte written per page");
     int T = a.threads;
-    pthread_t th[T];
     lw_thread_t ts[T];
     bench_start_t start;
     bench_start_init(&start, T);
-    for (int i = 0; i < T; i++) {
+    for (int i = 0; i < T; i++)
         ts[i] = (lw_thread_t){.args = &a, .start = &start, .idx = i};
-        if (pthread_create(&th[i], NULL, lw_thread, &ts[i])) {
-            perror("pthread_create");
-            return 1;
-        }
-    }
-    bench_start_release(&start, a.seconds);
+    double el = bench_run_threads(T, &start, lw_thread, ts, sizeof ts[0], a.seconds);
     uint64_t ops = 0;
     for (int i = 0; i < T; i++) {
-        pthread_join(th[i], NULL);
         ops += ts[i].ops;
     }
-    double el = bench_now() - start.t0;
     printf("ops_per_sec=%.0f ops=%llu seconds=%.3f threads=%d\n", (double)ops / el,
            (unsigned long long)ops, el, T);
     return 0;

@@ -116,28 +116,20 @@ int main(int argc, char **argv)
                      "the next thread, which frees them");
     int T = a.threads;
     inboxes = calloc((size_t)T, sizeof(inbox_t));
-    pthread_t th[T];
     larson_thread_t ts[T];
     bench_start_t start;
     bench_start_init(&start, T);
     for (int i = 0; i < T; i++) pthread_mutex_init(&inboxes[i].lock, NULL);
-    for (int i = 0; i < T; i++) {
+    for (int i = 0; i < T; i++)
         ts[i] = (larson_thread_t){.args = &a, .idx = i, .nthreads = T, .start = &start};
-        if (pthread_create(&th[i], NULL, larson_thread, &ts[i])) {
-            perror("pthread_create");
-            return 1;
-        }
-    }
     /* threads fill their windows first; the clock starts when all are ready */
-    bench_start_release(&start, a.seconds);
+    double el = bench_run_threads(T, &start, larson_thread, ts, sizeof ts[0], a.seconds);
     uint64_t total = 0, remote = 0, rounds = 0;
     for (int i = 0; i < T; i++) {
-        pthread_join(th[i], NULL);
         total += ts[i].ops;
         remote += ts[i].remote_frees;
         rounds += ts[i].rounds;
     }
-    double el = bench_now() - start.t0;
     /* blocks still sitting in inboxes are freed here, outside the timed part */
     for (int i = 0; i < T; i++)
         for (unsigned k = 0; k < inboxes[i].n; k++) free(inboxes[i].items[k]);

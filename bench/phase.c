@@ -87,29 +87,21 @@ int main(int argc, char **argv)
         phases = schedules[1];
     for (int ph = 0; ph < NPHASES; ph++)
         hot_sizes[ph] = phases[ph].hot;
-    pthread_t th[T];
     phase_thread_t ts[T];
     bench_start_t start;
     bench_start_init(&start, T);
-    for (int i = 0; i < T; i++) {
+    for (int i = 0; i < T; i++)
         ts[i] = (phase_thread_t){.args = &a, .start = &start, .idx = i};
-        if (pthread_create(&th[i], NULL, phase_thread, &ts[i])) {
-            perror("pthread_create");
-            return 1;
-        }
-    }
-    bench_start_release(&start, a.seconds);
+    double el = bench_run_threads(T, &start, phase_thread, ts, sizeof ts[0], a.seconds);
     uint64_t total = 0, per[NPHASES] = {0};
     double secs[NPHASES] = {0};
     for (int i = 0; i < T; i++) {
-        pthread_join(th[i], NULL);
         for (int ph = 0; ph < NPHASES; ph++) {
             total += ts[i].ops[ph];
             per[ph] += ts[i].ops[ph];
             secs[ph] += ts[i].secs[ph] / T;
         }
     }
-    double el = bench_now() - start.t0;
     printf("ops_per_sec=%.0f ops=%llu seconds=%.3f threads=%d phases=%d", (double)total / el,
            (unsigned long long)total, el, T, NPHASES);
     for (int ph = 0; ph < NPHASES; ph++)

@@ -81,26 +81,18 @@ int main(int argc, char **argv)
     bench_parse_args(argc, argv, &a, 1.0,
                      "realloc: string-builder growth of 8 buffers per thread from 16 B to 1 MiB");
     int T = a.threads;
-    pthread_t th[T];
     re_thread_t ts[T];
     bench_start_t start;
     bench_start_init(&start, T);
-    for (int i = 0; i < T; i++) {
+    for (int i = 0; i < T; i++)
         ts[i] = (re_thread_t){.args = &a, .start = &start, .idx = i};
-        if (pthread_create(&th[i], NULL, re_thread, &ts[i])) {
-            perror("pthread_create");
-            return 1;
-        }
-    }
-    bench_start_release(&start, a.seconds);
+    double el = bench_run_threads(T, &start, re_thread, ts, sizeof ts[0], a.seconds);
     uint64_t ops = 0, bytes = 0, fin = 0;
     for (int i = 0; i < T; i++) {
-        pthread_join(th[i], NULL);
         ops += ts[i].ops;
         bytes += ts[i].bytes;
         fin += ts[i].finished;
     }
-    double el = bench_now() - start.t0;
     printf("ops_per_sec=%.0f ops=%llu seconds=%.3f threads=%d buffers_finished=%llu "
            "bytes_per_sec=%.0f\n",
            (double)ops / el, (unsigned long long)ops, el, T, (unsigned long long)fin,

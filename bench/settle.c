@@ -98,24 +98,16 @@ int main(int argc, char **argv)
     int T = a.threads;
     for (int ph = 0; ph < NPHASES; ph++)
         hot_sizes[ph] = phases[ph].hot;
-    pthread_t th[T];
     settle_thread_t ts[T];
     bench_start_t start;
     bench_start_init(&start, T);
-    for (int i = 0; i < T; i++) {
+    for (int i = 0; i < T; i++)
         ts[i] = (settle_thread_t){.start = &start, .phase_s = phase_s, .seed = a.seed, .idx = i};
-        if (pthread_create(&th[i], NULL, settle_thread, &ts[i])) {
-            perror("pthread_create");
-            return 1;
-        }
-    }
-    bench_start_release(&start, phase_s * NPHASES);
+    double el = bench_run_threads(T, &start, settle_thread, ts, sizeof ts[0], phase_s * NPHASES);
     uint64_t total = 0;
     for (int i = 0; i < T; i++) {
-        pthread_join(th[i], NULL);
         total += ts[i].ops;
     }
-    double el = bench_now() - start.t0;
     printf("ops_per_sec=%.0f ops=%llu seconds=%.3f threads=%d phases=%d phase_ms=%.0f "
            "main_to_t0_ms=%.3f\n",
            (double)total / el, (unsigned long long)total, el, T, NPHASES, phase_s * 1000,

@@ -76,24 +76,16 @@ int main(int argc, char **argv)
                      "smallheap: per thread, -x slots=600 live blocks over the -x classes=38 "
                      "smallest classes, replaced at random");
     int T = a.threads;
-    pthread_t th[T];
     sh_thread_t ts[T];
     bench_start_t start;
     bench_start_init(&start, T);
-    for (int i = 0; i < T; i++) {
+    for (int i = 0; i < T; i++)
         ts[i] = (sh_thread_t){.args = &a, .start = &start, .idx = i};
-        if (pthread_create(&th[i], NULL, sh_thread, &ts[i])) {
-            perror("pthread_create");
-            return 1;
-        }
-    }
-    bench_start_release(&start, a.seconds);
+    double el = bench_run_threads(T, &start, sh_thread, ts, sizeof ts[0], a.seconds);
     uint64_t ops = 0;
     for (int i = 0; i < T; i++) {
-        pthread_join(th[i], NULL);
         ops += ts[i].ops;
     }
-    double el = bench_now() - start.t0;
     printf("ops_per_sec=%.0f ops=%llu seconds=%.3f threads=%d\n", (double)ops / el,
            (unsigned long long)ops, el, T);
     return 0;

@@ -62,24 +62,16 @@ static int window_main(int argc, char **argv, const char *name, size_t min, size
     snprintf(what, sizeof what, "%s: random malloc/free of %zu..%zu B over a window of %d slots "
              "per thread", name, min, max, WINDOW);
     bench_parse_args(argc, argv, &a, 1.0, what);
-    pthread_t th[a.threads];
     window_thread_t ts[a.threads];
     bench_start_t start;
     bench_start_init(&start, a.threads);
-    for (int i = 0; i < a.threads; i++) {
+    for (int i = 0; i < a.threads; i++)
         ts[i] = (window_thread_t){.args = &a, .start = &start, .idx = i, .min = min, .max = max};
-        if (pthread_create(&th[i], NULL, window_thread, &ts[i])) {
-            perror("pthread_create");
-            return 1;
-        }
-    }
-    bench_start_release(&start, a.seconds);
+    double el = bench_run_threads(a.threads, &start, window_thread, ts, sizeof ts[0], a.seconds);
     uint64_t total = 0;
     for (int i = 0; i < a.threads; i++) {
-        pthread_join(th[i], NULL);
         total += ts[i].ops;
     }
-    double el = bench_now() - start.t0;
     printf("ops_per_sec=%.0f ops=%llu seconds=%.3f threads=%d min=%zu max=%zu window=%d\n",
            (double)total / el, (unsigned long long)total, el, a.threads, min, max, WINDOW);
     return 0;

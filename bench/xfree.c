@@ -154,26 +154,18 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    pthread_t th[T];
     xfree_thread_t ts[T];
     bench_start_t start;
     bench_start_init(&start, T);
-    for (int i = 0; i < T; i++) {
+    for (int i = 0; i < T; i++)
         ts[i] = (xfree_thread_t){.args = &a, .start = &start, .idx = i, .nthreads = T,
                                  .burst = (unsigned)burst, .size = (size_t)size};
-        if (pthread_create(&th[i], NULL, xfree_thread, &ts[i])) {
-            perror("pthread_create");
-            return 1;
-        }
-    }
-    bench_start_release(&start, a.seconds);
+    double el = bench_run_threads(T, &start, xfree_thread, ts, sizeof ts[0], a.seconds);
     uint64_t total = 0, local = 0;
     for (int i = 0; i < T; i++) {
-        pthread_join(th[i], NULL);
         total += ts[i].ops;
         local += ts[i].local_frees;
     }
-    double el = bench_now() - start.t0;
     /* bursts still waiting in mailboxes are freed here, outside the timed part */
     for (int i = 0; i < T; i++) {
         for (size_t k = 0; k < (size_t)mailboxes[i].n * (size_t)burst; k++) {
