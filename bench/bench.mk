@@ -17,7 +17,8 @@
 #   SWEEP_COUNTS="4 8 16"  CG_ITERS=200000  RESULTS=dir (instead of bench/results)
 
 BENCH_DIR   := $(BUILD)/bench
-BENCH_WORKLOADS := mid tiny larson prodcons xfree phase churn realloc bigbuf largewin burstexit smallheap containers settle
+BENCH_WORKLOADS := mid tiny larson prodcons xfree phase churn realloc bigbuf largewin burstexit smallheap containers settle \
+                   locality xmix
 BENCH_TOOLS := runwrap cg_pair cg_pair_cxx
 BENCH_BINS  := $(addprefix $(BENCH_DIR)/,$(BENCH_WORKLOADS) $(BENCH_TOOLS))
 # The workloads call malloc/free through the PLT like any program; -fno-builtin keeps gcc from
@@ -39,6 +40,7 @@ bench-progs: $(BENCH_BINS)
 $(BENCH_DIR)/%: bench/%.c bench/bench_common.h bench/window.h bench/bench.mk
 	@mkdir -p $(BENCH_DIR)
 	$(CC) $(BENCH_CFLAGS) -o $@ $< -pthread
+$(BENCH_DIR)/locality: bench/locality_probe.h # the probe, a header a test can include too
 
 # C++ workloads and tools (containers, cg_pair_cxx): g++ -O2, the calls to operator new and
 # delete as a C++ program makes them (no -fno-builtin: the escapes keep them).

@@ -59,6 +59,11 @@ WORKLOADS = {
     "prodcons": ("prodcons", 1.0, "producers malloc, consumers free (SPSC rings)"),
     "xfree": ("xfree", 1.0, "a ring of threads: each burst of 1024 64 B blocks is freed by the "
               "next thread"),
+    "xmix": ("xmix", 1.0, "threads malloc 16 B-4 KiB (mostly small) and push each block into "
+             "another thread's bounded MPMC inbox, which frees it; 25% local traffic",
+             ["-x", "mode=queue"]),
+    "xmixr": ("xmix", 1.0, "the same sizes, each block swapped into a random slot shared by "
+              "all threads, the block taken out freed", ["-x", "mode=random"]),
     "phase": ("phase", 2.4, "8 phases, each with its own hot size and burst depth"),
     "phase1t": ("phase", 2.4, "one thread, 8 deeper phases (4096 x 48 B ... 8192 x 256 B ... 2 x 32 KiB)",
                 ["-t", "1", "-x", "schedule=1"]),
@@ -73,6 +78,8 @@ WORKLOADS = {
                   ["-t", "1"]),
     "smallheap2": ("smallheap", 1.0, "a small 2-thread program: 64 slots each over 28 classes",
                    ["-t", "2", "-x", "slots=64", "-x", "classes=28"]),
+    "locality": ("locality", 1.0, "pages touched per 64 mallocs after N blocks were freed in "
+                 "random order (48 B, 256 B, 1 KiB; 1 thread)", ["-t", "1"]),
     "burst256": ("burstexit", 1.0, "256 threads burst 512 deep in 4 classes and exit; "
                  "rss_after = RSS 2 s later", ["-x", "threads=256"]),
     "burst64": ("burstexit", 1.0, "the same with 64 threads", ["-x", "threads=64"]),
@@ -81,6 +88,10 @@ WORKLOADS = {
 }
 # Workloads whose result line reports rss_after_kb (memory a while after the work ended).
 RSS_AFTER = ("burst256", "burst64")
+# Workloads whose result line reports the locality probe: distinct 4 KiB pages per 64
+# consecutive mallocs after random frees, at 48 B, 256 B and 1 KiB (lower is better).
+PAGES = ("locality",)
+PAGES_FIELDS = ("pages48", "pages256", "pages1k")
 # The CPython workload: Debian's python3 where it exists (the shell's python3 may be a wrapper
 # script, which would run under the preloaded allocator too), else the harness's own.
 PYTHON3 = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
@@ -91,7 +102,8 @@ PERF_EVENTS = "task-clock,page-faults,context-switches"
 SUMMARY_FIELDS = ["workload", "allocator", "ops_per_sec", "peak_rss_kb", "min_ops_per_sec",
                   "max_ops_per_sec", "spread_pct", "runs", "failed", "ratio_glibc",
                   "ratio_best_peer", "best_peer", "seconds", "task_clock_ms", "page_faults",
-                  "ctx_switches", "ops_per_cpu_sec", "cpu_util", "refill_count"]
+                  "ctx_switches", "ops_per_cpu_sec", "cpu_util", "refill_count",
+                  "pages48", "pages256", "pages1k"]
 RUN_FIELDS = ["round", "workload", "allocator", "status", "ops_per_sec", "ops_per_cpu_sec",
               "cpu_util",
               "seconds",
@@ -480,6 +492,10 @@ def summarize(runs, workloads, allocators):
                 after = [float(parse_kv(r.get("detail", "")).get("rss_after_kb", -1)) for r in ok]
                 if w in RSS_AFTER and after and min(after) >= 0:
                     s["rss_after_kb"] = statistics.median(after)
+                for k in PAGES_FIELDS if w in PAGES else ():
+                    v = [float(parse_kv(r.get("detail", "")).get(k, -1)) for r in ok]
+                    if v and min(v) >= 0:
+                        s[k] = statistics.median(v)
             per[a] = s
         base = per.get("glibc", {}).get("ops_per_sec")
         peers = [(per[p]["ops_per_sec"], p) for p in PEERS
@@ -505,7 +521,7 @@ def write_csv(path, rows, fields):
                 v = r.get(k)
                 if isinstance(v, float):
                     v = ("%.4f" % v) if k.startswith(("ratio", "spread", "seconds", "wall",
-                                                       "utime", "stime", "cpu_util")) \
+                                                       "utime", "stime", "cpu_util", "pages")) \
                         else "%.0f" % v
                 out[k] = "" if v is None else v
             w.writerow(out)
@@ -546,6 +562,24 @@ def table_lines(summary, markdown):
         prev = r[0]
         out.append(fmt % tuple(r))
     return out
+
+
+def pages_lines(summary, markdown):
+    """The locality probe's pages per 64 mallocs, one row per workload and allocator (empty
+    when no run reported them)."""
+    rows = [[s["workload"], s["allocator"]] + ["%.2f" % s[k] for k in PAGES_FIELDS]
+            for s in summary if all(s.get(k) is not None for k in PAGES_FIELDS)]
+    if not rows:
+        return []
+    title = ("Locality probe: distinct 4 KiB pages per 64 consecutive mallocs after the blocks "
+             "were freed in random order (median; lower is better; packing limit ~1.7 / 4 / 16):")
+    head = ["workload", "allocator", "48 B", "256 B", "1 KiB"]
+    if markdown:
+        return [title, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + \
+            ["| " + " | ".join(r) + " |" for r in rows]
+    widths = [max(len(x) for x in col) for col in zip(head, *rows)]
+    fmt = "  ".join("%%-%ds" % w for w in widths)
+    return [title, fmt % tuple(head)] + [fmt % tuple(r) for r in rows]
 
 
 def ace_pair_lines(runs, workloads):
@@ -727,6 +761,9 @@ def execute(args, workloads, allocators, counts, notes):
                                                    fmt_mb(row.get("peak_rss_kb")))
                     if w == "sqlite":
                         extra += " (%.2f s)" % row["seconds"]
+                    if w in PAGES:
+                        kv = parse_kv(row.get("detail", ""))
+                        extra += " pages/64=%s" % "/".join(kv.get(k, "?") for k in PAGES_FIELDS)
                 else:
                     extra = "FAILED: %s" % row["status"]
                 log("[%*d/%d] %-8s %-14s run %d of %d  %s" % (
@@ -898,6 +935,9 @@ def main():
         md += ["", "RSS 2 s after the workers exited (median; the main thread still allocating "
                "a little): " + "; ".join("%s %s %s" % (s["workload"], s["allocator"],
                                                      fmt_mb(s["rss_after_kb"])) for s in ra)]
+    pl = pages_lines(summary, True)
+    if pl:
+        md += [""] + pl
     sq = [s for s in summary if s["workload"] == "sqlite" and s.get("seconds")]
     if sq:
         md += ["", "sqlite median seconds (%d rows): " % args.sqlite_rows +
@@ -926,6 +966,9 @@ def main():
             log(l)
         log("")
     for l in table_lines(summary, False):
+        log(l)
+    pl = pages_lines(summary, False)
+    for l in [""] + pl if pl else []:
         log(l)
     for n in notes:
         log("note: " + n)
