@@ -85,6 +85,13 @@ WORKLOADS = {
     "burst64": ("burstexit", 1.0, "the same with 64 threads", ["-x", "threads=64"]),
     "cpython": (None, None, "python3 with PYTHONMALLOC=malloc: 60,000 small objects dumped to "
                 "JSON, loaded, sorted and indexed, 6 rounds (bench/cpython_json.py)"),
+    "lua": (None, None, "lua5.4: 5,000 records of strings and tables serialized to JSON-like "
+            "text, parsed back, sorted, indexed and formatted, 3 rounds (bench/lua_tables.lua)"),
+    "redis": (None, None, "redis-server on loopback: 60,000 fixed mixed commands through "
+              "redis-cli --pipe, then redis-benchmark SET/GET/INCR/LPUSH/LPOP/SADD/HSET/ZADD "
+              "with 16, 256 and 2048 B values, LRANGE_100"),
+    "gcc": (None, None, "g++ -std=c++17 -O2 -c of a template-heavy C++ file "
+            "(bench/gcc_templates.cc): cc1plus and as under the allocator"),
 }
 # Workloads whose result line reports rss_after_kb (memory a while after the work ended).
 RSS_AFTER = ("burst256", "burst64")
@@ -96,7 +103,13 @@ PAGES_FIELDS = ("pages48", "pages256", "pages1k")
 # script, which would run under the preloaded allocator too), else the harness's own.
 PYTHON3 = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
 CPYTHON_SCRIPT = os.path.join(ROOT, "bench", "cpython_json.py")
-SINGLE_THREADED = ("sqlite", "cpython")
+# Real programs run by bench/realprog.py, which preloads the allocator (BENCH_PRELOAD) into
+# the program alone, not into itself or redis's clients, and reports the program's rusage;
+# name -> the commands it needs. Each run's check must match a run under glibc.
+REALPROG = {"lua": ("lua5.4",), "redis": ("redis-server", "redis-cli", "redis-benchmark"),
+            "gcc": ("g++",)}
+REALPROG_SCRIPT = os.path.join(ROOT, "bench", "realprog.py")
+SINGLE_THREADED = ("sqlite", "cpython", "lua", "redis", "gcc")
 
 PERF_EVENTS = "task-clock,page-faults,context-switches"
 SUMMARY_FIELDS = ["workload", "allocator", "ops_per_sec", "peak_rss_kb", "min_ops_per_sec",
@@ -293,6 +306,7 @@ class Runner:
         self.sqlite_sql = None
         self.sqlite_ref = None
         self.cpython_ref = None
+        self.realprog_ref = {}
         self.failures = []
 
     def sqlite_setup(self):
@@ -322,7 +336,23 @@ class Runner:
             raise SystemExit("%s %s failed: %s" % (PYTHON3, CPYTHON_SCRIPT, r.stderr[-500:]))
         self.cpython_ref = kv["check"]
 
+    def realprog_setup(self, workload):
+        """The check every timed run of a real program must print (under the system
+        allocator: bench/realprog.py with no BENCH_PRELOAD)."""
+        env = dict(os.environ)
+        env.pop("LD_PRELOAD", None)
+        env.pop("BENCH_PRELOAD", None)
+        r = subprocess.run([PYTHON3, REALPROG_SCRIPT, workload], env=env, capture_output=True,
+                           text=True, timeout=300)
+        kv = parse_kv(r.stdout)
+        if r.returncode != 0 or "check" not in kv:
+            raise SystemExit("bench/realprog.py %s failed under glibc: %s" % (
+                workload, r.stderr[-500:]))
+        self.realprog_ref[workload] = kv["check"]
+
     def command(self, workload, seconds):
+        if workload in REALPROG:
+            return [PYTHON3, REALPROG_SCRIPT, workload]
         prog, default_s = WORKLOADS[workload][:2]
         extra = WORKLOADS[workload][3] if len(WORKLOADS[workload]) > 3 else []
         if workload == "cpython":
@@ -338,6 +368,8 @@ class Runner:
         env = dict(extra)
         if preload:
             env["LD_PRELOAD"] = preload
+        if preload and workload in REALPROG:
+            env["BENCH_PRELOAD"] = env.pop("LD_PRELOAD")  # for the program, not the driver
         if workload == "cpython":
             env["PYTHONMALLOC"] = "malloc"  # every object through the allocator under test
         if env.get("POOL_ACE") == "1" and self.args.ace_log:
@@ -414,6 +446,17 @@ class Runner:
                 if workload == "cpython" and status is None and kv.get("check") != self.cpython_ref:
                     status = "wrong result (check=%s, expected %s)" % (kv.get("check"),
                                                                       self.cpython_ref)
+                if workload in REALPROG:
+                    if status is None and kv.get("check") != self.realprog_ref.get(workload):
+                        status = "wrong result (check=%s, expected %s)" % (
+                            kv.get("check"), self.realprog_ref.get(workload))
+                    # the program's own rusage, not the driver's (nor redis's clients')
+                    for src, dst in (("prog_rss_kb", "peak_rss_kb"),
+                                     ("prog_cpu_ms", "task_clock_ms"),
+                                     ("prog_minflt", "page_faults"),
+                                     ("prog_ctxsw", "ctx_switches")):
+                        if src in kv:
+                            row[dst] = float(kv[src])
                 row["ops_per_sec"] = float(kv["ops_per_sec"])
                 row["seconds"] = float(kv.get("seconds", 0))
                 row["detail"] = lines[-1][len("ops_per_sec=") + len(kv["ops_per_sec"]):].strip()
@@ -737,6 +780,14 @@ def execute(args, workloads, allocators, counts, notes):
             runner.sqlite_setup()
     if "cpython" in workloads:
         runner.cpython_setup()
+    for w in [w for w in workloads if w in REALPROG]:
+        missing = [c for c in REALPROG[w] if not shutil.which(c)]
+        if missing:
+            notes.append("%s skipped: %s not installed (make deps-bench)" % (
+                w, ", ".join(missing)))
+            workloads.remove(w)
+        else:
+            runner.realprog_setup(w)
     if args.ace_log and "hakmem-ace" in allocators:
         d = os.path.join(RESULTS, "ace")
         for w in workloads:
@@ -915,7 +966,9 @@ def main():
         md += sw_lines + [""]
     md += ["Median of %d interleaved rounds; spread is min-max; ratios are of medians; "
            "\"best peer\" is the fastest of jemalloc, mimalloc and tcmalloc on that workload. "
-           "ops = malloc+free(+realloc) calls; sqlite ops = inserted rows. ops/CPU-s divides the "
+           "ops = malloc+free(+realloc) calls; sqlite ops = inserted rows; lua ops = records, "
+           "redis ops = commands, gcc ops = preprocessed lines (their peak RSS and task-clock "
+           "are the program's own rusage). ops/CPU-s divides the "
            "same ops by the process's CPU time (perf task-clock): other load on a shared "
            "machine costs a run wall time, not CPU time, so this column is steadier (but it "
            "does not charge an allocator for sleeping on a lock while a core idles)." %

@@ -5,7 +5,9 @@ set -eu
 kind=${1:-test}
 pkgs="build-essential pkg-config liburcu-dev libcmocka-dev linux-perf procps sqlite3 git python3 valgrind clang libclang-rt-14-dev redis-server redis-tools"
 if [ "$kind" = bench ]; then
-    pkgs="$pkgs libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 gnuplot-nox valgrind time"
+    # lua5.4, with redis-server, redis-tools and g++ from the list above: the real-program
+    # workloads lua, redis and gcc (bench/realprog.py)
+    pkgs="$pkgs libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 gnuplot-nox valgrind time lua5.4"
 fi
 missing=""
 for p in $pkgs; do
