@@ -12,9 +12,9 @@
  *
  * Refill: Box 2 hands a chain and the count it read; the chain goes in front of the list,
  * the cap follows the count (base cap + the list's extra), and the refill ends in the same pop
- * the hit path uses. Overflow: if the class refilled since the last overflow, the cap first
- * grows by what those refills brought in, as far as the budgets allow (list_grow;
- * shared_contracts/list_rule.h); then what is still over the cap leaves, the blocks freed
+ * the hit path uses. Overflow: if the class refilled since the last overflow and the blocks
+ * freed last lie dense (list_dense), the cap first grows by what those refills brought in, as
+ * far as the budgets allow (list_grow; shared_contracts/list_rule.h); then what is still over the cap leaves, the blocks freed
  * last, as one chain (the spill) or several of at most HAK_GIVE_MAX blocks (give), as trims
  * and drains do.
  *
@@ -102,6 +102,30 @@ static int thread_start(void)
 /* Every thread's extras, in bytes: at most HAK_GROW_ALL_THREADS threads' budgets in all. */
 static uint64_t extra_bytes_all;
 
+/* Did the list's latest frees come back dense? Of the links between its first
+ * HAK_DENSE_PROBE blocks (the blocks freed last, the first a grown list would hand out again),
+ * at least three quarters join neighbours: blocks at most two block sizes apart. A burst freed
+ * in the order it was allocated (or its reverse) is dense; a structure freed in a scrambled
+ * order is not, and its blocks are better given back to their spans, whose bitmaps hand them
+ * out again in address order (list_rule.h, growth). Walks links of blocks just freed. */
+#define HAK_DENSE_PROBE 32u
+static int list_dense(unsigned class_idx, const hak_list_t *l)
+{
+    uint64_t near = 2u * hak_class_size(class_idx);
+    uint32_t n = hak_list_count(class_idx), links = 0, dense = 0;
+    if (n > HAK_DENSE_PROBE)
+        n = HAK_DENSE_PROBE;
+    const uint64_t *b = l->head;
+    for (uint32_t i = 1; i < n; i++, links++) {
+        const uint64_t *next = (const uint64_t *)b[0];
+        uint64_t d = next > b ? (uint64_t)((uintptr_t)next - (uintptr_t)b)
+                              : (uint64_t)((uintptr_t)b - (uintptr_t)next);
+        dense += d <= near;
+        b = next;
+    }
+    return 4 * dense >= 3 * links;
+}
+
 /* An overflow: grow the extra by what the list rule gives for the blocks the thread's refills
  * brought in since the last overflow (list_rule.h, growth), if every thread's extras together
  * stay within HAK_GROW_ALL_THREADS budgets. */
@@ -111,7 +135,7 @@ static void list_grow(unsigned class_idx, hak_list_t *l)
     uint64_t budget = hak_list_grow_budget();
     uint32_t step = hak_list_grow_step(class_idx, tc->taken[class_idx], l->cap,
                                        budget > tc->extra_bytes ? budget - tc->extra_bytes : 0);
-    if (!step)
+    if (!step || !list_dense(class_idx, l))
         return;
     uint64_t bytes = (uint64_t)step * hak_class_size(class_idx);
     if (__atomic_add_fetch(&extra_bytes_all, bytes, __ATOMIC_RELAXED) >

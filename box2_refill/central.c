@@ -1,7 +1,5 @@
-/* box2_refill/central.c - depot and span free lists per class (central.h). */
+/* box2_refill/central.c - the spans of each class and their free bitmaps (central.h). */
 #include "central.h"
-
-#include <string.h>
 
 #include "debug.h"
 #include "lock.h"
@@ -18,69 +16,14 @@ hak_central_t hak_central[HAK_NUM_CLASSES] = {
 
 void hak_central_configure(void)
 {
-    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
-        /* 4 MiB of blocks, or two fixed refills, whichever is more. Not a multiple of the
-         * fixed count: with ACE, batches are as large as the learned counts, and the stack's
-         * HAK_DEPOT_BATCHES slots already bound how many there are. */
-        uint32_t refill = hak_fixed_refill_count(c);
-        uint32_t by_bytes = (4u * 1024u * 1024u) / hak_class_size(c);
-        hak_central[c].depot_max = 2 * refill > by_bytes ? 2 * refill : by_bytes;
-    }
+    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
+        hak_central[c].depot_max = 4 * hak_fixed_refill_count(c);
 }
 
-static unsigned span_kind_of(unsigned class_idx)
-{
-    return (unsigned)__builtin_ctz(hak_span_bytes(class_idx)) - 16u;
-}
-
-static void partial_push(hak_central_t *cc, hak_span_t *s)
-{
-    s->prev = NULL;
-    s->next = cc->partial;
-    if (s->next)
-        s->next->prev = s;
-    cc->partial = s;
-}
-
-static void partial_remove(hak_central_t *cc, hak_span_t *s)
-{
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        cc->partial = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    s->next = s->prev = NULL;
-}
-
-static int span_full(const hak_span_t *s) { return !s->free && s->carved == s->capacity; }
-
-/* The span of a block of class_idx on the central lists; aborts if the page map disagrees. */
-static hak_span_t *span_of(void *block, unsigned class_idx)
-{
-    uint64_t entry = hak_pagemap_get((uintptr_t)block);
-    if (hak_pm_class(entry) != class_idx)
-        hak_fatal("corrupted free list: block %p of class %u is not in a span of that class",
-                  block, class_idx);
-    return hak_pm_owner(entry);
-}
-
-static void append_keyed(hak_chain_t *ch, void *block)
-{
-    ((uint64_t *)block)[1] = hak_free_key;
-    hak_chain_append_block(ch, block);
-}
-
-uint32_t hak_central_take(unsigned class_idx, uint32_t want, hak_chain_t *out)
+uint32_t hak_central_take_depot(unsigned class_idx, uint32_t want, hak_chain_t *out)
 {
     hak_central_t *cc = &hak_central[class_idx];
-    uint32_t size = hak_class_size(class_idx);
     hak_chain_t ch = {NULL, NULL, 0};
-
-    /* 1. The depot: whole batches, already linked and keyed, while they fit; then the rest of
-     * the request cut off the next batch. Depot blocks always go before span blocks: batches
-     * given back at one size and refilled at another (ACE counts, a consumer's cap) must not
-     * pile up in the depot while the spans are carved. */
     while (cc->depot_batches && ch.count < want) {
         hak_chain_t *bt = &cc->depot[cc->depot_batches - 1];
         hak_chain_t part = *bt;
@@ -95,14 +38,104 @@ uint32_t hak_central_take(unsigned class_idx, uint32_t want, hak_chain_t *out)
     }
     if (cc->depot_count < cc->depot_low)
         cc->depot_low = cc->depot_count;
-    if (HAK_UNLIKELY(hak_config.debug) && ch.count) {
-        uint64_t *b = ch.head;
-        for (uint32_t i = 0; i < ch.count; i++, b = hak_block_next(b))
-            hak_debug_take(span_of(b, class_idx), b, 1);
-    }
+    *out = ch;
+    return ch.count;
+}
 
-    /* 2. Spans with room: their free lists, then carving. 3. New spans. */
-    while (ch.count < want) {
+int hak_central_put_depot(unsigned class_idx, hak_chain_t ch)
+{
+    hak_central_t *cc = &hak_central[class_idx];
+    if (hak_config.debug || cc->depot_batches == HAK_DEPOT_BATCHES ||
+        cc->depot_count + ch.count > cc->depot_max)
+        return 0;
+    cc->depot[cc->depot_batches++] = ch;
+    cc->depot_count += ch.count;
+    return 1;
+}
+
+static unsigned span_kind_of(unsigned class_idx)
+{
+    return (unsigned)__builtin_ctz(hak_span_bytes(class_idx)) - 16u;
+}
+
+/* A new span or the spare: refills take from it next. */
+static void partial_push(hak_central_t *cc, hak_span_t *s)
+{
+    s->prev = NULL;
+    s->next = cc->partial;
+    if (s->next)
+        s->next->prev = s;
+    else
+        cc->partial_tail = s;
+    cc->partial = s;
+}
+
+/* A full span got a block back: it waits behind the spans refills are draining. */
+static void partial_append(hak_central_t *cc, hak_span_t *s)
+{
+    s->next = NULL;
+    s->prev = cc->partial_tail;
+    if (s->prev)
+        s->prev->next = s;
+    else
+        cc->partial = s;
+    cc->partial_tail = s;
+}
+
+static void partial_remove(hak_central_t *cc, hak_span_t *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        cc->partial = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    else
+        cc->partial_tail = s->prev;
+    s->next = s->prev = NULL;
+}
+
+/* The span of a block of class_idx; aborts if the page map disagrees. */
+static hak_span_t *span_of(void *block, unsigned class_idx)
+{
+    uint64_t entry = hak_pagemap_get((uintptr_t)block);
+    if (hak_pm_class(entry) != class_idx)
+        hak_fatal("corrupted free list: block %p of class %u is not in a span of that class",
+                  block, class_idx);
+    return hak_pm_owner(entry);
+}
+
+/* The lowest free blocks of s, up to n, into out[] in address order. */
+static uint32_t span_take(hak_span_t *s, uint32_t n, void **out)
+{
+    uint32_t size = hak_class_size(s->class_idx), got = 0;
+    uint32_t words = (s->capacity + 63) / 64, w = s->first;
+    uintptr_t base = hak_span_base(s);
+    for (; w < words && got < n; w++) {
+        uint64_t m = s->freemap[w];
+        while (m && got < n) {
+            uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(m);
+            m &= m - 1;
+            if (HAK_UNLIKELY(hak_config.debug))
+                hak_debug_take(s, (void *)(base + (uintptr_t)i * size), i < s->carved);
+            if (i >= s->carved)
+                s->carved = i + 1;
+            out[got++] = (void *)(base + (uintptr_t)i * size);
+        }
+        s->freemap[w] = m;
+        if (m)
+            break;
+    }
+    s->first = (uint16_t)w;
+    s->in_use += got;
+    return got;
+}
+
+uint32_t hak_central_take(unsigned class_idx, uint32_t want, void **blocks)
+{
+    hak_central_t *cc = &hak_central[class_idx];
+    uint32_t got = 0;
+    while (got < want) {
         hak_span_t *s = cc->partial;
         if (!s && cc->spare) {
             s = cc->spare;
@@ -115,60 +148,33 @@ uint32_t hak_central_take(unsigned class_idx, uint32_t want, hak_chain_t *out)
             cc->spans++;
             partial_push(cc, s);
         }
-        if (HAK_LIKELY(!hak_config.debug) && ch.count < want && s->free) {
-            /* The span's free list, linked and keyed: whole in O(1) if the refill wants that
-             * many (its length is carved - in_use, its tail is kept), else its first blocks. */
-            uint32_t nfree = s->carved - s->in_use;
-            hak_chain_t part;
-            if (nfree <= want - ch.count) {
-                part = (hak_chain_t){s->free, s->free_tail, nfree};
-                s->free = NULL;
-            } else {
-                part = hak_chain_cut(&s->free, want - ch.count);
-            }
-            s->in_use += part.count;
-            hak_chain_append(&ch, part);
-        }
-        while (ch.count < want && s->free) { /* debug mode: block by block, checked */
-            uint64_t *b = s->free;
-            if (HAK_UNLIKELY(hak_config.debug))
-                hak_debug_take(s, b, 1);
-            s->free = hak_block_next(b);
-            append_keyed(&ch, b);
-            s->in_use++;
-        }
-        while (ch.count < want && s->carved < s->capacity) {
-            void *b = (char *)hak_span_base(s) + (size_t)s->carved * size;
-            s->carved++;
-            if (HAK_UNLIKELY(hak_config.debug))
-                hak_debug_take(s, b, 0);
-            append_keyed(&ch, b);
-            s->in_use++;
-        }
-        if (span_full(s))
+        got += span_take(s, want - got, blocks + got);
+        if (s->in_use == s->capacity)
             partial_remove(cc, s);
     }
-    if (ch.count)
-        hak_block_link(ch.tail, NULL);
-    *out = ch;
-    return ch.count;
+    return got;
 }
 
 /* One block back to its span. */
-static void span_return(hak_central_t *cc, unsigned class_idx, void *block, uint64_t now_ms)
+static void span_return(hak_central_t *cc, hak_span_t *s, void *block, uint64_t now_ms)
 {
-    hak_span_t *s = span_of(block, class_idx);
-    int was_full = span_full(s);
-    if (!s->free)
-        s->free_tail = block;
-    hak_block_link(block, s->free);
-    s->free = block;
+    uint32_t off = (uint32_t)((uintptr_t)block - hak_span_base(s));
+    uint32_t i = (uint32_t)(((__uint128_t)off * hak_classes.divmagic[s->class_idx]) >> 64);
+    uint64_t bit = 1ull << (i & 63);
+    if (HAK_UNLIKELY(s->freemap[i >> 6] & bit))
+        hak_fatal("double free or corrupted free list: block %p is already free in its span",
+                  block);
+    if (HAK_UNLIKELY(hak_config.debug))
+        hak_debug_put(s, block);
+    int was_full = s->in_use == s->capacity;
+    s->freemap[i >> 6] |= bit;
+    if (i >> 6 < s->first)
+        s->first = (uint16_t)(i >> 6);
     if (--s->in_use == 0) {
         if (!was_full)
             partial_remove(cc, s);
-        if (!cc->spare) { /* keep it, as if never carved */
-            s->free = NULL;
-            s->carved = 0;
+        if (!cc->spare) { /* keep it, all free */
+            hak_span_reset_free(s);
             cc->spare = s;
             cc->spare_since_ms = now_ms;
         } else {
@@ -176,57 +182,36 @@ static void span_return(hak_central_t *cc, unsigned class_idx, void *block, uint
             hak_span_put(s, now_ms);
         }
     } else if (was_full) {
-        partial_push(cc, s);
+        partial_append(cc, s);
     }
 }
 
-static void return_chain(hak_central_t *cc, unsigned class_idx, hak_chain_t ch, uint64_t now_ms)
-{
-    uint64_t *b = ch.head;
-    for (uint32_t i = 0; i < ch.count; i++) {
-        uint64_t *next = hak_block_next(b);
-        span_return(cc, class_idx, b, now_ms);
-        b = next;
-    }
-}
-
-void hak_central_put(unsigned class_idx, hak_chain_t ch, uint64_t now_ms, int depot)
+void hak_central_put(unsigned class_idx, void *const *blocks, uint32_t n, uint64_t now_ms)
 {
     hak_central_t *cc = &hak_central[class_idx];
-    if (HAK_UNLIKELY(hak_config.debug)) {
-        uint64_t *b = ch.head;
-        for (uint32_t i = 0; i < ch.count; i++, b = hak_block_next(b))
-            hak_debug_put(span_of(b, class_idx), b);
-    }
-    if (depot && cc->depot_batches < HAK_DEPOT_BATCHES &&
-        cc->depot_count + ch.count <= cc->depot_max) {
-        cc->depot[cc->depot_batches++] = ch;
-        cc->depot_count += ch.count;
-        return;
-    }
-    return_chain(cc, class_idx, ch, now_ms); /* the depot is full: back to the spans */
+    for (uint32_t k = 0; k < n; k++)
+        span_return(cc, span_of(blocks[k], class_idx), blocks[k], now_ms);
 }
 
 static void check_span(unsigned class_idx, const hak_span_t *s)
 {
-    uint32_t nfree = 0;
-    const uint64_t *last = NULL;
-    for (const uint64_t *b = s->free; b && nfree <= s->capacity; b = hak_block_next(b))
-        nfree++, last = b;
-    if (last && last != s->free_tail)
-        hak_fatal("invariant broken: span %p of class %u: free_tail (%p) is not the last block "
-                  "of its free list (%p)",
-                  (const void *)s, class_idx, s->free_tail, (const void *)last);
+    uint32_t nfree = 0, full = s->capacity / 64, rest = s->capacity % 64;
+    for (uint32_t w = 0; w < HAK_SPAN_MAP_WORDS; w++) {
+        uint64_t valid = w < full ? ~0ull : w == full && rest ? (1ull << rest) - 1 : 0;
+        if ((s->freemap[w] & ~valid) || (w < s->first && s->freemap[w]))
+            hak_fatal("invariant broken: span %p of class %u: free bit set in word %u, below "
+                      "its first word (%u) or past its capacity (%u)",
+                      (const void *)s, class_idx, w, s->first, s->capacity);
+        nfree += (uint32_t)__builtin_popcountll(s->freemap[w]);
+    }
     if (s->state != HAK_SPAN_ACTIVE || s->class_idx != class_idx)
         hak_fatal("invariant broken: span %p on the partial list of class %u is not an active "
                   "span of that class",
                   (const void *)s, class_idx);
-    if ((uint64_t)s->in_use + nfree + (s->capacity - s->carved) != s->capacity ||
-        s->carved > s->capacity)
-        hak_fatal("invariant broken: span %p of class %u: capacity (%u) != in_use (%u) + "
-                  "free list (%u) + uncarved (%u)",
-                  (const void *)s, class_idx, s->capacity, s->in_use, nfree,
-                  s->capacity - s->carved);
+    if ((uint64_t)s->in_use + nfree != s->capacity || s->in_use >= s->capacity)
+        hak_fatal("invariant broken: span %p of class %u: capacity (%u) != in_use (%u) + free "
+                  "bits (%u), or the span is full on the partial list",
+                  (const void *)s, class_idx, s->capacity, s->in_use, nfree);
 }
 
 void hak_central_check(unsigned class_idx)
@@ -243,35 +228,20 @@ void hak_central_check(unsigned class_idx)
                       i, class_idx, bt->count, n);
         sum += bt->count;
     }
-    if (sum != cc->depot_count)
+    if (sum != cc->depot_count || cc->depot_count > cc->depot_max)
         hak_fatal("invariant broken: class %u: depot_count (%u) != the sum of its %u batches "
-                  "(%llu)",
-                  class_idx, cc->depot_count, cc->depot_batches, (unsigned long long)sum);
-    /* The spans a refill works on first: walking every span's free list at every slow path
-     * would make debug mode quadratic in the heap. */
+                  "(%llu), or above depot_max (%u)",
+                  class_idx, cc->depot_count, cc->depot_batches, (unsigned long long)sum,
+                  cc->depot_max);
+    /* The spans a refill works on first: walking every span at every slow path would make
+     * debug mode quadratic in the heap. */
     unsigned n = 0;
     for (const hak_span_t *s = cc->partial; s && n < 4; s = s->next, n++)
         check_span(class_idx, s);
-}
-
-void hak_central_release_depot(unsigned class_idx, uint32_t n, uint64_t now_ms)
-{
-    hak_central_t *cc = &hak_central[class_idx];
-    /* Oldest batches first: they sit at the bottom of the stack. */
-    uint32_t released = 0, keep_from = 0;
-    while (keep_from < cc->depot_batches && released < n) {
-        hak_chain_t *bt = &cc->depot[keep_from++];
-        return_chain(cc, class_idx, *bt, now_ms);
-        released += bt->count;
-    }
-    if (!keep_from)
-        return;
-    memmove(&cc->depot[0], &cc->depot[keep_from],
-            (cc->depot_batches - keep_from) * sizeof(hak_chain_t));
-    cc->depot_batches -= keep_from;
-    cc->depot_count -= released;
-    if (cc->depot_low > cc->depot_count)
-        cc->depot_low = cc->depot_count;
+    if ((cc->partial == NULL) != (cc->partial_tail == NULL) ||
+        (cc->partial_tail && cc->partial_tail->next))
+        hak_fatal("invariant broken: class %u: partial_tail is not the partial list's last span",
+                  class_idx);
 }
 
 void hak_central_release_spare(unsigned class_idx, uint64_t now_ms, uint64_t idle_ms)
@@ -282,4 +252,26 @@ void hak_central_release_spare(unsigned class_idx, uint64_t now_ms, uint64_t idl
         cc->spare = NULL;
         cc->spans--;
     }
+}
+
+void hak_central_release_depot(unsigned class_idx, uint32_t n, uint64_t now_ms)
+{
+    hak_central_t *cc = &hak_central[class_idx];
+    uint32_t released = 0, keep_from = 0;
+    while (keep_from < cc->depot_batches && released < n) { /* oldest at the bottom */
+        hak_chain_t bt = cc->depot[keep_from++];
+        void *b = bt.head;
+        for (uint32_t k = 0; k < bt.count; k++) {
+            void *next = hak_block_next(b);
+            span_return(cc, span_of(b, class_idx), b, now_ms);
+            b = next;
+        }
+        released += bt.count;
+    }
+    for (uint32_t i = keep_from; i < cc->depot_batches; i++)
+        cc->depot[i - keep_from] = cc->depot[i];
+    cc->depot_batches -= keep_from;
+    cc->depot_count -= released;
+    if (cc->depot_low > cc->depot_count)
+        cc->depot_low = cc->depot_count;
 }

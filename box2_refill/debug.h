@@ -3,7 +3,7 @@
  * With debug on, a thread's lists are bypassed (cap 0, refill count 1): every malloc and free
  * goes through Box 2 under its class lock, where:
  *   - a per-span bitmap records which blocks are in a program's hands, so a double free is
- *     caught wherever the block is (thread list, depot, span), and so is a free of a block
+ *     caught wherever the block is (thread list or span), and so is a free of a block
  *     hakmem never handed out;
  *   - a freed block is filled with a poison byte past its two link words; when it is handed
  *     out again the poison must be intact (a write after free aborts) and its link must point

@@ -41,20 +41,23 @@ HAKMEM_API void malloc_stats(void)
     fflush(stderr);
 }
 
-/* glibc's "fast" and "rest" totals: hakmem's thread lists and depots. */
+/* glibc's "fast" and "rest" totals: hakmem's thread lists; its depots and the free blocks of
+ * spans in use. */
 static void put_kept_totals(FILE *fp, const hak_usage_t *u)
 {
     fprintf(fp,
             "<total type=\"fast\" count=\"%llu\" size=\"%llu\"/>\n"
             "<total type=\"rest\" count=\"%llu\" size=\"%llu\"/>\n",
             (unsigned long long)u->thread_blocks, (unsigned long long)u->thread_bytes,
-            (unsigned long long)u->depot_blocks, (unsigned long long)u->depot_bytes);
+            (unsigned long long)(u->depot_blocks + u->span_free_blocks),
+            (unsigned long long)(u->depot_bytes + u->span_free_bytes));
 }
 
 /* glibc's shape (<malloc>, <heap nr="0">, <sizes>, <total type=...>, <system type=...>,
  * <aspace type=...>): one heap, one <size> per class in use. glibc's attributes keep their
  * meaning (total and count: free blocks kept for reuse in that size range; "fast" and "rest":
- * hakmem's thread lists and depots; "mmap": large blocks); hakmem's own are added. */
+ * hakmem's thread lists, and its depots with the free blocks of spans in use; "mmap": large
+ * blocks); hakmem's own are added. */
 HAKMEM_API int malloc_info(int options, FILE *fp)
 {
     if (options != 0 || !fp)
@@ -66,19 +69,19 @@ HAKMEM_API int malloc_info(int options, FILE *fp)
     fprintf(fp, "<heap nr=\"0\">\n<sizes>\n");
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
         const hak_class_usage_t *k = &u.cls[c];
-        if (!k->spans && !k->in_use && !k->thread && !k->depot)
+        if (!k->spans && !k->in_use && !k->thread && !k->depot && !k->span_free)
             continue;
         unsigned long long size = hak_class_size(c);
         fprintf(fp,
                 "<size from=\"%u\" to=\"%llu\" total=\"%llu\" count=\"%llu\" class=\"%u\" "
-                "in_use=\"%llu\" thread_cached=\"%llu\" depot=\"%llu\" mapped=\"%llu\" "
-                "spans=\"%llu\"/>\n",
+                "in_use=\"%llu\" thread_cached=\"%llu\" depot=\"%llu\" span_free=\"%llu\" "
+                "mapped=\"%llu\" spans=\"%llu\"/>\n",
                 c ? hak_class_size(c - 1) + 1 : 0, size,
-                (unsigned long long)(k->thread + k->depot) * size,
-                (unsigned long long)(k->thread + k->depot), c,
+                (unsigned long long)(k->thread + k->depot + k->span_free) * size,
+                (unsigned long long)(k->thread + k->depot + k->span_free), c,
                 (unsigned long long)k->in_use * size, (unsigned long long)k->thread * size,
-                (unsigned long long)k->depot * size, (unsigned long long)k->mapped,
-                (unsigned long long)k->spans);
+                (unsigned long long)k->depot * size, (unsigned long long)k->span_free * size,
+                (unsigned long long)k->mapped, (unsigned long long)k->spans);
     }
     fprintf(fp, "</sizes>\n");
     put_kept_totals(fp, &u);

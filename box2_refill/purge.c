@@ -73,7 +73,8 @@ static size_t free_bytes_held(void)
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
         held += (size_t)__atomic_load_n(&hak_central[c].depot_count, __ATOMIC_RELAXED) *
                 hak_class_size(c);
-        if (__atomic_load_n(&hak_central[c].spare, __ATOMIC_RELAXED))
+        if (__atomic_load_n(&hak_central[c].depot_count, __ATOMIC_RELAXED) ||
+            __atomic_load_n(&hak_central[c].spare, __ATOMIC_RELAXED))
             held += hak_span_bytes(c);
     }
     return held;
@@ -193,16 +194,16 @@ static int decay_tick(uint64_t now_ms)
     if (!__atomic_compare_exchange_n(&next_tick_ms, &due, now_ms + tick_interval_ms(), 0,
                                      __ATOMIC_RELAXED, __ATOMIC_RELAXED))
         return 0;
-    /* Each class returns half of the depot blocks nobody took since the last tick. */
+    /* Each class puts back the depot blocks nobody took since the last tick, and hands back a
+     * spare idle for HAKMEM_DECAY_MS. */
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
         hak_central_t *cc = &hak_central[c];
         if ((!__atomic_load_n(&cc->depot_count, __ATOMIC_RELAXED) &&
              !__atomic_load_n(&cc->spare, __ATOMIC_RELAXED)) ||
             !hak_trylock(&cc->lock))
             continue;
-        uint32_t idle = cc->depot_low;
-        if (idle)
-            hak_central_release_depot(c, (idle + 1) / 2, now_ms);
+        if (cc->depot_low)
+            hak_central_release_depot(c, cc->depot_low, now_ms);
         cc->depot_low = cc->depot_count;
         hak_central_release_spare(c, now_ms, (uint64_t)hak_config.decay_ms);
         hak_unlock(&cc->lock);

@@ -41,13 +41,13 @@ uint64_t hak_purger_starts(void);
 /* Fork child: no purger there; the next wake starts one. */
 void hak_purger_fork_child(void);
 
-/* Move what no program and no thread list holds back to the spans: every depot and spare
- * span. No Box 2 lock held. Nonzero if anything moved. malloc_trim
+/* Put every depot's blocks into their spans and hand every spare span back to the pool. No
+ * Box 2 lock held. Nonzero if anything moved. malloc_trim
  * then purges the empty spans; hak_reclaim (below) unmaps them. */
 int hak_release_cached(uint64_t now_ms);
 
 /* After a failed mapping, with no Box 2 lock held: give back what Box 2 caches (every depot
- * and spare span back to the spans and the pool, every empty span unmapped, every large-cache
+ * back to the spans, every spare span back to the pool, every empty span unmapped, every large-cache
  * entry unmapped; purge.c). Returns nonzero if anything was released, so a retry may succeed.
  * Blocks in thread lists are Box 1's: it drains the calling thread's lists itself when the
  * retry fails too. */

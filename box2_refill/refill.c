@@ -7,9 +7,10 @@
  * them to Box 1 as one chain with the count, and reports one event to ACE. Box 1 sets the
  * list's cap from the count (shared_contracts/list_rule.h).
  *
- * A give-back puts Box 1's chain into the depot as one batch (a spill, or a thread's drain)
- * or straight to the spans (a trim: blocks nobody used for a while would only keep their
- * spans from emptying in the depot). Each refill and give-back ends in a decay tick.
+ * A spill goes into the class's small depot whole when it fits (a steady flow from one
+ * thread's frees to another's mallocs then costs O(1) a batch); every other give-back (trim,
+ * drain, exit) and every spill the depot cannot take puts each block back into its span's
+ * bitmap, so refills take the lowest free blocks of one span again (central.h). Each refill and give-back ends in a decay tick.
  */
 #include "refill.h"
 
@@ -49,14 +50,34 @@ static void report_event(hak_thread_t *t, unsigned class_idx, uint32_t count, ui
     }
 }
 
+/* Take `want` blocks as one chain, keyed and linked, its tail's link NULL: the depot's chains
+ * first, then the spans' lowest free blocks; the class lock is held while the bitmaps are read, at most HAK_CENTRAL_BATCH blocks at a time; the blocks'
+ * memory is written after it is released. */
 static uint32_t take(unsigned class_idx, uint32_t want, hak_chain_t *out)
 {
+    void *blocks[HAK_CENTRAL_BATCH];
+    hak_chain_t ch = {NULL, NULL, 0};
     hak_lock(&hak_central[class_idx].lock);
-    uint32_t got = hak_central_take(class_idx, want, out);
-    if (HAK_UNLIKELY(hak_config.debug))
-        hak_central_check(class_idx);
+    hak_central_take_depot(class_idx, want, &ch); /* whole chains, O(1) */
     hak_unlock(&hak_central[class_idx].lock);
-    return got;
+    while (ch.count < want) {
+        uint32_t part = want - ch.count < HAK_CENTRAL_BATCH ? want - ch.count : HAK_CENTRAL_BATCH;
+        hak_lock(&hak_central[class_idx].lock);
+        uint32_t got = hak_central_take(class_idx, part, blocks);
+        if (HAK_UNLIKELY(hak_config.debug))
+            hak_central_check(class_idx);
+        hak_unlock(&hak_central[class_idx].lock);
+        for (uint32_t k = 0; k < got; k++) {
+            ((uint64_t *)blocks[k])[1] = hak_free_key;
+            hak_chain_append_block(&ch, blocks[k]);
+        }
+        if (got < part)
+            break;
+    }
+    if (ch.count)
+        hak_block_link(ch.tail, NULL);
+    *out = ch;
+    return ch.count;
 }
 
 void hak_refill(unsigned class_idx, uint32_t list_len, int cached, hak_refill_t *out)
@@ -106,11 +127,28 @@ uint64_t hak_give(unsigned class_idx, hak_chain_t chain, uint32_t list_len, enum
     if (HAK_UNLIKELY(hak_config.debug) && chain.count > HAK_GIVE_MAX)
         hak_fatal("invariant broken: a give-back of class %u holds %u blocks (at most %u)",
                   class_idx, chain.count, HAK_GIVE_MAX);
-    hak_lock(&hak_central[class_idx].lock);
-    hak_central_put(class_idx, chain, now, why != HAK_GIVE_TRIM);
-    if (HAK_UNLIKELY(hak_config.debug))
-        hak_central_check(class_idx);
-    hak_unlock(&hak_central[class_idx].lock);
+    /* A spill that fits the depot stays whole; otherwise the chain is walked into an array
+     * outside the lock and the bits are set under it. */
+    void *blocks[HAK_CENTRAL_BATCH];
+    void *b = chain.head;
+    uint32_t left = chain.count;
+    if (why == HAK_GIVE_SPILL) {
+        hak_lock(&hak_central[class_idx].lock);
+        if (hak_central_put_depot(class_idx, chain))
+            left = 0;
+        hak_unlock(&hak_central[class_idx].lock);
+    }
+    while (left) {
+        uint32_t n = left < HAK_CENTRAL_BATCH ? left : HAK_CENTRAL_BATCH;
+        for (uint32_t k = 0; k < n; k++, b = hak_block_next(b))
+            blocks[k] = b;
+        hak_lock(&hak_central[class_idx].lock);
+        hak_central_put(class_idx, blocks, n, now);
+        if (HAK_UNLIKELY(hak_config.debug))
+            hak_central_check(class_idx);
+        hak_unlock(&hak_central[class_idx].lock);
+        left -= n;
+    }
     __atomic_store_n(&t->cached[class_idx], list_len - chain.count, __ATOMIC_RELAXED);
     if (why == HAK_GIVE_SPILL) {
         hak_tstat_add(t, HAK_TSTAT_spills, class_idx, 1);

@@ -41,7 +41,7 @@ static hak_span_t *new_descriptor(void)
         unused_desc = s->next;
         return s;
     }
-    if (meta_next == meta_end) {
+    if (!meta_next || (size_t)(meta_end - meta_next) < sizeof(hak_span_t)) { /* first, or full */
         char *block = hak_os.map(META_BLOCK);
         if (!block)
             return NULL;
@@ -139,6 +139,19 @@ static uintptr_t new_span_memory(unsigned kind)
 }
 
 
+void hak_span_reset_free(hak_span_t *s)
+{
+    uint32_t full = s->capacity / 64, rest = s->capacity % 64;
+    for (uint32_t w = 0; w < full; w++)
+        s->freemap[w] = ~0ull;
+    if (rest)
+        s->freemap[full++] = (1ull << rest) - 1;
+    for (uint32_t w = full; w < HAK_SPAN_MAP_WORDS; w++)
+        s->freemap[w] = 0;
+    s->first = 0;
+    s->in_use = 0;
+}
+
 hak_span_t *hak_span_get(unsigned kind, unsigned class_idx)
 {
     size_t len = hak_span_len(kind);
@@ -169,9 +182,8 @@ hak_span_t *hak_span_get(unsigned kind, unsigned class_idx)
     s->state = HAK_SPAN_ACTIVE;
     s->class_idx = (uint16_t)class_idx;
     s->capacity = (uint32_t)(len / hak_class_size(class_idx));
-    s->carved = 0;
-    s->in_use = 0;
-    s->free = NULL;
+    hak_span_reset_free(s);
+    s->carved = 0; /* its pages may have been purged: no block there was handed out */
     s->next = s->prev = NULL;
     if (hak_config.debug && hak_debug_span_init(s) != 0) {
         s->state = HAK_SPAN_PURGED; /* back to the pool, untouched */
@@ -197,7 +209,6 @@ void hak_span_put(hak_span_t *s, uint64_t now_ms)
     hak_lock(&pool_lock);
     s->state = HAK_SPAN_POOLED;
     s->empty_since_ms = now_ms;
-    s->free = NULL;
     s->prev = NULL;
     s->next = pooled[s->kind];
     if (s->next)
@@ -251,7 +262,7 @@ size_t hak_span_mapped_max(void)
 void hak_span_class_totals(hak_span_class_t out[])
 {
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
-        out[c] = (hak_span_class_t){0, 0, 0};
+        out[c] = (hak_span_class_t){0, 0, 0, 0};
     hak_lock(&pool_lock);
     for (char *block = meta_newest; block; block = ((meta_link_t *)block)->prev) {
         char *end = block == meta_newest ? meta_next : block + META_BLOCK;
@@ -265,7 +276,9 @@ void hak_span_class_totals(hak_span_class_t out[])
             hak_span_class_t *o = &out[sp->class_idx];
             o->spans++;
             o->bytes += hak_span_len(sp->kind);
-            o->blocks_out += __atomic_load_n(&sp->in_use, __ATOMIC_RELAXED);
+            uint32_t out_now = __atomic_load_n(&sp->in_use, __ATOMIC_RELAXED);
+            o->blocks_out += out_now;
+            o->blocks_free += sp->capacity > out_now ? sp->capacity - out_now : 0;
         }
     }
     hak_unlock(&pool_lock);

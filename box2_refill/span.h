@@ -7,15 +7,19 @@
  * States: ACTIVE (owned by one class's central list), POOLED (empty, pages still resident,
  * waiting out the decay delay), PURGED (empty, pages given back with MADV_DONTNEED).
  *
+ * Free blocks of an ACTIVE span are bits, not a list: bit i of freemap is set exactly while
+ * block i (at base + i * size) is in the span, so a refill takes the span's lowest free
+ * blocks, in address order, whatever order they came back in (jemalloc's slab bitmaps).
+ *
  * Invariants of an ACTIVE span (under its class lock):
- *   capacity == in_use + length(free) + (capacity - carved), so length(free) == carved -
- *     in_use, and free_tail is the last block of free: a refill takes the whole free list in
- *     O(1) when it wants that many, and every block on it carries hak_free_key (it came back
- *     in a chain from Box 1);
- *   a span other than its class's spare is on the partial list  <=>  free != NULL ||
- *     carved < capacity
- *   in_use == 0  =>  it leaves the partial list at once and becomes its class's spare (reset
- *     to uncarved) if the class has none, else goes back to the pool (central.c, span_return)
+ *   capacity == in_use + popcount(freemap); no bit at or above capacity is set;
+ *   no bit below word `first` is set (the scan's starting hint);
+ *   every block below `carved` has been handed out at least once since the span left the
+ *     pool, none at or above it (refills take the lowest bits, so this is a high-water mark;
+ *     the spare keeps it, so debug mode checks the poison of a block freed into a spare);
+ *   a span other than its class's spare is on the partial list  <=>  in_use < capacity
+ *   in_use == 0  =>  it leaves the partial list at once and becomes its class's spare if the
+ *     class has none, else goes back to the pool (central.c, span_return)
  * POOLED and PURGED spans sit on the pool lists, under the pool lock, with page map entries 0.
  * With HAKMEM_DEBUG=1, debug_bits[i] is set exactly while block i is in a program's hands.
  */
@@ -26,30 +30,32 @@
 #include <stdint.h>
 
 #define HAK_SPAN_KINDS 4u
+#define HAK_SPAN_MAP_WORDS 64u /* 4096 bits: the most blocks a span holds (64 KiB of 16 B) */
 enum hak_span_state { HAK_SPAN_ACTIVE = 1, HAK_SPAN_POOLED = 2, HAK_SPAN_PURGED = 3 };
 
 typedef struct hak_span {
     uintptr_t base_page;   /* first byte >> 16 (aligned to the span length); kept as a page
                             * number, not a pointer, so leak checkers do not see block 0 as
                             * referenced from here */
-    void *free;            /* blocks returned to this span (word 0 links) */
     uint32_t capacity;     /* blocks in the span */
-    uint32_t carved;       /* blocks carved so far: the next is base + carved * size */
-    uint32_t in_use;       /* blocks outside the span: thread lists, depot, program */
+    uint32_t carved;       /* blocks below this index have been handed out (high-water mark) */
+    uint32_t in_use;       /* blocks outside the span: thread lists and the program's hands */
     uint16_t class_idx;
     uint8_t kind;          /* length = 64 KiB << kind */
     uint8_t state;         /* enum hak_span_state */
+    uint16_t first;        /* no free bit below word `first` of freemap */
     struct hak_span *next; /* partial list (ACTIVE) or pool list */
     struct hak_span *prev;
-    union {
-        void *free_tail;         /* ACTIVE, while free != NULL: the last block of free */
-        uint64_t empty_since_ms; /* POOLED, PURGED: when it entered the pool */
-    };
+    uint64_t empty_since_ms; /* POOLED, PURGED: when it entered the pool */
     uint64_t *debug_bits;    /* HAKMEM_DEBUG only: one bit per block, set while handed out */
+    uint64_t freemap[HAK_SPAN_MAP_WORDS]; /* ACTIVE: bit i set <=> block i is free in the span */
 } __attribute__((aligned(64))) hak_span_t;
 
 static inline size_t hak_span_len(unsigned kind) { return (size_t)65536 << kind; }
 static inline uintptr_t hak_span_base(const hak_span_t *s) { return s->base_page << 16; }
+
+/* Every block free: a span as it leaves the pool, or as it becomes its class's spare. */
+void hak_span_reset_free(hak_span_t *s);
 
 /* An empty span of `kind` for class_idx (state ACTIVE, page map set, nothing carved), or
  * NULL with errno ENOMEM. Takes the pool lock; callers may hold a class lock. */
@@ -78,11 +84,11 @@ void hak_span_totals(hak_span_totals_t *out);
 /* The most span bytes ever mapped at once. Takes the pool lock. */
 size_t hak_span_mapped_max(void);
 
-/* Per class, over its ACTIVE spans (the spare included): how many, their bytes, and the sum
- * of their in_use (blocks in thread lists, depots and the program's hands). A walk of every
+/* Per class, over its ACTIVE spans (the spare included): how many, their bytes, the sum of
+ * their in_use (blocks in thread lists and the program's hands) and of their free blocks. A walk of every
  * descriptor under the pool lock; in_use is read as a snapshot. For malloc_info/mallinfo2. */
 typedef struct hak_span_class {
-    uint64_t spans, bytes, blocks_out;
+    uint64_t spans, bytes, blocks_out, blocks_free;
 } hak_span_class_t;
 void hak_span_class_totals(hak_span_class_t out[]);
 

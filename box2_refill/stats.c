@@ -144,21 +144,24 @@ void hak_usage_snapshot(hak_usage_t *u)
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
         hak_class_usage_t *k = &u->cls[c];
         uint64_t size = hak_class_size(c);
+        k->span_free = sc[c].blocks_free;
         hak_lock(&hak_central[c].lock);
         k->depot = hak_central[c].depot_count;
         hak_unlock(&hak_central[c].lock);
         k->thread = cached[c];
         k->spans = sc[c].spans;
         k->mapped = sc[c].bytes;
-        /* blocks_out counts every block outside its span; the lists and depots hold some */
+        /* blocks_out counts every block outside its span; the lists and the depot hold some */
         uint64_t kept = k->thread + k->depot;
         k->in_use = sc[c].blocks_out > kept ? sc[c].blocks_out - kept : 0;
         u->in_use_blocks += k->in_use;
         u->thread_blocks += k->thread;
         u->depot_blocks += k->depot;
+        u->span_free_blocks += k->span_free;
         u->in_use_bytes += k->in_use * size;
         u->thread_bytes += k->thread * size;
         u->depot_bytes += k->depot * size;
+        u->span_free_bytes += k->span_free * size;
     }
     hak_span_totals(&u->spans);
     u->spans_mapped_max = hak_span_mapped_max();
@@ -172,7 +175,7 @@ void hak_usage_snapshot(hak_usage_t *u)
 
 /* glibc's fields with hakmem's figures (docs/ARCHITECTURE.md, Memory return):
  * arena spans mapped; uordblks small blocks in the program's hands; fordblks the rest of
- * arena; smblks/fsmblks blocks kept for reuse in thread lists and depots (glibc: fastbins);
+ * arena; smblks/fsmblks free blocks kept for reuse in thread lists, depots and spans in use;
  * ordblks empty span memory in 64 KiB units; hblks/hblkhd live large blocks. */
 HAKMEM_API struct mallinfo2 mallinfo2(void)
 {
@@ -184,10 +187,10 @@ HAKMEM_API struct mallinfo2 mallinfo2(void)
     memset(&mi, 0, sizeof mi);
     mi.arena = u.spans.mapped;
     mi.ordblks = (u.spans.pooled + u.spans.purged) >> 16;
-    mi.smblks = u.thread_blocks + u.depot_blocks;
+    mi.smblks = u.thread_blocks + u.depot_blocks + u.span_free_blocks;
     mi.hblks = u.large_count;
     mi.hblkhd = u.large_bytes;
-    mi.fsmblks = u.thread_bytes + u.depot_bytes;
+    mi.fsmblks = u.thread_bytes + u.depot_bytes + u.span_free_bytes;
     mi.uordblks = u.in_use_bytes;
     mi.fordblks = mi.arena > mi.uordblks ? mi.arena - mi.uordblks : 0;
     mi.keepcost = 0;

@@ -21,16 +21,16 @@ void hak_stats_write_file(const char *pattern);
  * malloc_stats, so that they agree. Exact while no other thread allocates; otherwise each
  * figure is a recent value. Takes the threads, class and pool locks one at a time.
  * A small block is in exactly one of: the program's hands (in_use), a thread list (thread),
- * a depot (depot), its span (free or uncarved: the rest of `mapped`). */
+ * its class's depot (depot), its span (span_free: free in a span in use, or the spare). */
 typedef struct hak_class_usage {
-    uint64_t in_use, thread, depot; /* blocks */
+    uint64_t in_use, thread, depot, span_free; /* blocks */
     uint64_t spans, mapped;         /* ACTIVE spans of the class (the spare too) and bytes */
 } hak_class_usage_t;
 
 typedef struct hak_usage {
     hak_class_usage_t cls[HAK_NUM_CLASSES];
-    uint64_t in_use_blocks, thread_blocks, depot_blocks; /* sums over the classes */
-    uint64_t in_use_bytes, thread_bytes, depot_bytes;
+    uint64_t in_use_blocks, thread_blocks, depot_blocks, span_free_blocks; /* class sums */
+    uint64_t in_use_bytes, thread_bytes, depot_bytes, span_free_bytes;
     hak_span_totals_t spans;   /* span bytes mapped, active, pooled (empty), purged */
     uint64_t spans_mapped_max; /* the most span bytes mapped at once */
     uint64_t large_count, large_bytes;   /* live large blocks, their mapped bytes */

@@ -30,8 +30,8 @@
 #define HAK_LIKELY(x) __builtin_expect(!!(x), 1)
 #define HAK_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
-/* Random per-process value written into word 1 of every cached block (thread lists and the
- * depot); odd, so never a block address. Written once by Box 2's library init, before a
+/* Random per-process value written into word 1 of every cached block (every block in a thread
+ * list, and in a chain between the boxes); odd, so never a block address. Written once by Box 2's library init, before a
  * second thread can exist; a nonzero placeholder before that. Read-only afterwards. */
 extern uint64_t hak_free_key __attribute__((visibility("hidden")));
 
@@ -61,15 +61,15 @@ typedef struct hak_refill {
 void hak_refill(unsigned class_idx, uint32_t list_len, int cached, hak_refill_t *out);
 
 enum hak_give {
-    HAK_GIVE_SPILL = 0, /* a list went past its cap: the chain goes to the depot as one batch */
-    HAK_GIVE_TRIM = 1,  /* blocks a list did not use: straight to their spans */
-    HAK_GIVE_DRAIN = 2, /* malloc_trim (or mallopt's purge): to the depot */
-    HAK_GIVE_EXIT = 3,  /* the thread's drain at its exit: to the depot, and Box 2 notes how
+    HAK_GIVE_SPILL = 0, /* a list went past its cap: the blocks freed last */
+    HAK_GIVE_TRIM = 1,  /* blocks a list did not use */
+    HAK_GIVE_DRAIN = 2, /* malloc_trim (or mallopt's purge): the whole list */
+    HAK_GIVE_EXIT = 3,  /* the thread's drain at its exit: the whole list, and Box 2 notes how
                          * much the list held (ACE's exit sample) */
 };
 
-/* The most blocks one give-back hands over: Box 2 holds the class lock for one give-back,
- * and a chain that does not fit the depot goes back to its spans block by block. Box 1 gives
+/* The most blocks one give-back hands over (every block goes back to its span's bitmap, under
+ * the class lock at most HAK_CENTRAL_BATCH blocks at a time: box2_refill/central.h). Box 1 gives
  * a longer cut (a grown list's spill, trim or drain) as several chains, each counted as one
  * give-back of its kind (a spill of 3000 blocks is three spills). */
 #define HAK_GIVE_MAX 1024u
@@ -116,8 +116,8 @@ extern hak_tcache_hooks_t hak_tcache_hooks;
 
 /* ---- giving memory back ------------------------------------------------------------------ */
 
-/* malloc_trim, after Box 1 gave back the calling thread's lists: every depot and spare span
- * back to the spans, empty spans purged, cached large mappings unmapped. 1 if pages went back
+/* malloc_trim, after Box 1 gave back the calling thread's lists: every spare span back to
+ * the pool, empty spans purged, cached large mappings unmapped. 1 if pages went back
  * to the OS. */
 int hak_backend_release(void);
 

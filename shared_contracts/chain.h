@@ -1,12 +1,12 @@
 /* shared_contracts/chain.h - a chain of free blocks: the unit Box 1 and Box 2 hand each other.
  *
  * A chain is head..tail linked through word 0 of each block, `count` blocks long. Box 1 takes
- * chains into its lists (refill) and cuts chains out of them (spill, trim, drain); Box 2 keeps
- * chains whole in its depot as batches and cuts them when a refill wants fewer blocks. This
+ * chains into its lists (refill) and cuts chains out of them (spill, trim, drain); Box 2 builds
+ * a refill's chain from its spans' bitmaps and walks a chain given back into its spans. This
  * header is the one place a singly linked list is walked to a cut or spliced.
  *
- * Conventions: pure inline functions on memory the caller owns (its own list, or a depot under
- * the class lock). Never block, never allocate. Word 1 of a block is not touched here.
+ * Conventions: pure inline functions on memory the caller owns (its own list, or a chain in
+ * Box 2's hands). Never block, never allocate. Word 1 of a block is not touched here.
  * Invariants of a chain with count > 0: following word 0 from head reaches tail after
  * count - 1 steps. tail's word 0 is not part of the chain (its value is whatever the last
  * splice left): readers stop after count blocks. count == 0 means head == tail == NULL.

@@ -48,8 +48,8 @@
       "1 bypasses thread caches and checks every malloc and free: double frees anywhere, "      \
       "writes after free, corrupted free lists (much slower)")                                 \
     X(decay_ms, "HAKMEM_DECAY_MS", 500, 0, 600000, 0,                                           \
-      "how long an empty span waits before its pages go back to the OS; idle depot blocks are " \
-      "halved every decay_ms/4 (ticks run on allocation slow paths and in the purger)")         \
+      "how long an empty span waits before its pages go back to the OS, and a class's spare "   \
+      "span before it goes back to the pool (ticks run on slow paths and in the purger)")       \
     X(purger, "HAKMEM_PURGER", 1, 0, 1, 0,                                                      \
       "1 lets a background thread run the decay tick while no allocation slow path does "       \
       "(started lazily, exits when nothing is left to give back)")                             \
@@ -61,7 +61,7 @@
       "never goes below one refill count)")                                                  \
     X(tcache_grow_kib, "HAKMEM_TCACHE_GROW_KIB", 8192, 0, 1048576, 0,                          \
       "per thread, the bytes by which its bursts may raise its lists' caps above two refills' " \
-      "worth, so bursts deeper than that stay in the thread (0: caps never grow)")
+      "worth, when their frees come back dense, so such bursts stay in the thread (0: never)")
 
 #define HAK_PATH_MAX 512
 #define HAK_PATH_OPTIONS(X)                                                                     \

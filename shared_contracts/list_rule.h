@@ -1,6 +1,6 @@
 /* shared_contracts/list_rule.h - how long a thread's list may grow, and how much a spill
  * moves: the one rule Box 1 applies (it sets the cap after every refill and cuts the spill),
- * Box 2 states to its depot, and Box 3 reads to interpret the events it sees.
+ * and Box 3 reads to interpret the events it sees.
  *
  *   cap(c, n)   = clamp(hak_list_rule.cap_refills * n, n, HAKMEM_TCACHE_MAX_KIB / size(c))
  *                 for a list last refilled with n blocks (0 with HAKMEM_DEBUG=1: lists are
@@ -22,7 +22,12 @@
  *   and every thread's extras within HAK_GROW_ALL_THREADS such budgets;
  * only what is still over the cap spills. A burst of d blocks then stays in the list from its
  * first free on: later bursts of that depth make no refill and no spill, and the thread's
- * blocks never pass through the depot to another thread. A thread that only takes (a
+ * blocks never pass through the spans to another thread. A grown list hands blocks out in
+ * the order its thread freed them, so Box 1 grows a list only when the blocks freed last lie
+ * dense (box1_tls/tcache.c, list_dense: neighbours at most two block sizes apart): a burst
+ * freed in or against its allocation order. A structure freed in a scrambled order spills
+ * instead, to the spans, whose bitmaps hand its blocks out again in address order
+ * (box2_refill/central.h). A thread that only takes (a
  * producer) or only gives back (a consumer) never grows. Box 1 drops a list's extra (back to
  * the base cap) when the list sits idle through a trim pass, and in a drain. */
 #ifndef HAK_LIST_RULE_H

@@ -152,8 +152,9 @@ static void test_list_never_exceeds_cap(void **state)
     hak_config.tcache_grow_kib = 0; /* the base cap alone: refills do not raise it */
     run_in_thread(spill_thread, NULL);
     hak_config.tcache_grow_kib = grow;
-    hak_central_t *cc = &hak_central[36];
-    assert_true(cc->depot_count <= cc->depot_max);
+    hak_lock(&hak_central[36].lock);
+    hak_central_check(36); /* the spilled blocks are bits of their spans again */
+    hak_unlock(&hak_central[36].lock);
 }
 
 /* ---- cap growth (list_rule.h) -----------------------------------------------------------
@@ -330,43 +331,38 @@ static void test_long_give_backs_come_in_bounded_chains(void **state)
     run_in_thread(long_spill_thread, NULL);
 }
 
-/* A span's free list goes to a refill whole, in O(1): blocks given back to their spans (not
- * the depot) come back as the same blocks, keyed, and the span's equations hold. */
-static void test_refill_takes_a_span_free_list_whole(void **state)
+/* Address order: blocks given back to their spans in any order come out of the next take
+ * lowest address first, dense (each the next block of the span), and the span's equations
+ * hold on the way. */
+static void test_take_gives_lowest_blocks_in_address_order(void **state)
 {
     (void)state;
     unsigned c = 39;
     enum { N = 8 };
-    malloc_trim(0); /* this class's depot back to the spans: the takes below reach the spans */
+    uint32_t size = hak_class_size(c);
+    malloc_trim(0);
     hak_lock(&hak_central[c].lock);
-    hak_chain_t ch, again, kept;
-    assert_int_equal(hak_central_take(c, 1, &kept), 1); /* keeps the span from emptying */
-    assert_int_equal(hak_central_take(c, N, &ch), N);
-    void *first[N];
-    uint64_t *b = ch.head;
-    for (int i = 0; i < N; i++, b = hak_block_next(b))
-        first[i] = b;
-    hak_span_t *s = hak_pm_owner(hak_pagemap_get((uintptr_t)ch.head));
+    void *kept[1], *first[N], *again[N], *back[N];
+    assert_int_equal(hak_central_take(c, 1, kept), 1); /* keeps the span from emptying */
+    assert_int_equal(hak_central_take(c, N, first), N);
+    hak_span_t *s = hak_pm_owner(hak_pagemap_get((uintptr_t)first[0]));
     uint32_t in_use = s->in_use;
-    hak_central_put(c, ch, hak_now_ms(), 0); /* straight to the spans */
-    assert_non_null(s->free);               /* a free list, not the spare */
-    assert_int_equal(s->carved - s->in_use, in_use - s->in_use);
-    hak_central_check(c);                      /* free_tail is each free list's last block */
-    assert_int_equal(hak_central_take(c, N, &again), N);
+    for (int i = 0; i < N; i++) /* back in a scrambled order: 3 0 5 2 7 4 1 6 */
+        back[i] = first[(3 + 5 * i) % N];
+    hak_central_put(c, back, N, hak_now_ms());
+    assert_int_equal(s->in_use, in_use - N);
     hak_central_check(c);
-    b = again.head;
-    for (int i = 0; i < N; i++, b = hak_block_next(b)) {
-        int found = 0;
-        for (int j = 0; j < N; j++)
-            found |= first[j] == b;
-        assert_true(found);                    /* the blocks given back, none other */
-        assert_true(b[1] == hak_free_key);     /* keyed, as every chain Box 2 hands out */
-    }
-    assert_null(hak_block_next(again.tail));
-    assert_null(s->free);                   /* taken whole */
+    assert_int_equal(hak_central_take(c, N, again), N);
+    hak_central_check(c);
+    uintptr_t lowest = (uintptr_t)first[0];
+    for (int i = 1; i < N; i++)
+        if ((uintptr_t)first[i] < lowest)
+            lowest = (uintptr_t)first[i];
+    for (int i = 0; i < N; i++) /* the lowest free blocks, ascending, one block apart */
+        assert_ptr_equal(again[i], (void *)(lowest + (uintptr_t)i * size));
     assert_int_equal(s->in_use, in_use);
-    hak_central_put(c, again, hak_now_ms(), 0);
-    hak_central_put(c, kept, hak_now_ms(), 0);
+    hak_central_put(c, again, N, hak_now_ms());
+    hak_central_put(c, kept, 1, hak_now_ms());
     hak_unlock(&hak_central[c].lock);
 }
 
@@ -538,16 +534,15 @@ static void test_thread_exit_and_trim_release_everything(void **state)
 {
     (void)state;
     run_in_thread(cache_and_exit_thread, NULL);
-    assert_true(hak_central[39].spans > 0); /* held by the depot until trimmed */
+    assert_true(hak_central[39].spans > 0); /* the spare, until trimmed */
     real_purge = hak_os.purge;
     hak_os.purge = counting_purge;
     purge_calls = 0;
     malloc_trim(0);
     hak_os.purge = real_purge;
-    /* Every block of class 39 came back (from the exited thread's cache and the depot), so
-     * no span of it stays active, and the empty spans were handed back to the OS. */
+    /* Every block of class 39 came back from the exited thread's cache, so no span of it
+     * stays active, and the empty spans were handed back to the OS. */
     assert_int_equal(hak_central[39].spans, 0);
-    assert_int_equal(hak_central[39].depot_count, 0);
     assert_true(purge_calls > 0);
     hak_span_totals_t t;
     hak_span_totals(&t);
@@ -636,7 +631,6 @@ static void test_spare_span_kept_then_trimmed(void **state)
     assert_int_equal(hak_central[35].spans, 0);
     run_in_thread(spare_thread, NULL);
     hak_lock(&hak_central[35].lock);
-    hak_central_release_depot(35, hak_central[35].depot_count, 0);
     hak_span_t *spare = hak_central[35].spare;
     hak_unlock(&hak_central[35].lock);
     assert_non_null(spare); /* emptied, kept */
@@ -785,7 +779,7 @@ int main(void)
         cmocka_unit_test(test_cap_growth_stops_at_the_thread_budget),
         cmocka_unit_test(test_cap_growth_stops_at_the_process_budget),
         cmocka_unit_test(test_long_give_backs_come_in_bounded_chains),
-        cmocka_unit_test(test_refill_takes_a_span_free_list_whole),
+        cmocka_unit_test(test_take_gives_lowest_blocks_in_address_order),
         cmocka_unit_test(test_fork_child_forgets_other_threads_extras),
         cmocka_unit_test(test_idle_lists_are_trimmed),
         cmocka_unit_test(test_grown_lists_shrink_when_idle),

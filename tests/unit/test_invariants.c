@@ -3,8 +3,8 @@
  * "hakmem: invariant broken: ..." message naming it.
  *
  *   box1_tls/tcache.h       count (cap - room) == the length of the thread's list
- *   box2_refill/central.h   depot_count == the sum of the depot's batches
- *   box2_refill/span.h      capacity == in_use + length(free) + (capacity - carved)
+ *   box2_refill/span.h      no free bit at or above capacity (or below the first word)
+ *   box2_refill/span.h      capacity == in_use + popcount(freemap)
  *
  * Each case re-executes this binary (statically linked with hakmem) as
  * `--scenario <name>` with HAKMEM_DEBUG=1, plants the corruption, allocates once more, and
@@ -36,7 +36,7 @@ static void warm(void)
     void *keep[8];
     for (int i = 0; i < 8; i++)
         keep[i] = malloc(hak_class_size(CLASS));
-    for (int i = 0; i < 8; i += 2) /* frees give the depot (debug: cap 0) a batch each */
+    for (int i = 0; i < 8; i += 2) /* frees go back to the span (debug: cap 0) */
         free(keep[i]);
 }
 
@@ -49,9 +49,13 @@ static int scenario(const char *name)
     warm();
     if (strcmp(name, "list") == 0) {
         hak_list(CLASS)->room -= 3; /* the list claims three blocks it does not have */
-    } else if (strcmp(name, "depot") == 0) {
-        hak_central[CLASS].depot_count += 5;
-        hak_central[CLASS].depot_low += 5;
+    } else if (strcmp(name, "bits") == 0) {
+        hak_span_t *s = hak_central[CLASS].partial;
+        if (!s) {
+            fprintf(stderr, "scenario bits: no partial span\n");
+            return 2;
+        }
+        s->freemap[HAK_SPAN_MAP_WORDS - 1] |= 1ull << 63; /* a block past the span's end */
     } else if (strcmp(name, "span") == 0) {
         hak_span_t *s = hak_central[CLASS].partial;
         if (!s) {
@@ -97,10 +101,11 @@ static void test_list_count_equation(void **state)
     expect_abort("list", "count (cap - room = 4) != list length (1)");
 }
 
-static void test_depot_sum_equation(void **state)
+static void test_span_bits_within_capacity(void **state)
 {
     (void)state;
-    expect_abort("depot", "depot_count (8) != the sum of its 3 batches (3)");
+    expect_abort("bits", "free bit set in word 63, below its first word (0) or past its "
+                         "capacity (18)");
 }
 
 static void test_span_capacity_equation(void **state)
@@ -133,7 +138,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sound_heap_passes_the_checks),
         cmocka_unit_test(test_list_count_equation),
-        cmocka_unit_test(test_depot_sum_equation),
+        cmocka_unit_test(test_span_bits_within_capacity),
         cmocka_unit_test(test_span_capacity_equation),
     };
     return cmocka_run_group_tests_name("invariants", tests, NULL, NULL);
