@@ -1,6 +1,8 @@
 /* box2_refill/central.c - the spans of each class and their free bitmaps (central.h). */
 #include "central.h"
 
+#include <sched.h>
+
 #include "debug.h"
 #include "lock.h"
 #include "shared_contracts/config.h"
@@ -8,21 +10,32 @@
 #include "shared_contracts/pagemap.h"
 #include "shared_contracts/backend.h"
 
-hak_central_t hak_central[HAK_NUM_CLASSES] = {
+hak_central_t hak_central[HAK_ARENAS_MAX][HAK_NUM_CLASSES] = {
+    [0 ... HAK_ARENAS_MAX - 1] = {
 #define HAK_CENTRAL_INIT(size, span_kib, refill) {.lock = HAK_LOCK_INITIALIZER},
-    HAK_CLASS_LIST(HAK_CENTRAL_INIT)
+        HAK_CLASS_LIST(HAK_CENTRAL_INIT)
 #undef HAK_CENTRAL_INIT
-};
+    }};
+unsigned hak_arenas = 1;
 
 void hak_central_configure(void)
 {
-    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
-        hak_central[c].depot_max = 4 * hak_fixed_refill_count(c);
+    unsigned n = (unsigned)hak_config.arenas;
+    if (!n) { /* two per CPU the process may run on (no allocation: sched_getaffinity) */
+        cpu_set_t set;
+        int cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+        n = cpus < 1 ? 2 : 2 * (unsigned)cpus;
+    }
+    hak_arenas = n < HAK_ARENAS_MAX ? n : HAK_ARENAS_MAX;
+    for (unsigned a = 0; a < hak_arenas; a++) /* the others stay untouched */
+        for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
+            hak_central[a][c].depot_max = 4 * hak_fixed_refill_count(c);
 }
 
-uint32_t hak_central_take_depot(unsigned class_idx, uint32_t want, hak_chain_t *out)
+uint32_t hak_central_take_depot(unsigned arena, unsigned class_idx, uint32_t want,
+                                hak_chain_t *out)
 {
-    hak_central_t *cc = &hak_central[class_idx];
+    hak_central_t *cc = &hak_central[arena][class_idx];
     hak_chain_t ch = {NULL, NULL, 0};
     while (cc->depot_batches && ch.count < want) {
         hak_chain_t *bt = &cc->depot[cc->depot_batches - 1];
@@ -42,9 +55,9 @@ uint32_t hak_central_take_depot(unsigned class_idx, uint32_t want, hak_chain_t *
     return ch.count;
 }
 
-int hak_central_put_depot(unsigned class_idx, hak_chain_t ch)
+int hak_central_put_depot(unsigned arena, unsigned class_idx, hak_chain_t ch)
 {
-    hak_central_t *cc = &hak_central[class_idx];
+    hak_central_t *cc = &hak_central[arena][class_idx];
     if (hak_config.debug || cc->depot_batches == HAK_DEPOT_BATCHES ||
         cc->depot_count + ch.count > cc->depot_max)
         return 0;
@@ -131,9 +144,9 @@ static uint32_t span_take(hak_span_t *s, uint32_t n, void **out)
     return got;
 }
 
-uint32_t hak_central_take(unsigned class_idx, uint32_t want, void **blocks)
+uint32_t hak_central_take(unsigned arena, unsigned class_idx, uint32_t want, void **blocks)
 {
-    hak_central_t *cc = &hak_central[class_idx];
+    hak_central_t *cc = &hak_central[arena][class_idx];
     uint32_t got = 0;
     while (got < want) {
         hak_span_t *s = cc->partial;
@@ -145,6 +158,7 @@ uint32_t hak_central_take(unsigned class_idx, uint32_t want, void **blocks)
             s = hak_span_get(span_kind_of(class_idx), class_idx);
             if (!s)
                 break;
+            s->arena = (uint8_t)arena;
             cc->spans++;
             partial_push(cc, s);
         }
@@ -155,9 +169,13 @@ uint32_t hak_central_take(unsigned class_idx, uint32_t want, void **blocks)
     return got;
 }
 
-/* One block back to its span. */
-static void span_return(hak_central_t *cc, hak_span_t *s, void *block, uint64_t now_ms)
+/* One block back to its span, a span of cc's arena. */
+static void span_return(hak_central_t *cc, unsigned arena, hak_span_t *s, void *block,
+                        uint64_t now_ms)
 {
+    if (HAK_UNLIKELY(s->arena != arena)) /* only a double free races a span to another arena */
+        hak_fatal("double free or corrupted free list: block %p is not in a span of arena %u",
+                  block, arena);
     uint32_t off = (uint32_t)((uintptr_t)block - hak_span_base(s));
     uint32_t i = (uint32_t)(((__uint128_t)off * hak_classes.divmagic[s->class_idx]) >> 64);
     uint64_t bit = 1ull << (i & 63);
@@ -186,11 +204,49 @@ static void span_return(hak_central_t *cc, hak_span_t *s, void *block, uint64_t 
     }
 }
 
-void hak_central_put(unsigned class_idx, void *const *blocks, uint32_t n, uint64_t now_ms)
+void hak_central_put(unsigned arena, unsigned class_idx, void *const *blocks, uint32_t n,
+                     uint64_t now_ms)
 {
-    hak_central_t *cc = &hak_central[class_idx];
+    hak_central_t *cc = &hak_central[arena][class_idx];
     for (uint32_t k = 0; k < n; k++)
-        span_return(cc, span_of(blocks[k], class_idx), blocks[k], now_ms);
+        span_return(cc, arena, span_of(blocks[k], class_idx), blocks[k], now_ms);
+}
+
+unsigned hak_central_arena_of(const void *block, unsigned class_idx)
+{
+    return ((hak_span_t *)span_of((void *)block, class_idx))->arena;
+}
+
+void hak_central_give(unsigned class_idx, hak_chain_t ch, uint64_t now_ms)
+{
+    void *blocks[HAK_CENTRAL_BATCH];
+    void *b = ch.head;
+    uint32_t left = ch.count;
+    while (left) {
+        uint32_t n = left < HAK_CENTRAL_BATCH ? left : HAK_CENTRAL_BATCH;
+        left -= n;
+        /* The links, outside the locks: read before any block goes back, after which another
+         * thread may take it. */
+        for (uint32_t k = 0; k < n; k++, b = hak_block_next(b))
+            blocks[k] = b;
+        while (n) { /* one arena per pass, its lock held; the others move to the front */
+            unsigned arena = hak_central_arena_of(blocks[0], class_idx);
+            hak_central_t *cc = &hak_central[arena][class_idx];
+            uint32_t rest = 0;
+            hak_lock(&cc->lock);
+            for (uint32_t k = 0; k < n; k++) {
+                hak_span_t *s = span_of(blocks[k], class_idx);
+                if (s->arena == arena)
+                    span_return(cc, arena, s, blocks[k], now_ms);
+                else
+                    blocks[rest++] = blocks[k];
+            }
+            if (HAK_UNLIKELY(hak_config.debug))
+                hak_central_check(arena, class_idx);
+            hak_unlock(&cc->lock);
+            n = rest;
+        }
+    }
 }
 
 static void check_span(unsigned class_idx, const hak_span_t *s)
@@ -214,9 +270,9 @@ static void check_span(unsigned class_idx, const hak_span_t *s)
                   (const void *)s, class_idx, s->capacity, s->in_use, nfree);
 }
 
-void hak_central_check(unsigned class_idx)
+void hak_central_check(unsigned arena, unsigned class_idx)
 {
-    hak_central_t *cc = &hak_central[class_idx];
+    hak_central_t *cc = &hak_central[arena][class_idx];
     uint64_t sum = 0;
     for (uint32_t i = 0; i < cc->depot_batches; i++) {
         const hak_chain_t *bt = &cc->depot[i];
@@ -244,9 +300,10 @@ void hak_central_check(unsigned class_idx)
                   class_idx);
 }
 
-void hak_central_release_spare(unsigned class_idx, uint64_t now_ms, uint64_t idle_ms)
+void hak_central_release_spare(unsigned arena, unsigned class_idx, uint64_t now_ms,
+                               uint64_t idle_ms)
 {
-    hak_central_t *cc = &hak_central[class_idx];
+    hak_central_t *cc = &hak_central[arena][class_idx];
     if (cc->spare && now_ms - cc->spare_since_ms >= idle_ms) {
         hak_span_put(cc->spare, now_ms);
         cc->spare = NULL;
@@ -254,24 +311,18 @@ void hak_central_release_spare(unsigned class_idx, uint64_t now_ms, uint64_t idl
     }
 }
 
-void hak_central_release_depot(unsigned class_idx, uint32_t n, uint64_t now_ms)
+hak_chain_t hak_central_detach_depot(unsigned arena, unsigned class_idx, uint32_t n)
 {
-    hak_central_t *cc = &hak_central[class_idx];
-    uint32_t released = 0, keep_from = 0;
-    while (keep_from < cc->depot_batches && released < n) { /* oldest at the bottom */
-        hak_chain_t bt = cc->depot[keep_from++];
-        void *b = bt.head;
-        for (uint32_t k = 0; k < bt.count; k++) {
-            void *next = hak_block_next(b);
-            span_return(cc, span_of(b, class_idx), b, now_ms);
-            b = next;
-        }
-        released += bt.count;
-    }
+    hak_central_t *cc = &hak_central[arena][class_idx];
+    hak_chain_t out = {NULL, NULL, 0};
+    uint32_t keep_from = 0;
+    while (keep_from < cc->depot_batches && out.count < n) /* oldest at the bottom */
+        hak_chain_append(&out, cc->depot[keep_from++]);
     for (uint32_t i = keep_from; i < cc->depot_batches; i++)
         cc->depot[i - keep_from] = cc->depot[i];
     cc->depot_batches -= keep_from;
-    cc->depot_count -= released;
+    cc->depot_count -= out.count;
     if (cc->depot_low > cc->depot_count)
         cc->depot_low = cc->depot_count;
+    return out;
 }

@@ -1,9 +1,17 @@
-/* box2_refill/central.h - the per-class central lists: the class's spans with free blocks.
+/* box2_refill/central.h - the central lists: per arena and class, the spans with free blocks.
  *
- * Every function here runs with the class lock (hak_central[c].lock) held by the caller, and
- * works on block addresses, not on the blocks' memory: the caller links the blocks it takes
- * into a chain, and walks a chain given back into an array, outside the lock
- * (box2_refill/refill.c).
+ * Arenas: the central lists come in hak_arenas copies (HAKMEM_ARENAS; by default two per CPU
+ * the process may run on, at most HAK_ARENAS_MAX), each with its own lock per class. A thread
+ * takes its refills from one arena, the one with the fewest live threads when it attached
+ * (hak_thread_t.arena), so threads on different CPUs neither wait for one lock nor write the
+ * same span descriptors, and the blocks of their refills come from different spans. A span
+ * belongs to the arena that took it from the pool (hak_span_t.arena) until it goes back; a
+ * block freed by a thread of another arena goes back to its span's arena (hak_central_give).
+ *
+ * Every function here but hak_central_give runs with the lock of the arena's class
+ * (hak_central[a][c].lock) held by the caller, and works on block addresses, not on the
+ * blocks' memory: the caller links the blocks it takes into a chain outside the lock
+ * (box2_refill/refill.c); hak_central_give walks a chain into an array outside the locks.
  *
  * Where a block of class c can be, exactly one of:
  *   in a program's hands | in one thread list | in the depot | free in its span (a set bit
@@ -44,6 +52,7 @@
 
 /* The most blocks one take or put handles under one hold of the class lock. */
 #define HAK_CENTRAL_BATCH 256u
+#define HAK_ARENAS_MAX 16u /* hak_span_t.arena and hak_thread_t.arena hold 0..15 */
 #define HAK_DEPOT_BATCHES 8u /* depot slots; depot_max bounds the blocks in them */
 
 typedef struct hak_central {
@@ -60,39 +69,54 @@ typedef struct hak_central {
     uint64_t spare_since_ms;  /* when it became the spare */
 } __attribute__((aligned(64))) hak_central_t;
 
-extern hak_central_t hak_central[HAK_NUM_CLASSES];
+extern hak_central_t hak_central[HAK_ARENAS_MAX][HAK_NUM_CLASSES];
+extern unsigned hak_arenas; /* arenas in use, 1..HAK_ARENAS_MAX (hak_central_configure) */
 
-/* Set depot_max from the fixed refill counts (at init). */
+/* Set hak_arenas from HAKMEM_ARENAS and the CPUs, and depot_max from the fixed refill
+ * counts (at init). */
 void hak_central_configure(void);
 
 /* Take up to `want` blocks from the depot: whole chains while they fit, then a cut of the
  * next. Returns the count (0 when the depot is empty); *out is linked and keyed. */
-uint32_t hak_central_take_depot(unsigned class_idx, uint32_t want, hak_chain_t *out);
+uint32_t hak_central_take_depot(unsigned arena, unsigned class_idx, uint32_t want, hak_chain_t *out);
 
 /* Keep a spilled chain whole in the depot if a slot is free and it fits depot_max: 1 if kept,
  * 0 if the caller must put its blocks into their spans. */
-int hak_central_put_depot(unsigned class_idx, hak_chain_t chain);
+int hak_central_put_depot(unsigned arena, unsigned class_idx, hak_chain_t chain);
 
-/* Put the depot's chains, oldest first, into their spans until at least n blocks went
- * (the decay tick; hak_release_cached). Walks the chains under the lock. */
-void hak_central_release_depot(unsigned class_idx, uint32_t n, uint64_t now_ms);
+/* Take the depot's chains, oldest first, until at least n blocks (all of them if fewer), as
+ * one chain for hak_central_give once the caller dropped the lock (the decay tick,
+ * hak_release_cached). */
+hak_chain_t hak_central_detach_depot(unsigned arena, unsigned class_idx, uint32_t n);
 
 /* Take up to `want` blocks (1 <= want <= HAK_CENTRAL_BATCH) into blocks[], in address order
  * within each span: the lowest free blocks of the partial list's head span, then the next
  * span's, then the spare, then new spans. Returns the count (0: out of memory, errno ENOMEM).
  * The blocks are not touched. */
-uint32_t hak_central_take(unsigned class_idx, uint32_t want, void **blocks);
+uint32_t hak_central_take(unsigned arena, unsigned class_idx, uint32_t want, void **blocks);
 
-/* Put n blocks (1 <= n <= HAK_CENTRAL_BATCH) back into their spans. Aborts naming the block
- * if one is not of this class or is already free in its span (a double free). Empty spans go
- * to the spare or the pool. */
-void hak_central_put(unsigned class_idx, void *const *blocks, uint32_t n, uint64_t now_ms);
+/* Put n blocks (1 <= n <= HAK_CENTRAL_BATCH) of spans of this arena back into their spans.
+ * Aborts naming the block if one is not of this class or arena, or is already free in its
+ * span (a double free). Empty spans go to the spare or the pool. */
+void hak_central_put(unsigned arena, unsigned class_idx, void *const *blocks, uint32_t n,
+                     uint64_t now_ms);
+
+/* The arena of the span of a block of class_idx (held by the caller, so the answer holds);
+ * aborts if the block is not in a span of that class. No lock needed. */
+unsigned hak_central_arena_of(const void *block, unsigned class_idx);
+
+/* Put a linked chain of blocks of class_idx back into their spans, whatever their arenas:
+ * walks it into an array outside the locks, HAK_CENTRAL_BATCH blocks at a time, then takes
+ * the lock of each arena the blocks belong to once per batch (usually one: the caller's).
+ * Called with no central lock held. */
+void hak_central_give(unsigned class_idx, hak_chain_t chain, uint64_t now_ms);
 
 /* HAKMEM_DEBUG=1: abort with a "hakmem: invariant broken: ..." message naming the equation
  * if one of the invariants above does not hold for class_idx. */
-void hak_central_check(unsigned class_idx);
+void hak_central_check(unsigned arena, unsigned class_idx);
 
 /* Hand the spare span back to the pool if it has been idle for at least idle_ms. */
-void hak_central_release_spare(unsigned class_idx, uint64_t now_ms, uint64_t idle_ms);
+void hak_central_release_spare(unsigned arena, unsigned class_idx, uint64_t now_ms,
+                               uint64_t idle_ms);
 
 #endif

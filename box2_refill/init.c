@@ -121,8 +121,9 @@ static void lock_all(void)
 {
     hak_ace_hooks.fork_prepare();
     hak_thread_fork_lock();
-    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
-        pthread_mutex_lock(&hak_central[c].lock);
+    for (unsigned a = 0; a < hak_arenas; a++)
+        for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
+            pthread_mutex_lock(&hak_central[a][c].lock);
     hak_span_fork_lock();
     hak_large_cache_fork_lock();
     hak_fork_holder = 1;
@@ -133,8 +134,9 @@ static void unlock_all_parent(void)
     hak_fork_holder = 0;
     hak_large_cache_fork_unlock();
     hak_span_fork_unlock();
-    for (unsigned c = HAK_NUM_CLASSES; c-- > 0;)
-        pthread_mutex_unlock(&hak_central[c].lock);
+    for (unsigned a = hak_arenas; a-- > 0;)
+        for (unsigned c = HAK_NUM_CLASSES; c-- > 0;)
+            pthread_mutex_unlock(&hak_central[a][c].lock);
     hak_thread_fork_unlock();
     hak_ace_hooks.fork_parent();
 }
@@ -145,8 +147,9 @@ static void reset_box2_child(void)
     hak_fork_holder = 0;
     hak_large_cache_fork_child();
     hak_span_fork_child();
-    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
-        hak_lock_reinit(&hak_central[c].lock);
+    for (unsigned a = 0; a < hak_arenas; a++)
+        for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
+            hak_lock_reinit(&hak_central[a][c].lock);
     hak_thread_fork_child();
     hak_purger_fork_child();
 }

@@ -39,15 +39,30 @@ static uint64_t reclaims; /* relaxed; statistics and tests */
 int hak_release_cached(uint64_t now_ms)
 {
     int released = 0;
-    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
-        hak_lock(&hak_central[c].lock);
-        released |= hak_central[c].depot_count != 0 || hak_central[c].spare != NULL;
-        hak_central_release_depot(c, hak_central[c].depot_count, now_ms);
-        hak_central[c].depot_low = 0;
-        hak_central_release_spare(c, now_ms, 0);
-        hak_unlock(&hak_central[c].lock);
-    }
+    for (unsigned a = 0; a < hak_arenas; a++)
+        for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+            hak_central_t *cc = &hak_central[a][c];
+            hak_lock(&cc->lock);
+            released |= cc->depot_count != 0 || cc->spare != NULL;
+            hak_chain_t depot = hak_central_detach_depot(a, c, cc->depot_count);
+            cc->depot_low = 0;
+            hak_unlock(&cc->lock);
+            hak_central_give(c, depot, now_ms); /* may empty a span: the spare */
+            hak_lock(&cc->lock);
+            hak_central_release_spare(a, c, now_ms, 0);
+            hak_unlock(&cc->lock);
+        }
     return released;
+}
+
+/* Depot blocks or a spare in some arena's central lists of class c (relaxed reads). */
+static int central_holds(unsigned c)
+{
+    for (unsigned a = 0; a < hak_arenas; a++)
+        if (__atomic_load_n(&hak_central[a][c].depot_count, __ATOMIC_RELAXED) ||
+            __atomic_load_n(&hak_central[a][c].spare, __ATOMIC_RELAXED))
+            return 1;
+    return 0;
 }
 
 int hak_reclaim(void)
@@ -70,13 +85,15 @@ static size_t free_bytes_held(void)
     hak_span_totals_t sp;
     hak_span_totals(&sp);
     size_t held = hak_large_cache_bytes() + sp.pooled + sp.purged;
-    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
-        held += (size_t)__atomic_load_n(&hak_central[c].depot_count, __ATOMIC_RELAXED) *
-                hak_class_size(c);
-        if (__atomic_load_n(&hak_central[c].depot_count, __ATOMIC_RELAXED) ||
-            __atomic_load_n(&hak_central[c].spare, __ATOMIC_RELAXED))
-            held += hak_span_bytes(c);
-    }
+    for (unsigned a = 0; a < hak_arenas; a++)
+        for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+            const hak_central_t *cc = &hak_central[a][c];
+            held += (size_t)__atomic_load_n(&cc->depot_count, __ATOMIC_RELAXED) *
+                    hak_class_size(c);
+            if (__atomic_load_n(&cc->depot_count, __ATOMIC_RELAXED) ||
+                __atomic_load_n(&cc->spare, __ATOMIC_RELAXED))
+                held += hak_span_bytes(c);
+        }
     return held;
 }
 
@@ -196,18 +213,19 @@ static int decay_tick(uint64_t now_ms)
         return 0;
     /* Each class puts back the depot blocks nobody took since the last tick, and hands back a
      * spare idle for HAKMEM_DECAY_MS. */
-    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
-        hak_central_t *cc = &hak_central[c];
-        if ((!__atomic_load_n(&cc->depot_count, __ATOMIC_RELAXED) &&
-             !__atomic_load_n(&cc->spare, __ATOMIC_RELAXED)) ||
-            !hak_trylock(&cc->lock))
-            continue;
-        if (cc->depot_low)
-            hak_central_release_depot(c, cc->depot_low, now_ms);
-        cc->depot_low = cc->depot_count;
-        hak_central_release_spare(c, now_ms, (uint64_t)hak_config.decay_ms);
-        hak_unlock(&cc->lock);
-    }
+    for (unsigned a = 0; a < hak_arenas; a++)
+        for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+            hak_central_t *cc = &hak_central[a][c];
+            if ((!__atomic_load_n(&cc->depot_count, __ATOMIC_RELAXED) &&
+                 !__atomic_load_n(&cc->spare, __ATOMIC_RELAXED)) ||
+                !hak_trylock(&cc->lock))
+                continue;
+            hak_chain_t idle = hak_central_detach_depot(a, c, cc->depot_low);
+            cc->depot_low = cc->depot_count;
+            hak_central_release_spare(a, c, now_ms, (uint64_t)hak_config.decay_ms);
+            hak_unlock(&cc->lock);
+            hak_central_give(c, idle, now_ms);
+        }
     hak_span_decay(now_ms, (uint64_t)hak_config.decay_ms, 0);
     if (!hak_purger_running()) /* else the purger does it, off the program's threads */
         large_cache_decay(now_ms);
@@ -224,8 +242,7 @@ static int left_to_give_back(void)
     if (sp.pooled)
         return 1;
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
-        if (__atomic_load_n(&hak_central[c].depot_count, __ATOMIC_RELAXED) ||
-            __atomic_load_n(&hak_central[c].spare, __ATOMIC_RELAXED))
+        if (central_holds(c))
             return 1;
     return 0;
 }

@@ -53,20 +53,21 @@ static void report_event(hak_thread_t *t, unsigned class_idx, uint32_t count, ui
 /* Take `want` blocks as one chain, keyed and linked, its tail's link NULL: the depot's chains
  * first, then the spans' lowest free blocks; the class lock is held while the bitmaps are read, at most HAK_CENTRAL_BATCH blocks at a time; the blocks'
  * memory is written after it is released. */
-static uint32_t take(unsigned class_idx, uint32_t want, hak_chain_t *out)
+static uint32_t take(unsigned arena, unsigned class_idx, uint32_t want, hak_chain_t *out)
 {
     void *blocks[HAK_CENTRAL_BATCH];
     hak_chain_t ch = {NULL, NULL, 0};
-    hak_lock(&hak_central[class_idx].lock);
-    hak_central_take_depot(class_idx, want, &ch); /* whole chains, O(1) */
-    hak_unlock(&hak_central[class_idx].lock);
+    hak_central_t *cc = &hak_central[arena][class_idx];
+    hak_lock(&cc->lock);
+    hak_central_take_depot(arena, class_idx, want, &ch); /* whole chains, O(1) */
+    hak_unlock(&cc->lock);
     while (ch.count < want) {
         uint32_t part = want - ch.count < HAK_CENTRAL_BATCH ? want - ch.count : HAK_CENTRAL_BATCH;
-        hak_lock(&hak_central[class_idx].lock);
-        uint32_t got = hak_central_take(class_idx, part, blocks);
+        hak_lock(&cc->lock);
+        uint32_t got = hak_central_take(arena, class_idx, part, blocks);
         if (HAK_UNLIKELY(hak_config.debug))
-            hak_central_check(class_idx);
-        hak_unlock(&hak_central[class_idx].lock);
+            hak_central_check(arena, class_idx);
+        hak_unlock(&cc->lock);
         for (uint32_t k = 0; k < got; k++) {
             ((uint64_t *)blocks[k])[1] = hak_free_key;
             hak_chain_append_block(&ch, blocks[k]);
@@ -94,10 +95,10 @@ void hak_refill(unsigned class_idx, uint32_t list_len, int cached, hak_refill_t 
     if (HAK_UNLIKELY(hak_refill_hook != NULL) && cached)
         hak_refill_hook(class_idx, count);
     out->refill_count = count;
-    uint32_t got = take(class_idx, count, &out->chain);
+    uint32_t got = take(t->arena, class_idx, count, &out->chain);
     if (!got && hak_reclaim_may_help(0) && hak_reclaim()) /* out of memory or address space:
                                                              * give back, try once more */
-        got = take(class_idx, count, &out->chain);
+        got = take(t->arena, class_idx, count, &out->chain);
     out->now_ms = now;
     if (!got) {
         errno = ENOMEM;
@@ -127,28 +128,19 @@ uint64_t hak_give(unsigned class_idx, hak_chain_t chain, uint32_t list_len, enum
     if (HAK_UNLIKELY(hak_config.debug) && chain.count > HAK_GIVE_MAX)
         hak_fatal("invariant broken: a give-back of class %u holds %u blocks (at most %u)",
                   class_idx, chain.count, HAK_GIVE_MAX);
-    /* A spill that fits the depot stays whole; otherwise the chain is walked into an array
-     * outside the lock and the bits are set under it. */
-    void *blocks[HAK_CENTRAL_BATCH];
-    void *b = chain.head;
-    uint32_t left = chain.count;
+    /* A spill that fits the depot stays whole, in the arena of its first block's span: a
+     * consumer's spill of a producer's blocks goes to the producer's next refill. Otherwise
+     * the blocks go back to their spans, in whichever arenas those are. */
+    int kept = 0;
     if (why == HAK_GIVE_SPILL) {
-        hak_lock(&hak_central[class_idx].lock);
-        if (hak_central_put_depot(class_idx, chain))
-            left = 0;
-        hak_unlock(&hak_central[class_idx].lock);
+        unsigned arena = hak_central_arena_of(chain.head, class_idx);
+        hak_central_t *cc = &hak_central[arena][class_idx];
+        hak_lock(&cc->lock);
+        kept = hak_central_put_depot(arena, class_idx, chain);
+        hak_unlock(&cc->lock);
     }
-    while (left) {
-        uint32_t n = left < HAK_CENTRAL_BATCH ? left : HAK_CENTRAL_BATCH;
-        for (uint32_t k = 0; k < n; k++, b = hak_block_next(b))
-            blocks[k] = b;
-        hak_lock(&hak_central[class_idx].lock);
-        hak_central_put(class_idx, blocks, n, now);
-        if (HAK_UNLIKELY(hak_config.debug))
-            hak_central_check(class_idx);
-        hak_unlock(&hak_central[class_idx].lock);
-        left -= n;
-    }
+    if (!kept)
+        hak_central_give(class_idx, chain, now);
     __atomic_store_n(&t->cached[class_idx], list_len - chain.count, __ATOMIC_RELAXED);
     if (why == HAK_GIVE_SPILL) {
         hak_tstat_add(t, HAK_TSTAT_spills, class_idx, 1);

@@ -44,6 +44,7 @@ typedef struct hak_span {
     uint8_t kind;          /* length = 64 KiB << kind */
     uint8_t state;         /* enum hak_span_state */
     uint16_t first;        /* no free bit below word `first` of freemap */
+    uint8_t arena;         /* ACTIVE: the arena whose central lists hold it (central.h) */
     struct hak_span *next; /* partial list (ACTIVE) or pool list */
     struct hak_span *prev;
     uint64_t empty_since_ms; /* POOLED, PURGED: when it entered the pool */

@@ -145,9 +145,12 @@ void hak_usage_snapshot(hak_usage_t *u)
         hak_class_usage_t *k = &u->cls[c];
         uint64_t size = hak_class_size(c);
         k->span_free = sc[c].blocks_free;
-        hak_lock(&hak_central[c].lock);
-        k->depot = hak_central[c].depot_count;
-        hak_unlock(&hak_central[c].lock);
+        k->depot = 0;
+        for (unsigned a = 0; a < hak_arenas; a++) {
+            hak_lock(&hak_central[a][c].lock);
+            k->depot += hak_central[a][c].depot_count;
+            hak_unlock(&hak_central[a][c].lock);
+        }
         k->thread = cached[c];
         k->spans = sc[c].spans;
         k->mapped = sc[c].bytes;

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "central.h"
 #include "lock.h"
 #include "os.h"
 #include "purge.h"
@@ -23,6 +24,17 @@ static hak_thread_t *live;           /* records of live threads */
 static hak_thread_t *recycled;       /* records of exited threads, for reuse */
 static char *record_next, *record_end;
 static uint64_t retired_stat[HAK_TSTAT_COUNT][HAK_NUM_CLASSES];
+static uint32_t arena_threads[HAK_ARENAS_MAX]; /* live records per arena */
+
+/* The arena with the fewest live threads, the lowest first (threads lock held). */
+static unsigned least_used_arena(void)
+{
+    unsigned best = 0;
+    for (unsigned a = 1; a < hak_arenas; a++)
+        if (arena_threads[a] < arena_threads[best])
+            best = a;
+    return best;
+}
 
 /* Threads without a record of their own count here. */
 static hak_thread_t fallback;
@@ -64,6 +76,8 @@ int hak_thread_attach(void)
         if (live)
             live->prev = t;
         live = t;
+        t->arena = least_used_arena();
+        arena_threads[t->arena]++;
     }
     hak_unlock(&threads_lock);
     errno = saved;
@@ -90,6 +104,7 @@ void hak_thread_detach(void)
     for (unsigned s = 0; s < HAK_TSTAT_COUNT; s++)
         for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
             retired_stat[s][c] += t->stat[s][c];
+    arena_threads[t->arena]--;
     if (t->prev)
         t->prev->next = t->next;
     else
@@ -144,8 +159,10 @@ void hak_thread_fork_child(void)
     pthread_mutex_init(&threads_lock, NULL);
     hak_thread_t *self = thread_self;
     live = NULL;
+    memset(arena_threads, 0, sizeof arena_threads);
     if (self) {
         self->next = self->prev = NULL;
         live = self;
+        arena_threads[self->arena]++;
     }
 }

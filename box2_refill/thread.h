@@ -34,6 +34,7 @@ typedef struct hak_thread {
     int live;                  /* 1: a live thread's own record; 0: the shared fallback */
     hak_ring_t *ring;          /* ACE event ring, or NULL; owner only */
     uint32_t ring_wait;        /* refills left before the thread takes a ring; owner only */
+    unsigned arena;            /* the arena its refills come from (central.h); set at attach */
     uint64_t stat[HAK_TSTAT_COUNT][HAK_NUM_CLASSES];
     uint8_t ramp_refills[HAK_NUM_CLASSES];  /* refills per class, saturating (ramp.h); owner */
     uint32_t exit_left[HAK_NUM_CLASSES];    /* blocks the exit drain gave back; owner only */

@@ -56,6 +56,10 @@
     X(large_cache_mib, "HAKMEM_LARGE_CACHE_MIB", 1024, 0, 65536, 0,                              \
       "most MiB of freed large blocks kept resident for reuse; below it the cache follows the " \
       "recent peak of live large bytes; 0 unmaps them at once")                                 \
+    X(arenas, "HAKMEM_ARENAS", 0, 0, 16, 0,                                                    \
+      "sets of central lists (arenas) the threads are spread over, each thread on the one "    \
+      "with the fewest threads when it started; 0: two per CPU the process may run on, at "   \
+      "most 16")                                                                              \
     X(tcache_max_kib, "HAKMEM_TCACHE_MAX_KIB", 8192, 16, 1048576, 0,                           \
       "per thread and class, the bytes a thread list may hold before it spills (the list cap "  \
       "never goes below one refill count)")                                                  \

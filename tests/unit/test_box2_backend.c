@@ -152,9 +152,102 @@ static void test_list_never_exceeds_cap(void **state)
     hak_config.tcache_grow_kib = 0; /* the base cap alone: refills do not raise it */
     run_in_thread(spill_thread, NULL);
     hak_config.tcache_grow_kib = grow;
-    hak_lock(&hak_central[36].lock);
-    hak_central_check(36); /* the spilled blocks are bits of their spans again */
-    hak_unlock(&hak_central[36].lock);
+    for (unsigned a = 0; a < hak_arenas; a++) { /* spilled blocks are bits of their spans */
+        hak_lock(&hak_central[a][36].lock);
+        hak_central_check(a, 36);
+        hak_unlock(&hak_central[a][36].lock);
+    }
+}
+
+/* Over every arena: the ACTIVE spans of class c, and a spare of it (or NULL). */
+static uint32_t class_spans(unsigned c)
+{
+    uint32_t n = 0;
+    for (unsigned a = 0; a < hak_arenas; a++) {
+        hak_lock(&hak_central[a][c].lock);
+        n += hak_central[a][c].spans;
+        hak_unlock(&hak_central[a][c].lock);
+    }
+    return n;
+}
+
+static hak_span_t *class_spare(unsigned c)
+{
+    hak_span_t *spare = NULL;
+    for (unsigned a = 0; a < hak_arenas && !spare; a++) {
+        hak_lock(&hak_central[a][c].lock);
+        spare = hak_central[a][c].spare;
+        hak_unlock(&hak_central[a][c].lock);
+    }
+    return spare;
+}
+
+/* ---- arenas (central.h) --------------------------------------------------------------- */
+
+enum { XA_N = 200 };
+static void *xa_blocks[XA_N];
+static unsigned xa_arena;
+
+static void *free_elsewhere_thread(void *arg)
+{
+    (void)arg;
+    free(malloc(1280)); /* attach the thread (its first slow path), on another class */
+    xa_arena = hak_thread_self()->arena;
+    for (int i = 0; i < XA_N; i++)
+        free(xa_blocks[i]); /* onto this thread's list; its exit gives them back */
+    return NULL;
+}
+
+/* Whether p is in one of the depot chains of arena a, class c (its lock held). */
+static int in_depot(unsigned a, unsigned c, const void *p)
+{
+    const hak_central_t *cc = &hak_central[a][c];
+    for (uint32_t i = 0; i < cc->depot_batches; i++) {
+        const void *b = cc->depot[i].head;
+        for (uint32_t k = 0; k < cc->depot[i].count; k++, b = hak_block_next(b))
+            if (b == p)
+                return 1;
+    }
+    return 0;
+}
+
+/* Threads spread over the arenas, and a block freed by a thread of another arena goes back
+ * to its own arena (hak_central_give; a spill to the depot of its span's arena), never to the
+ * freeing thread's. */
+static void test_block_freed_in_another_arena_returns_to_its_arena(void **state)
+{
+    (void)state;
+    assert_true(hak_arenas >= 2); /* two per CPU, at least one CPU */
+    unsigned mine = hak_thread_self()->arena, c = hak_size_to_class(3000);
+    for (int i = 0; i < XA_N; i++) {
+        xa_blocks[i] = malloc(3000);
+        assert_non_null(xa_blocks[i]);
+        hak_span_t *s = hak_pm_owner(hak_pagemap_get((uintptr_t)xa_blocks[i]));
+        assert_int_equal(s->arena, mine);
+    }
+    run_in_thread(free_elsewhere_thread, NULL);
+    assert_int_not_equal(xa_arena, mine); /* the least used arena: not the main thread's */
+    hak_lock(&hak_central[mine][c].lock);
+    int bits = 0;
+    for (int i = 0; i < XA_N; i++) { /* each one a free bit of its span or in mine's depot */
+        hak_span_t *s = hak_pm_owner(hak_pagemap_get((uintptr_t)xa_blocks[i]));
+        if (in_depot(mine, c, xa_blocks[i]))
+            continue;
+        bits++;
+        if (!s || s->state != HAK_SPAN_ACTIVE)
+            continue; /* its span emptied and went to the pool: all its blocks came back */
+        uint32_t idx = (uint32_t)(((uintptr_t)xa_blocks[i] - hak_span_base(s)) /
+                                  hak_class_size(c));
+        assert_int_equal(s->arena, mine);
+        assert_true(s->freemap[idx / 64] >> (idx % 64) & 1);
+    }
+    assert_true(bits > 0); /* the exit gave the thread's list back to the spans */
+    hak_central_check(mine, c);
+    hak_unlock(&hak_central[mine][c].lock);
+    hak_lock(&hak_central[xa_arena][c].lock);
+    assert_int_equal(hak_central[xa_arena][c].depot_count, 0); /* nothing parked there */
+    assert_int_equal(hak_central[xa_arena][c].spans, 0);
+    hak_unlock(&hak_central[xa_arena][c].lock);
 }
 
 /* ---- cap growth (list_rule.h) -----------------------------------------------------------
@@ -341,19 +434,19 @@ static void test_take_gives_lowest_blocks_in_address_order(void **state)
     enum { N = 8 };
     uint32_t size = hak_class_size(c);
     malloc_trim(0);
-    hak_lock(&hak_central[c].lock);
+    hak_lock(&hak_central[0][c].lock);
     void *kept[1], *first[N], *again[N], *back[N];
-    assert_int_equal(hak_central_take(c, 1, kept), 1); /* keeps the span from emptying */
-    assert_int_equal(hak_central_take(c, N, first), N);
+    assert_int_equal(hak_central_take(0, c, 1, kept), 1); /* keeps the span from emptying */
+    assert_int_equal(hak_central_take(0, c, N, first), N);
     hak_span_t *s = hak_pm_owner(hak_pagemap_get((uintptr_t)first[0]));
     uint32_t in_use = s->in_use;
     for (int i = 0; i < N; i++) /* back in a scrambled order: 3 0 5 2 7 4 1 6 */
         back[i] = first[(3 + 5 * i) % N];
-    hak_central_put(c, back, N, hak_now_ms());
+    hak_central_put(0, c, back, N, hak_now_ms());
     assert_int_equal(s->in_use, in_use - N);
-    hak_central_check(c);
-    assert_int_equal(hak_central_take(c, N, again), N);
-    hak_central_check(c);
+    hak_central_check(0, c);
+    assert_int_equal(hak_central_take(0, c, N, again), N);
+    hak_central_check(0, c);
     uintptr_t lowest = (uintptr_t)first[0];
     for (int i = 1; i < N; i++)
         if ((uintptr_t)first[i] < lowest)
@@ -361,9 +454,9 @@ static void test_take_gives_lowest_blocks_in_address_order(void **state)
     for (int i = 0; i < N; i++) /* the lowest free blocks, ascending, one block apart */
         assert_ptr_equal(again[i], (void *)(lowest + (uintptr_t)i * size));
     assert_int_equal(s->in_use, in_use);
-    hak_central_put(c, again, N, hak_now_ms());
-    hak_central_put(c, kept, 1, hak_now_ms());
-    hak_unlock(&hak_central[c].lock);
+    hak_central_put(0, c, again, N, hak_now_ms());
+    hak_central_put(0, c, kept, 1, hak_now_ms());
+    hak_unlock(&hak_central[0][c].lock);
 }
 
 /* The fork child has the forking thread alone: the other threads' extras are forgotten
@@ -534,7 +627,7 @@ static void test_thread_exit_and_trim_release_everything(void **state)
 {
     (void)state;
     run_in_thread(cache_and_exit_thread, NULL);
-    assert_true(hak_central[39].spans > 0); /* the spare, until trimmed */
+    assert_true(class_spans(39) > 0); /* the spare, until trimmed */
     real_purge = hak_os.purge;
     hak_os.purge = counting_purge;
     purge_calls = 0;
@@ -542,7 +635,7 @@ static void test_thread_exit_and_trim_release_everything(void **state)
     hak_os.purge = real_purge;
     /* Every block of class 39 came back from the exited thread's cache, so no span of it
      * stays active, and the empty spans were handed back to the OS. */
-    assert_int_equal(hak_central[39].spans, 0);
+    assert_int_equal(class_spans(39), 0);
     assert_true(purge_calls > 0);
     hak_span_totals_t t;
     hak_span_totals(&t);
@@ -628,17 +721,15 @@ static void test_spare_span_kept_then_trimmed(void **state)
 {
     (void)state;
     malloc_trim(0);
-    assert_int_equal(hak_central[35].spans, 0);
+    assert_int_equal(class_spans(35), 0);
     run_in_thread(spare_thread, NULL);
-    hak_lock(&hak_central[35].lock);
-    hak_span_t *spare = hak_central[35].spare;
-    hak_unlock(&hak_central[35].lock);
+    hak_span_t *spare = class_spare(35);
     assert_non_null(spare); /* emptied, kept */
     assert_int_equal(spare->in_use, 0);
     assert_int_equal(hak_pm_tag(hak_pagemap_get(hak_span_base(spare))), 36);
     malloc_trim(0);
-    assert_null(hak_central[35].spare);
-    assert_int_equal(hak_central[35].spans, 0);
+    assert_null(class_spare(35));
+    assert_int_equal(class_spans(35), 0);
 }
 
 static void test_page_map_knows_only_hakmem_blocks(void **state)
@@ -787,6 +878,7 @@ int main(void)
         cmocka_unit_test(test_large_blocks_and_page_map),
         cmocka_unit_test(test_large_cache_reuses_and_calloc_zeroes),
         cmocka_unit_test(test_spare_span_kept_then_trimmed),
+        cmocka_unit_test(test_block_freed_in_another_arena_returns_to_its_arena),
         cmocka_unit_test(test_page_map_knows_only_hakmem_blocks),
         cmocka_unit_test(test_os_failure_gives_enomem_then_recovers),
         cmocka_unit_test(test_large_realloc_copies_when_remap_fails),

@@ -50,14 +50,18 @@ static int scenario(const char *name)
     if (strcmp(name, "list") == 0) {
         hak_list(CLASS)->room -= 3; /* the list claims three blocks it does not have */
     } else if (strcmp(name, "bits") == 0) {
-        hak_span_t *s = hak_central[CLASS].partial;
+        hak_span_t *s = NULL;
+        for (unsigned a = 0; a < hak_arenas && !s; a++)
+            s = hak_central[a][CLASS].partial;
         if (!s) {
             fprintf(stderr, "scenario bits: no partial span\n");
             return 2;
         }
         s->freemap[HAK_SPAN_MAP_WORDS - 1] |= 1ull << 63; /* a block past the span's end */
     } else if (strcmp(name, "span") == 0) {
-        hak_span_t *s = hak_central[CLASS].partial;
+        hak_span_t *s = NULL;
+        for (unsigned a = 0; a < hak_arenas && !s; a++)
+            s = hak_central[a][CLASS].partial;
         if (!s) {
             fprintf(stderr, "scenario span: no partial span\n");
             return 2;
