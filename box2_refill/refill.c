@@ -29,9 +29,6 @@
 #include "span.h"
 #include "thread.h"
 
-void (*hak_refill_hook)(unsigned class_idx, uint32_t refill_count);
-void (*hak_give_hook)(unsigned class_idx, uint32_t count, enum hak_give why);
-
 static void report_event(hak_thread_t *t, unsigned class_idx, uint32_t count, uint32_t list_len,
                          unsigned kind, uint64_t now_ms)
 {
@@ -92,8 +89,8 @@ void hak_refill(unsigned class_idx, uint32_t list_len, int cached, hak_refill_t 
         count = hak_config.ace == 1 ? hak_policy_refill_count(class_idx, fixed) : fixed;
         count = hak_ramp_count(class_idx, count, hak_ramp_step(t, class_idx)); /* ramp.h */
     }
-    if (HAK_UNLIKELY(hak_refill_hook != NULL) && cached)
-        hak_refill_hook(class_idx, count);
+    if (cached)
+        hak_test_refill_hook(class_idx, count); /* nothing outside the test build (refill.h) */
     out->refill_count = count;
     uint32_t got = take(t->arena, class_idx, count, &out->chain);
     if (!got && hak_reclaim_may_help(0) && hak_reclaim()) /* out of memory or address space:
@@ -123,8 +120,7 @@ uint64_t hak_give(unsigned class_idx, hak_chain_t chain, uint32_t list_len, enum
     int saved = errno;
     hak_thread_t *t = hak_thread_self();
     uint64_t now = hak_now_ms();
-    if (HAK_UNLIKELY(hak_give_hook != NULL))
-        hak_give_hook(class_idx, chain.count, why);
+    hak_test_give_hook(class_idx, chain.count, why);
     if (HAK_UNLIKELY(hak_config.debug) && chain.count > HAK_GIVE_MAX)
         hak_fatal("invariant broken: a give-back of class %u holds %u blocks (at most %u)",
                   class_idx, chain.count, HAK_GIVE_MAX);

@@ -1,4 +1,8 @@
-/* shared_contracts/list_rule.c - the list rule's parameters (list_rule.h). */
+/* shared_contracts/list_rule.c - the list rule's parameters as a variable, in the test build
+ * only (list_rule.h); the library uses the constants. */
 #include "list_rule.h"
 
-hak_list_rule_t hak_list_rule = {.cap_refills = 2, .spill_div = 2};
+#ifdef HAK_TEST_HOOKS
+hak_list_rule_t hak_list_rule = {.cap_refills = HAK_LIST_CAP_REFILLS_DEFAULT,
+                                 .spill_div = HAK_LIST_SPILL_DIV_DEFAULT};
+#endif

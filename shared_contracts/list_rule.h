@@ -2,10 +2,10 @@
  * moves: the one rule Box 1 applies (it sets the cap after every refill and cuts the spill),
  * and Box 3 reads to interpret the events it sees.
  *
- *   cap(c, n)   = clamp(hak_list_rule.cap_refills * n, n, HAKMEM_TCACHE_MAX_KIB / size(c))
+ *   cap(c, n)   = clamp(cap_refills * n, n, HAKMEM_TCACHE_MAX_KIB / size(c))
  *                 for a list last refilled with n blocks (0 with HAKMEM_DEBUG=1: lists are
  *                 bypassed);
- *   spill(cap, len) = max(cap / hak_list_rule.spill_div, len - cap, 1): the blocks freed last
+ *   spill(cap, len) = max(cap / spill_div, len - cap, 1): the blocks freed last
  *                 leave as one chain when a free takes the list past its cap.
  * So with the defaults (2, 2) a list holds at most two refills' worth and a spill moves one
  * refill's worth, leaving the list half full.
@@ -38,19 +38,33 @@
 #include "config.h"
 #include "size_classes.h"
 
-typedef struct hak_list_rule {
-    uint32_t cap_refills; /* a list's cap, in refills' worth of blocks (>= 1) */
-    uint32_t spill_div;   /* a spill moves cap / spill_div blocks (>= 1) */
-} hak_list_rule_t;
+/* The rule's two parameters: a list's cap, in refills' worth of blocks, and the divisor of
+ * the spill (a spill moves cap / spill_div blocks), both >= 1. Constants in the library; the
+ * test build of the library (-DHAK_TEST_HOOKS, tests/tests.mk) reads them from a variable,
+ * hak_list_rule (list_rule.c), that a unit test may change while no other thread allocates.
+ * The release library has no such variable (tests/check_symbols.sh checks). */
+#define HAK_LIST_CAP_REFILLS_DEFAULT 2u
+#define HAK_LIST_SPILL_DIV_DEFAULT 2u
 
+#ifdef HAK_TEST_HOOKS
+typedef struct hak_list_rule {
+    uint32_t cap_refills;
+    uint32_t spill_div;
+} hak_list_rule_t;
 extern hak_list_rule_t hak_list_rule;
+#define HAK_LIST_CAP_REFILLS (hak_list_rule.cap_refills)
+#define HAK_LIST_SPILL_DIV (hak_list_rule.spill_div)
+#else
+#define HAK_LIST_CAP_REFILLS HAK_LIST_CAP_REFILLS_DEFAULT
+#define HAK_LIST_SPILL_DIV HAK_LIST_SPILL_DIV_DEFAULT
+#endif
 
 /* The cap under a byte budget per list (0: no budget). Pure; Box 3 calls it with its own
  * copy of the budget. */
 static inline uint32_t hak_list_cap_for(unsigned class_idx, uint32_t refill_count,
                                         uint64_t budget_bytes)
 {
-    uint64_t cap = (uint64_t)hak_list_rule.cap_refills * refill_count;
+    uint64_t cap = (uint64_t)HAK_LIST_CAP_REFILLS * refill_count;
     uint64_t fit = budget_bytes / hak_class_size(class_idx);
     if (budget_bytes && cap > fit)
         cap = fit;
@@ -70,7 +84,7 @@ static inline uint32_t hak_list_cap(unsigned class_idx, uint32_t refill_count)
 /* The largest refill count whose cap, before the budget clamps it, fits budget_bytes. */
 static inline uint64_t hak_list_max_refill(unsigned class_idx, uint64_t budget_bytes)
 {
-    return budget_bytes / ((uint64_t)hak_list_rule.cap_refills * hak_class_size(class_idx));
+    return budget_bytes / ((uint64_t)HAK_LIST_CAP_REFILLS * hak_class_size(class_idx));
 }
 
 /* The growth an overflow gives a list whose cap is `cap` when its thread's refills brought in
@@ -103,7 +117,7 @@ static inline uint64_t hak_list_grow_budget(void)
 
 static inline uint32_t hak_spill_count(uint32_t cap, uint32_t list_len)
 {
-    uint32_t n = cap / hak_list_rule.spill_div;
+    uint32_t n = cap / HAK_LIST_SPILL_DIV;
     if (list_len > cap && n < list_len - cap)
         n = list_len - cap;
     if (n < 1)

@@ -7,7 +7,9 @@
 #     box's objects;
 #   - Box 1 references no symbol of Box 3, and of Box 2 only the entry points listed between
 #     the markers <!-- box1-calls-box2 --> and <!-- /box1-calls-box2 --> of docs/CONTRACTS.md;
-#   - no object of shared_contracts/ references a symbol defined in any box.
+#   - no object of shared_contracts/ references a symbol defined in any box;
+#   - the release library (build/libhakmem.so, build/libhakmem.a) holds none of the symbols
+#     only the test build may have (TEST_ONLY_SYMBOLS: the test hooks, tests/tests.mk).
 #
 #   sh tests/check_symbols.sh [OBJDIR [SRCROOT]]
 #       Check OBJDIR (default build/obj) against the sources of SRCROOT (default this
@@ -19,6 +21,9 @@
 set -u
 
 BOXES="box1_tls box2_refill box3_ace"
+# Compiled only into the test build of the library (-DHAK_TEST_HOOKS): the refill and give-back
+# hooks (box2_refill/refill.h) and the list rule as a variable (shared_contracts/list_rule.h).
+TEST_ONLY_SYMBOLS="hak_refill_hook hak_give_hook hak_list_rule"
 CC=${CC:-gcc}
 HERE=$(cd "$(dirname "$0")" && pwd)
 SELF="$HERE/$(basename "$0")"
@@ -92,6 +97,14 @@ check() { # objdir srcroot
     return $bad
 }
 
+# The test-only symbols that the given libraries or objects define or reference (nm reads the
+# full symbol table: hidden and local symbols too), one a line.
+test_only_symbols_in() { # files...
+    nm -A "$@" 2>/dev/null | awk -v names="$TEST_ONLY_SYMBOLS" '
+        BEGIN { n = split(names, a, " "); for (i = 1; i <= n; i++) want[a[i]] = 1 }
+        NF >= 2 && ($NF in want) { print $NF }' | LC_ALL=C sort -u
+}
+
 # ---- suite mode ---------------------------------------------------------------------------
 . "$HERE/lib/suite.sh"
 
@@ -131,6 +144,27 @@ suite() {
         t_ok symbols_of_this_build
     else
         t_fail symbols_of_this_build "$out"
+    fi
+    t_begin release_library_has_no_test_hooks
+    missing=""
+    for lib in "$repo/build/libhakmem.so" "$repo/build/libhakmem.a"; do
+        [ -e "$lib" ] || missing="$missing ${lib#"$repo"/}"
+    done
+    found=$(test_only_symbols_in "$repo/build/libhakmem.so" "$repo/build/libhakmem.a")
+    if [ -n "$missing" ]; then
+        t_fail release_library_has_no_test_hooks "not built:$missing"
+    elif [ -n "$found" ]; then
+        t_fail release_library_has_no_test_hooks "the release library holds test-only symbols: $(echo $found)"
+    else
+        echo "    none of $TEST_ONLY_SYMBOLS in build/libhakmem.so, build/libhakmem.a"
+        t_ok release_library_has_no_test_hooks
+    fi
+    t_begin selftest_test_library_has_the_hooks
+    found=$(test_only_symbols_in "$repo/build/test-hooks/libhakmem.a")
+    if [ "$(echo $found)" = "$(echo "$TEST_ONLY_SYMBOLS" | tr ' ' '\n' | LC_ALL=C sort | tr '\n' ' ' | sed 's/ $//')" ]; then
+        t_ok selftest_test_library_has_the_hooks
+    else
+        t_fail selftest_test_library_has_the_hooks "build/test-hooks/libhakmem.a should hold every one of $TEST_ONLY_SYMBOLS; nm found: ${found:-none}"
     fi
     plant_case selftest_box2_calls_box3 \
         'unsigned long hak_ace_publishes(void); unsigned long zz(void) { return hak_ace_publishes(); }' \

@@ -9,7 +9,8 @@
 #   make test-sanitize  unit and stress tiers with UBSan, then with TSan (docs/RELIABILITY.md)
 #
 # Tiers, each picked up by wildcard (add a file, no edit here):
-#   tests/unit/test_*.c         CMocka, linked with build/libhakmem.a, may call box internals
+#   tests/unit/test_*.c         CMocka, linked with build/test-hooks/libhakmem.a (the library
+#                               built with -DHAK_TEST_HOOKS), may call box internals
 #   tests/api/test_*.c          CMocka, run with LD_PRELOAD=build/libhakmem.so
 #   tests/stress/test_*.c       CMocka, run with LD_PRELOAD=build/libhakmem.so
 #   tests/integration/test_*.c  CMocka drivers that spawn real programs with LD_PRELOAD
@@ -67,12 +68,29 @@ $(TESTLIB_OBJ): tests/lib/testlib.c $(TESTLIB_HDR) tests/tests.mk
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) $(TEST_DEFS) -c $< -o $@
 
-# unit: in-process, statically linked with the allocator (cmocka.h without UNIT_TESTING);
-# -fno-builtin so gcc does not assume malloc/free leave the allocator's state alone
-$(TEST_BUILD)/unit/%: tests/unit/%.c $(BUILD)/libhakmem.a $(LIB_HDRS) $(TESTLIB_OBJ) $(TESTLIB_HDR)
+# The test build of the library: the library's sources compiled again with -DHAK_TEST_HOOKS,
+# which compiles in what only tests may set (the refill and give-back hooks of
+# box2_refill/refill.h, the list rule as a variable, shared_contracts/list_rule.h). The unit
+# tests link with it; build/libhakmem.so and build/libhakmem.a have none of it
+# (tests/check_symbols.sh, release_library_has_no_test_hooks).
+TEST_LIB      := $(BUILD)/test-hooks/libhakmem.a
+TEST_LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/test-hooks/obj/%.o)
+
+$(BUILD)/test-hooks/obj/%.o: %.c $(LIB_HDRS) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(LIB_CFLAGS) -DHAK_TEST_HOOKS -c $< -o $@
+
+$(TEST_LIB): $(TEST_LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+# unit: in-process, statically linked with the test build of the allocator (cmocka.h without
+# UNIT_TESTING); -fno-builtin so gcc does not assume malloc/free leave the allocator's state
+# alone
+$(TEST_BUILD)/unit/%: tests/unit/%.c $(TEST_LIB) $(LIB_HDRS) $(TESTLIB_OBJ) $(TESTLIB_HDR)
 	@mkdir -p $(dir $@); rm -f $@
-	$(CC) $(TEST_CFLAGS) $(TEST_NOBUILTIN) $(TEST_DEFS) -I. -Itests/lib $(URCU_CFLAGS) $< $(TESTLIB_OBJ) -o $@ \
-	  $(BUILD)/libhakmem.a $(URCU_LIBS) -lcmocka -pthread -ldl
+	$(CC) $(TEST_CFLAGS) $(TEST_NOBUILTIN) $(TEST_DEFS) -DHAK_TEST_HOOKS -I. -Itests/lib $(URCU_CFLAGS) $< \
+	  $(TESTLIB_OBJ) -o $@ $(TEST_LIB) $(URCU_LIBS) -lcmocka -pthread -ldl
 
 # api and stress: ordinary programs; tests/run.sh runs them with LD_PRELOAD
 $(TEST_BUILD)/api/%: tests/api/%.c $(TESTLIB_OBJ) $(TESTLIB_HDR) include/hakmem.h
