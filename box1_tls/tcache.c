@@ -84,6 +84,7 @@ static int thread_start(void)
 {
     hak_tcache_cold_t *tc = &hak_tcache_cold;
     tc->state = HAK_TC_STARTING;
+    hak_init(); /* library init, once: a malloc nested in it is served uncached */
     if (!hak_thread_attach()) {
         tc->state = HAK_TC_UNCACHED;
         return 0;

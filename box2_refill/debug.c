@@ -1,43 +1,12 @@
-/* box2_refill/debug.c - HAKMEM_DEBUG=1 checks (debug.h). */
+/* box2_refill/debug.c - HAKMEM_DEBUG=1 checks on the spans' bitmaps (debug.h). */
 #include "debug.h"
 
 #include <stdint.h>
 #include <string.h>
 
-#include "lock.h"
-#include "os.h"
 #include "shared_contracts/diag.h"
 #include "shared_contracts/pagemap.h"
 #include "shared_contracts/size_classes.h"
-
-#define BITS_BYTES 512u /* 4096 bits: the most blocks any span holds (64 KiB of 16 B) */
-#define ARENA_BYTES (1u << 20)
-
-static pthread_mutex_t arena_lock = PTHREAD_MUTEX_INITIALIZER;
-static char *arena_next, *arena_end; /* under arena_lock */
-
-int hak_debug_span_init(hak_span_t *s)
-{
-    if (!s->debug_bits) {
-        hak_lock(&arena_lock);
-        if (arena_next == arena_end) {
-            char *a = hak_os.map(ARENA_BYTES);
-            if (a) {
-                arena_next = a;
-                arena_end = a + ARENA_BYTES;
-            }
-        }
-        if (arena_next != arena_end) {
-            s->debug_bits = (uint64_t *)arena_next;
-            arena_next += BITS_BYTES;
-        }
-        hak_unlock(&arena_lock);
-        if (!s->debug_bits)
-            return -1;
-    }
-    memset(s->debug_bits, 0, BITS_BYTES);
-    return 0;
-}
 
 static uint32_t block_index(hak_span_t *s, void *block)
 {

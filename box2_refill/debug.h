@@ -9,7 +9,8 @@
  *     out again the poison must be intact (a write after free aborts) and its link must point
  *     at a block of the same class (a corrupted free list aborts).
  * Cost: a lock and a fill and check of the whole block per malloc/free (measured in
- * docs/TUNING.md). Large blocks are checked exactly in every mode.
+ * docs/TUNING.md). Large blocks are checked exactly in every mode. The bitmaps are the spans'
+ * (hak_span_t.debug_bits): span.c makes a span's, cleared, when the span leaves the pool.
  */
 #ifndef HAK_BOX2_DEBUG_H
 #define HAK_BOX2_DEBUG_H
@@ -18,8 +19,6 @@
 
 #define HAK_DEBUG_POISON 0xdb
 
-/* Give span s a cleared bitmap (once per descriptor; reused). -1 when out of memory. */
-int hak_debug_span_init(hak_span_t *s);
 /* A block leaves the central lists for a program. `was_free` is 0 for a freshly carved
  * block (no poison to check). Class lock held. */
 void hak_debug_take(hak_span_t *s, void *block, int was_free);

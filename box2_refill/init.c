@@ -48,8 +48,6 @@ extern void _IO_list_lock(void);
 extern void _IO_list_unlock(void);
 extern void _IO_list_resetlock(void);
 
-__thread int hak_fork_holder __attribute__((tls_model("initial-exec")));
-__thread int hak_locks_held __attribute__((tls_model("initial-exec")));
 static __thread int fork_by_wrapper __attribute__((tls_model("initial-exec")));
 /* Forks of this thread inside the wrapper, from entry to return (a handler's fork nests). */
 static __thread int forks_in_progress __attribute__((tls_model("initial-exec")));
@@ -86,6 +84,7 @@ void hak_init(void)
         return;
     if (state == INIT_NONE && __atomic_compare_exchange_n(&init_state, &state, INIT_RUNNING, 0,
                                                           __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        int saved = errno;
         init_owner = pthread_self();
         hak_pagemap_boot();
         hak_config_load();
@@ -95,6 +94,7 @@ void hak_init(void)
         __atomic_store_n(&init_state, INIT_DONE, __ATOMIC_RELEASE);
         __atomic_store_n(&hak_library_ready, 1, __ATOMIC_RELEASE);
         hak_ace_hooks.start(); /* last: the learner is a thread, whose creation allocates */
+        errno = saved;
         return;
     }
     if (pthread_equal(init_owner, pthread_self()))

@@ -39,8 +39,9 @@ typedef struct large_hdr {
 } large_hdr_t;
 _Static_assert(sizeof(large_hdr_t) == 64, "header is one cache line below the block");
 
-/* Statistics: relaxed atomics, any thread. */
-static uint64_t large_live_count, large_live_bytes, large_total_count;
+/* Statistics: relaxed atomics, any thread. The live bytes are the large cache's
+ * (hak_large_cache_live_bytes), whose budget follows them. */
+static uint64_t large_live_count, large_total_count;
 
 static size_t round_map(size_t n) { return (n + MAP_PAGE - 1) & ~(MAP_PAGE - 1); }
 
@@ -146,7 +147,7 @@ static void *large_alloc(size_t size, size_t align, int zero)
         return NULL;
     }
     __atomic_fetch_add(&large_live_count, 1, __ATOMIC_RELAXED);
-    hak_large_cache_note_live(__atomic_add_fetch(&large_live_bytes, map_len, __ATOMIC_RELAXED));
+    hak_large_cache_live_add(map_len);
     __atomic_fetch_add(&large_total_count, 1, __ATOMIC_RELAXED);
     return user;
 }
@@ -176,7 +177,7 @@ void hak_large_free(void *ptr, uint64_t entry)
     if (!hak_large_cache_put((uintptr_t)base, map_len, now))
         hak_os.unmap(base, map_len);
     __atomic_fetch_sub(&large_live_count, 1, __ATOMIC_RELAXED);
-    __atomic_fetch_sub(&large_live_bytes, map_len, __ATOMIC_RELAXED);
+    hak_large_cache_live_sub(map_len);
     hak_decay_maybe(now); /* a program of large blocks alone has no other slow path */
 }
 
@@ -262,14 +263,13 @@ void *hak_large_realloc(void *ptr, size_t size)
         if (hak_pagemap_set_range(page_of(user), MAP_PAGE, hak_pm_entry(HAK_PM_LARGE, nh)))
             hak_fatal("realloc(%p): out of memory for the page map after moving the block", ptr);
     }
-    hak_large_cache_note_live(
-        __atomic_add_fetch(&large_live_bytes, new_len - old_len, __ATOMIC_RELAXED));
+    hak_large_cache_live_add(new_len - old_len); /* wraps to a subtraction for a shrink */
     return user;
 }
 
 void hak_large_stats(uint64_t *live_count, uint64_t *live_bytes, uint64_t *total_count)
 {
     *live_count = __atomic_load_n(&large_live_count, __ATOMIC_RELAXED);
-    *live_bytes = __atomic_load_n(&large_live_bytes, __ATOMIC_RELAXED);
+    *live_bytes = hak_large_cache_live_bytes();
     *total_count = __atomic_load_n(&large_total_count, __ATOMIC_RELAXED);
 }

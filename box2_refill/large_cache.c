@@ -450,6 +450,20 @@ void hak_large_cache_note_live(size_t live_bytes)
         ;
 }
 
+static size_t live_now; /* relaxed atomics: hak_large_cache_live_* */
+
+void hak_large_cache_live_add(size_t bytes)
+{
+    hak_large_cache_note_live(__atomic_add_fetch(&live_now, bytes, __ATOMIC_RELAXED));
+}
+
+void hak_large_cache_live_sub(size_t bytes)
+{
+    __atomic_fetch_sub(&live_now, bytes, __ATOMIC_RELAXED);
+}
+
+size_t hak_large_cache_live_bytes(void) { return __atomic_load_n(&live_now, __ATOMIC_RELAXED); }
+
 void hak_large_cache_note_miss(int grew) { count(grew ? &grown : &misses); }
 
 /* What the recent peak, plus an eighth, leaves beside the live bytes, within [floor, cap].

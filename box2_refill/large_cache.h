@@ -82,7 +82,14 @@ size_t hak_large_cache_take_at(uintptr_t addr, size_t len, size_t want);
 /* Remove and return the largest resident range shorter than `need`, at least
  * HAK_LARGE_GROW_MIN long and aligned to `align` (to be grown or moved), or 0. */
 uintptr_t hak_large_cache_take_largest(size_t need, size_t align, size_t *len_out);
-/* large.c: the live large bytes after an allocation grew them (raises the current peak). */
+/* The live large bytes: the mapped lengths of large.c's live blocks, which the budget follows.
+ * large.c adds a block's length when it maps or grows one (a realloc's change, which may wrap
+ * to a subtraction) and subtracts it at free; an addition raises the current peak. Relaxed
+ * atomics, any thread. */
+void hak_large_cache_live_add(size_t bytes);
+void hak_large_cache_live_sub(size_t bytes);
+size_t hak_large_cache_live_bytes(void);
+/* Raise the current peak to live_bytes if it is lower (hak_large_cache_live_add does; tests). */
 void hak_large_cache_note_live(size_t live_bytes);
 /* large.c: a request that no range served was served by growing or moving a cached range
  * (grew 1) or by fresh memory alone (grew 0). */

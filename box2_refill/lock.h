@@ -2,11 +2,10 @@
  *
  * Lock order (never reversed): ACE's lock (hak_ace_mu and urcu-bp's; taken only at fork,
  * through hak_ace_hooks.fork_prepare of shared_contracts/ace_hooks.h) -> threads lock -> class
- * locks (by index) -> span pool lock -> large-cache lock (large_cache.c). With HAKMEM_DEBUG=1
- * the bitmap arena's lock (debug.c) nests inside the pool lock and is taken nowhere else, so
- * fork needs no step for it: holding the pool lock excludes it. Outside fork, a thread holds at
- * most one class lock, and the threads lock and the large-cache lock are never held with
- * another Box 2 lock. hak_fork_holder is set in the one thread that holds every lock across a
+ * locks (by arena, then class index) -> span pool lock -> large-cache lock (large_cache.c).
+ * Outside fork, a thread holds at most one class lock, and the threads lock and the
+ * large-cache lock are never held with another Box 2 lock. With HAKMEM_DEBUG=1 the spans'
+ * bitmaps are made under the pool lock (span.c) and read under the class lock (debug.c). hak_fork_holder is set in the one thread that holds every lock across a
  * fork; inside it (atfork handlers of other libraries that call malloc) locking is skipped,
  * since that thread already owns everything and no other thread runs Box 2 code.
  */
@@ -30,6 +29,7 @@ static inline void hak_lock_reinit(pthread_mutex_t *m) /* fork child */
     pthread_mutexattr_destroy(&a);
 }
 
+/* Both counters below are defined in lock.c. */
 extern __thread int hak_fork_holder __attribute__((tls_model("initial-exec")));
 
 /* Box 2 locks the calling thread holds or is acquiring, counted from before the lock is

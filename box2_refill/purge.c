@@ -14,13 +14,11 @@
 #include <unistd.h>
 
 #include "central.h"
-#include "large.h"
 #include "large_cache.h"
 #include "lock.h"
 #include "shared_contracts/config.h"
 #include "shared_contracts/backend.h"
 #include "span.h"
-#include "thread.h"
 
 #define HAK_ADDRESS_SPACE ((size_t)1 << 47) /* user space on x86-64 with 4-level paging */
 #define PURGER_STACK (64u * 1024u)
@@ -197,9 +195,7 @@ static uint64_t next_tick_ms; /* CAS-claimed by the thread that runs a tick */
  * given back cost a page walk and TLB flushes, so the purger does this when it runs. */
 static void large_cache_decay(uint64_t now_ms)
 {
-    uint64_t live_count, live_bytes, total;
-    hak_large_stats(&live_count, &live_bytes, &total);
-    hak_large_cache_decay(now_ms, (uint64_t)hak_config.decay_ms, live_bytes);
+    hak_large_cache_decay(now_ms, (uint64_t)hak_config.decay_ms, hak_large_cache_live_bytes());
 }
 
 /* Run the tick if due; 1 if this call ran it. */

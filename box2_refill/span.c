@@ -3,8 +3,8 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <string.h>
 
-#include "debug.h"
 #include "lock.h"
 #include "shared_contracts/config.h"
 #include "os.h"
@@ -33,6 +33,12 @@ static char *meta_newest; /* the block meta_next points into; its slot 0 links t
 static size_t mapped_max;  /* the largest totals.mapped has been */
 static hak_span_t *unused_desc; /* descriptors with no span (their pages were unmapped), for reuse */
 static hak_span_totals_t totals;
+/* HAKMEM_DEBUG=1: the descriptors' bitmaps of blocks handed out (hak_span_t.debug_bits, read
+ * and written by debug.c), bump-allocated from blocks this big and never freed, like the
+ * descriptors. */
+#define DEBUG_BITS_BYTES (HAK_SPAN_MAP_WORDS * 8u) /* one bit per block of the fullest span */
+#define DEBUG_BITS_BLOCK (1u << 20)
+static char *debug_next, *debug_end;
 
 static hak_span_t *new_descriptor(void)
 {
@@ -152,6 +158,25 @@ void hak_span_reset_free(hak_span_t *s)
     s->in_use = 0;
 }
 
+/* HAKMEM_DEBUG=1: give span s a cleared bitmap (once per descriptor; reused). -1 when out of
+ * memory. Pool lock held. */
+static int debug_bits_init(hak_span_t *s)
+{
+    if (!s->debug_bits) {
+        if (debug_next == debug_end) {
+            char *block = hak_os.map(DEBUG_BITS_BLOCK);
+            if (!block)
+                return -1;
+            debug_next = block;
+            debug_end = block + DEBUG_BITS_BLOCK;
+        }
+        s->debug_bits = (uint64_t *)debug_next;
+        debug_next += DEBUG_BITS_BYTES;
+    }
+    memset(s->debug_bits, 0, DEBUG_BITS_BYTES);
+    return 0;
+}
+
 hak_span_t *hak_span_get(unsigned kind, unsigned class_idx)
 {
     size_t len = hak_span_len(kind);
@@ -185,7 +210,7 @@ hak_span_t *hak_span_get(unsigned kind, unsigned class_idx)
     hak_span_reset_free(s);
     s->carved = 0; /* its pages may have been purged: no block there was handed out */
     s->next = s->prev = NULL;
-    if (hak_config.debug && hak_debug_span_init(s) != 0) {
+    if (hak_config.debug && debug_bits_init(s) != 0) {
         s->state = HAK_SPAN_PURGED; /* back to the pool, untouched */
         s->empty_since_ms = 0;
         s->next = purged[kind];

@@ -68,7 +68,6 @@ hak_thread_t *hak_thread_self(void)
 int hak_thread_attach(void)
 {
     int saved = errno;
-    hak_init();
     hak_lock(&threads_lock);
     hak_thread_t *t = record_alloc();
     if (t) {

@@ -65,7 +65,4 @@ void hak_thread_fork_lock(void);
 void hak_thread_fork_unlock(void);
 void hak_thread_fork_child(void);
 
-/* Library init (box2_refill/init.c): idempotent, recursion-safe. */
-void hak_init(void);
-
 #endif

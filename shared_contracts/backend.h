@@ -13,9 +13,10 @@
  *   - Failures: a refill that gets no block returns a chain of count 0 with errno ENOMEM. The
  *     large path returns NULL with errno ENOMEM (EINVAL where stated). Everything else keeps
  *     errno.
- *   - Thread life cycle (owned by Box 1, box1_tls/tcache.c): a thread's first slow path calls
- *     hak_thread_attach, which runs library init and makes Box 2's record of the thread;
- *     Box 1's pthread key destructor gives back every list and then calls hak_thread_detach.
+ *   - Thread life cycle (owned by Box 1, box1_tls/tcache.c): a thread's first slow path runs
+ *     library init (hak_init) and calls hak_thread_attach, which makes Box 2's record of the
+ *     thread; Box 1's pthread key destructor gives back every list and then calls
+ *     hak_thread_detach.
  *     Box 2 keeps its own per-thread record (statistics, the ACE ring) and finds it itself.
  */
 #ifndef HAK_BACKEND_H
@@ -35,12 +36,18 @@
  * second thread can exist; a nonzero placeholder before that. Read-only afterwards. */
 extern uint64_t hak_free_key __attribute__((visibility("hidden")));
 
-/* ---- thread life cycle ---------------------------------------------------------------- */
+/* ---- library init and thread life cycle ---------------------------------------------- */
 
-/* Run library init (idempotent) and make Box 2's record of the calling thread. Returns 1 if
- * the thread may cache blocks, 0 if it must run uncached (no record could be mapped). Never
- * allocates through malloc, except inside the one-time library init it may run (its
- * pthread_atfork may). */
+/* Library init (box2_refill/init.c): the page map, the options, the free key, the arenas,
+ * the atfork handlers, then the ACE learner if POOL_ACE asks for it. Runs once; idempotent and recursion-safe (a
+ * nested call from the thread running it returns at once, other threads wait for it).
+ * Keeps errno. Malloc works before it and during it; the learner's thread creation
+ * allocates. */
+void hak_init(void);
+
+/* Make Box 2's record of the calling thread (after hak_init). Returns 1 if the thread may
+ * cache blocks, 0 if it must run uncached (no record could be mapped). Never allocates
+ * through malloc. Keeps errno. */
 int hak_thread_attach(void);
 
 /* The calling thread exits: it has given back every list. Releases its record and ring. */

@@ -8,6 +8,9 @@
 #   - Box 1 references no symbol of Box 3, and of Box 2 only the entry points listed between
 #     the markers <!-- box1-calls-box2 --> and <!-- /box1-calls-box2 --> of docs/CONTRACTS.md;
 #   - no object of shared_contracts/ references a symbol defined in any box;
+#   - inside each folder, no circle of objects: no object references a symbol defined in
+#     another object that (directly or around a longer circle) references one of its own
+#     (tests/check_circles.sh checks the same by include);
 #   - the release library (build/libhakmem.so, build/libhakmem.a) holds none of the symbols
 #     only the test build may have (TEST_ONLY_SYMBOLS: the test hooks, tests/tests.mk).
 #
@@ -46,6 +49,20 @@ defs() { # objects...
 undefs() { # objects...
     [ $# -gt 0 ] || return 0
     nm -u "$@" 2>/dev/null | awk 'NF==2 {print $2}' | LC_ALL=C sort -u
+}
+
+# "from to from.o:symbol" for each symbol an object references that another of the given
+# objects defines (objects of one folder: a module graph by symbol).
+symbol_edges() { # objects...
+    [ $# -gt 0 ] || return 0
+    for o in "$@"; do
+        m=$(basename "${o%.o}")
+        nm --defined-only "$o" 2>/dev/null | awk -v m="$m" 'NF==3 && $2 ~ /[A-Z]/ && $2 != "U" {print $3, m}'
+    done | LC_ALL=C sort -k1,1 >"$tmp/edge.defs"
+    for o in "$@"; do
+        m=$(basename "${o%.o}")
+        nm -u "$o" 2>/dev/null | awk -v m="$m" 'NF==2 {print $2, m}'
+    done | LC_ALL=C sort -k1,1 | LC_ALL=C join - "$tmp/edge.defs" | awk '$2 != $3 {print $2, $3, $2 ".o:" $1}'
 }
 
 allowed_box1_calls() { # srcroot
@@ -93,6 +110,14 @@ check() { # objdir srcroot
             done <"$tmp/x"
         done
     done
+    for f in $BOXES shared_contracts; do
+        # shellcheck disable=SC2046
+        symbol_edges $(objs "$od" "$f" "$sr") | awk -f "$HERE/lib/circles.awk" >"$tmp/circles"
+        while read -r line; do
+            echo "violation: $f: ${line#circle: } (by symbol)"
+            bad=1
+        done <"$tmp/circles"
+    done
     rm -rf "$tmp"
     return $bad
 }
@@ -133,6 +158,35 @@ plant_case() { # name c-text folder expect
     else t_fail "$1" "planted reference not reported (rc=$rc, expected '$4'): $out"; fi
 }
 
+# Two planted objects of box2_refill that call each other: the check must name the circle.
+circle_case() {
+    d="$tmpd/circle"
+    mkdir -p "$d/obj" "$d/src/docs"
+    cp "$repo/docs/CONTRACTS.md" "$d/src/docs/"
+    for f in $BOXES shared_contracts; do
+        mkdir -p "$d/obj/$f" "$d/src/$f"
+        for o in $(objs "$repo/build/obj" "$f" "$repo"); do
+            cp "$o" "$d/obj/$f/"
+            : >"$d/src/$f/$(basename "${o%.o}").c"
+        done
+    done
+    printf 'void zz_back(void);\nvoid zz_there(void) { zz_back(); }\n' >"$d/src/box2_refill/zz_there.c"
+    printf 'void zz_there(void);\nvoid zz_back(void) { zz_there(); }\n' >"$d/src/box2_refill/zz_back.c"
+    t_begin selftest_circle_by_symbol
+    if ! $CC -c -o "$d/obj/box2_refill/zz_there.o" "$d/src/box2_refill/zz_there.c" 2>"$d/err" ||
+        ! $CC -c -o "$d/obj/box2_refill/zz_back.o" "$d/src/box2_refill/zz_back.c" 2>>"$d/err"; then
+        t_fail selftest_circle_by_symbol "could not compile the planted objects: $(cat "$d/err")"
+        return
+    fi
+    out=$(sh "$SELF" "$d/obj" "$d/src" 2>&1)
+    rc=$?
+    if [ $rc -eq 1 ] && echo "$out" | grep -q "violation: box2_refill: zz_back -> zz_there -> zz_back\|violation: box2_refill: zz_there -> zz_back -> zz_there"; then
+        t_ok selftest_circle_by_symbol
+    else
+        t_fail selftest_circle_by_symbol "planted circle not reported (rc=$rc): $out"
+    fi
+}
+
 suite() {
     tmpd=$(mktemp -d "${TMPDIR:-/tmp}/hakmem-symbols-XXXXXX") || exit 1
     trap 'rm -rf "$tmpd"' EXIT
@@ -145,6 +199,7 @@ suite() {
     else
         t_fail symbols_of_this_build "$out"
     fi
+    circle_case
     t_begin release_library_has_no_test_hooks
     missing=""
     for lib in "$repo/build/libhakmem.so" "$repo/build/libhakmem.a"; do

@@ -144,6 +144,7 @@ for tier in $TIERS; do
     case "$tier" in
     boundaries)
         run_suite boundaries 0 sh tests/check_boundaries.sh --suite
+        run_suite circles 0 sh tests/check_circles.sh --suite
         run_suite symbols 0 sh tests/check_symbols.sh --suite
         ;;
     api | stress) run_tier "$tier" 1 ;;

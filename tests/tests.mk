@@ -19,6 +19,7 @@
 #                               linked with -lhakmem (<name>_linked, run without a preload)
 #   tests/fuzz/test_*.c         CMocka drivers that run the libFuzzer harness tests/fuzz/fuzz_api.c
 #   tests/check_boundaries.sh   contract D by include (boxes and shared_contracts/)
+#   tests/check_circles.sh      no include circle among a folder's modules (x.c with x.h)
 #   tests/check_symbols.sh      contract D by symbol (nm over build/obj/<folder>/*.o)
 # A test binary that fails to build is reported by tests/run.sh as a failed suite.
 
