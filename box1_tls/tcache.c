@@ -74,7 +74,7 @@ static void check_list(unsigned class_idx)
                   class_idx, count, n > count ? "more than " : "", n > count ? count : n);
 }
 
-static void self_counts(uint32_t counts[HAK_NUM_CLASSES])
+void hak_tcache_counts(uint32_t counts[HAK_NUM_CLASSES])
 {
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
         counts[c] = hak_list_count(c);
@@ -89,8 +89,6 @@ static int thread_start(void)
         tc->state = HAK_TC_UNCACHED;
         return 0;
     }
-    __atomic_store_n(&hak_tcache_hooks.self_counts, self_counts, __ATOMIC_RELAXED);
-    __atomic_store_n(&hak_tcache_hooks.self_drain, hak_tcache_drain, __ATOMIC_RELAXED);
     __atomic_store_n(&hak_tcache_hooks.fork_child, fork_child, __ATOMIC_RELAXED);
     pthread_once(&exit_key_once, make_exit_key);
     pthread_setspecific(exit_key, (void *)1); /* arms the destructor; no allocation */

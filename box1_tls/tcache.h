@@ -80,6 +80,7 @@ void hak_tcache_overflow(unsigned class_idx);   /* a push took room below 0 */
 void hak_tcache_overflow_x16(uintptr_t x16);    /* the same, for the list at tag * 16 */
 void hak_tcache_drain(void);                    /* give back every list of this thread */
 uint32_t hak_tcache_cached_blocks(void);        /* blocks in this thread's lists */
+void hak_tcache_counts(uint32_t counts[HAK_NUM_CLASSES]); /* ... per class */
 uint64_t hak_tcache_extra_bytes_all(void);      /* every thread's extras, in bytes */
 /* A large block from Box 2 (zeroed if zero); when the mapping fails and this thread caches
  * blocks, they go back first and the request is tried once more. */

@@ -7,11 +7,13 @@
  */
 #include "large_cache.h"
 
+#include <errno.h>
 #include <pthread.h>
 
 #include "lock.h"
 #include "os.h"
 #include "shared_contracts/config.h"
+#include "shared_contracts/introspect.h"
 #include "shared_contracts/pagemap.h"
 
 #define SLOTS HAK_LARGE_CACHE_SLOTS
@@ -539,7 +541,18 @@ size_t hak_large_cache_entry_max(void) { return __atomic_load_n(&entry_max, __AT
 
 void hak_large_cache_set_entry_max(size_t max)
 {
-    __atomic_store_n(&entry_max, max, __ATOMIC_RELAXED);
+    int saved = errno;
+    if (max < __atomic_exchange_n(&entry_max, max, __ATOMIC_RELAXED))
+        hak_large_cache_release(hak_now_ms(), 0);
+    errno = saved;
+}
+
+void hak_large_cache_set_budget_mib(int64_t mib)
+{
+    int saved = errno;
+    if (mib < __atomic_exchange_n(&hak_config.large_cache_mib, mib, __ATOMIC_RELAXED))
+        hak_large_cache_release(hak_now_ms(), 0);
+    errno = saved;
 }
 
 void hak_large_cache_fork_lock(void) { pthread_mutex_lock(&cache_lock); }

@@ -113,9 +113,10 @@ typedef struct hak_large_cache_totals {
 } hak_large_cache_totals_t;
 void hak_large_cache_totals(hak_large_cache_totals_t *t);
 
-/* The largest mapping a free may keep (no bound unless mallopt(M_MMAP_THRESHOLD) set one). */
+/* The largest mapping a free may keep (no bound unless mallopt(M_MMAP_THRESHOLD) set one).
+ * mallopt's setters, hak_large_cache_set_entry_max and hak_large_cache_set_budget_mib, are
+ * declared in shared_contracts/introspect.h. */
 size_t hak_large_cache_entry_max(void);
-void hak_large_cache_set_entry_max(size_t bytes);
 void hak_large_cache_fork_lock(void);
 void hak_large_cache_fork_unlock(void);
 void hak_large_cache_fork_child(void);

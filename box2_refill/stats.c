@@ -1,5 +1,6 @@
-/* box2_refill/stats.c - statistics table, hakmem_stats_print, mallinfo2, mallinfo.
- * (malloc_trim is box1_tls/api.c, over hak_backend_release in refill.c.)
+/* box2_refill/stats.c - the statistics table (hak_stats_format, and its writing at exit) and
+ * the usage snapshot (shared_contracts/introspect.h). Box 1 exports the entry points that show
+ * them (box1_tls/introspect.c).
  *
  * The per-class counters are per thread, written on slow paths only, with no atomic
  * read-modify-write (thread.h), and summed on demand; the large path's counters are relaxed
@@ -7,26 +8,21 @@
  * allocation, so it can be written at exit, under HAKMEM_STATS=1 (stderr) or
  * HAKMEM_STATS_FILE (a file), with write(2).
  */
-#include "include/hakmem.h"
 #include "stats.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <malloc.h>
-#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "central.h"
 #include "large.h"
-#include "refill.h"
 #include "large_cache.h"
 #include "lock.h"
 #include "shared_contracts/config.h"
 #include "shared_contracts/diag.h"
 #include "shared_contracts/event_ring.h"
 #include "shared_contracts/policy_table.h"
-#include "shared_contracts/valgrind_hooks.h"
 #include "span.h"
 #include "thread.h"
 
@@ -126,20 +122,13 @@ void hak_stats_write_file(const char *pattern)
     errno = saved;
 }
 
-HAKMEM_API void hakmem_stats_print(FILE *out)
+void hak_usage_snapshot(hak_usage_t *u, const uint32_t self[HAK_NUM_CLASSES])
 {
-    char buf[8192];
-    size_t n = hak_stats_format(buf, sizeof buf);
-    fwrite(buf, 1, n, out ? out : stderr);
-    fflush(out ? out : stderr);
-}
-
-void hak_usage_snapshot(hak_usage_t *u)
-{
+    int saved = errno;
     memset(u, 0, sizeof *u);
     uint64_t cached[HAK_NUM_CLASSES];
     hak_span_class_t sc[HAK_NUM_CLASSES];
-    hak_thread_sum_cached(cached);
+    hak_thread_sum_cached(cached, self);
     hak_span_class_totals(sc);
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
         hak_class_usage_t *k = &u->cls[c];
@@ -166,7 +155,12 @@ void hak_usage_snapshot(hak_usage_t *u)
         u->depot_bytes += k->depot * size;
         u->span_free_bytes += k->span_free * size;
     }
-    hak_span_totals(&u->spans);
+    hak_span_totals_t sp;
+    hak_span_totals(&sp);
+    u->spans.mapped = sp.mapped;
+    u->spans.active = sp.active;
+    u->spans.pooled = sp.pooled;
+    u->spans.purged = sp.purged;
     u->spans_mapped_max = hak_span_mapped_max();
     uint64_t ltotal;
     hak_large_stats(&u->large_count, &u->large_bytes, &ltotal);
@@ -174,46 +168,6 @@ void hak_usage_snapshot(hak_usage_t *u)
     hak_large_cache_totals(&lc);
     u->cache_entries = lc.entries;
     u->cache_bytes = lc.resident + lc.purged;
-}
-
-/* glibc's fields with hakmem's figures (docs/ARCHITECTURE.md, Memory return):
- * arena spans mapped; uordblks small blocks in the program's hands; fordblks the rest of
- * arena; smblks/fsmblks free blocks kept for reuse in thread lists, depots and spans in use;
- * ordblks empty span memory in 64 KiB units; hblks/hblkhd live large blocks. */
-HAKMEM_API struct mallinfo2 mallinfo2(void)
-{
-    hak_usage_t u;
-    HAK_VG_ENTER();
-    hak_usage_snapshot(&u);
-    HAK_VG_LEAVE();
-    struct mallinfo2 mi;
-    memset(&mi, 0, sizeof mi);
-    mi.arena = u.spans.mapped;
-    mi.ordblks = (u.spans.pooled + u.spans.purged) >> 16;
-    mi.smblks = u.thread_blocks + u.depot_blocks + u.span_free_blocks;
-    mi.hblks = u.large_count;
-    mi.hblkhd = u.large_bytes;
-    mi.fsmblks = u.thread_bytes + u.depot_bytes + u.span_free_bytes;
-    mi.uordblks = u.in_use_bytes;
-    mi.fordblks = mi.arena > mi.uordblks ? mi.arena - mi.uordblks : 0;
-    mi.keepcost = 0;
-    return mi;
-}
-
-static int clamp_int(size_t v) { return v > 0x7fffffff ? 0x7fffffff : (int)v; }
-
-HAKMEM_API struct mallinfo mallinfo(void)
-{
-    struct mallinfo2 m2 = mallinfo2();
-    struct mallinfo mi;
-    memset(&mi, 0, sizeof mi);
-    mi.arena = clamp_int(m2.arena);
-    mi.ordblks = clamp_int(m2.ordblks);
-    mi.hblks = clamp_int(m2.hblks);
-    mi.hblkhd = clamp_int(m2.hblkhd);
-    mi.smblks = clamp_int(m2.smblks);
-    mi.fsmblks = clamp_int(m2.fsmblks);
-    mi.uordblks = clamp_int(m2.uordblks);
-    mi.fordblks = clamp_int(m2.fordblks);
-    return mi;
+    u->large_keep_max = hak_large_cache_entry_max();
+    errno = saved;
 }

@@ -131,20 +131,16 @@ void hak_thread_sum_stats(uint64_t out[HAK_TSTAT_COUNT][HAK_NUM_CLASSES])
     hak_unlock(&threads_lock);
 }
 
-void hak_thread_sum_cached(uint64_t cached[HAK_NUM_CLASSES])
+void hak_thread_sum_cached(uint64_t cached[HAK_NUM_CLASSES],
+                           const uint32_t self_lists[HAK_NUM_CLASSES])
 {
-    uint32_t mine[HAK_NUM_CLASSES];
-    void (*self_counts)(uint32_t *) =
-        __atomic_load_n(&hak_tcache_hooks.self_counts, __ATOMIC_RELAXED);
     hak_thread_t *self = thread_self;
-    if (self && self_counts)
-        self_counts(mine); /* the calling thread's lists, exactly */
     memset(cached, 0, HAK_NUM_CLASSES * sizeof cached[0]);
     hak_lock(&threads_lock);
     for (hak_thread_t *t = live; t; t = t->next)
         for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
-            cached[c] += t == self && self_counts ? mine[c]
-                                                  : __atomic_load_n(&t->cached[c], __ATOMIC_RELAXED);
+            cached[c] += t == self ? self_lists[c] /* the calling thread's lists, exactly */
+                                   : __atomic_load_n(&t->cached[c], __ATOMIC_RELAXED);
     hak_unlock(&threads_lock);
 }
 

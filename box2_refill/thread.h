@@ -54,11 +54,12 @@ hak_thread_t *hak_thread_self(void);
 /* Statistics over live and exited threads. */
 void hak_thread_sum_stats(uint64_t out[HAK_TSTAT_COUNT][HAK_NUM_CLASSES]);
 
-/* Blocks in the lists of every live thread, per class: the calling thread's exactly (Box 1's
- * self_counts hook), every other thread's as of its last slow path of the class (Box 2 never
- * reads another box's lists: the refill and give-back calls tell it the list's length). For
- * malloc_info/mallinfo2: exact while only the calling thread allocates. */
-void hak_thread_sum_cached(uint64_t cached[HAK_NUM_CLASSES]);
+/* Blocks in the lists of every live thread, per class: the calling thread's exactly, as Box 1
+ * counted them (self_lists), every other thread's as of its last slow path of the class (Box 2
+ * never reads another box's lists: the refill and give-back calls tell it the list's length).
+ * For malloc_info/mallinfo2: exact while only the calling thread allocates. */
+void hak_thread_sum_cached(uint64_t cached[HAK_NUM_CLASSES],
+                           const uint32_t self_lists[HAK_NUM_CLASSES]);
 
 /* Fork support (threads lock) and the child's reset. */
 void hak_thread_fork_lock(void);

@@ -107,16 +107,11 @@ int hak_mapping_hopeless(size_t len);
 
 /* ---- what Box 2 asks of Box 1 ------------------------------------------------------------- */
 
-/* Box 2 never calls Box 1 by name. What it needs of the calling thread's own lists goes
- * through these hooks, which Box 1 installs at a thread's start (NULL before: no list holds
- * anything then). Each runs on the calling thread, on its own lists.
- *   self_counts: the exact length of each of the calling thread's lists (introspection);
- *   self_drain: give back every list of the calling thread (mallopt's purge);
+/* Box 2 never calls Box 1 by name. Its fork child handler (box2_refill/init.c) runs this
+ * hook, which Box 1 installs at a thread's start (NULL before), on the forking thread:
  *   fork_child: in the child of a fork, after Box 2's own reset (the calling thread is the
  *     only one left): Box 1 forgets what the other threads' lists held. */
 typedef struct hak_tcache_hooks {
-    void (*self_counts)(uint32_t counts[HAK_NUM_CLASSES]);
-    void (*self_drain)(void);
     void (*fork_child)(void);
 } hak_tcache_hooks_t;
 extern hak_tcache_hooks_t hak_tcache_hooks;

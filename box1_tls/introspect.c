@@ -1,36 +1,95 @@
-/* box2_refill/introspect.c - glibc's introspection API with hakmem's figures: malloc_stats,
- * malloc_info and mallopt.
+/* box1_tls/introspect.c - glibc's introspection and control API with hakmem's figures:
+ * mallinfo2, mallinfo, malloc_stats, malloc_info, mallopt, and hakmem_stats_print.
  *
- * The program calls these (never an allocation path), so they may use stdio: malloc_stats
- * prints the statistics table and a glibc-style total to stderr, malloc_info writes XML in
- * glibc's shape to the FILE it is given. Both read one hak_usage_snapshot, as mallinfo2
- * does, so the three agree. mallopt honours what maps onto hakmem and returns 1 for it, 0 for
- * the rest (docs/TUNING.md, mallopt).
+ * Box 1 is the front door: these entry points count the calling thread's own lists
+ * (hak_tcache_counts) and ask Box 2 for the rest through shared_contracts/introspect.h: one
+ * usage snapshot, which mallinfo2, malloc_info and malloc_stats all read so that they agree,
+ * and the statistics table, formatted without allocation. The program calls these (never an
+ * allocation path), so they may use stdio: malloc_stats prints the table and a glibc-style
+ * total to stderr, malloc_info writes XML in glibc's shape to the FILE it is given.
+ * mallopt honours what maps onto hakmem and returns 1 for it, 0 for the rest
+ * (docs/TUNING.md, mallopt).
  */
 #include <errno.h>
 #include <malloc.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "include/hakmem.h"
-#include "large_cache.h"
-#include "lock.h"
-#include "shared_contracts/backend.h"
 #include "shared_contracts/config.h"
-#include "shared_contracts/size_classes.h"
-#include "stats.h"
+#include "shared_contracts/introspect.h"
+#include "shared_contracts/valgrind_hooks.h"
+#include "tcache.h"
 
 #ifndef HAKMEM_VERSION_STRING
 #define HAKMEM_VERSION_STRING "0.0.0"
 #endif
 
-
 /* glibc's largest M_MMAP_THRESHOLD on 64-bit: HEAP_MAX_SIZE / 2 */
 #define MMAP_THRESHOLD_MAX (32ull << 20)
+
+/* Box 2's snapshot, with this thread's lists as Box 1 counts them. */
+static void usage(hak_usage_t *u)
+{
+    uint32_t self[HAK_NUM_CLASSES];
+    hak_tcache_counts(self);
+    hak_usage_snapshot(u, self);
+}
+
+HAKMEM_API void hakmem_stats_print(FILE *out)
+{
+    char buf[8192]; /* the table is formatted without allocation (Box 2) */
+    size_t n = hak_stats_format(buf, sizeof buf);
+    fwrite(buf, 1, n, out ? out : stderr);
+    fflush(out ? out : stderr);
+}
+
+/* glibc's fields with hakmem's figures (docs/ARCHITECTURE.md, Memory return):
+ * arena spans mapped; uordblks small blocks in the program's hands; fordblks the rest of
+ * arena; smblks/fsmblks free blocks kept for reuse in thread lists, depots and spans in use;
+ * ordblks empty span memory in 64 KiB units; hblks/hblkhd live large blocks. */
+HAKMEM_API struct mallinfo2 mallinfo2(void)
+{
+    hak_usage_t u;
+    HAK_VG_ENTER();
+    usage(&u);
+    HAK_VG_LEAVE();
+    struct mallinfo2 mi;
+    memset(&mi, 0, sizeof mi);
+    mi.arena = u.spans.mapped;
+    mi.ordblks = (u.spans.pooled + u.spans.purged) >> 16;
+    mi.smblks = u.thread_blocks + u.depot_blocks + u.span_free_blocks;
+    mi.hblks = u.large_count;
+    mi.hblkhd = u.large_bytes;
+    mi.fsmblks = u.thread_bytes + u.depot_bytes + u.span_free_bytes;
+    mi.uordblks = u.in_use_bytes;
+    mi.fordblks = mi.arena > mi.uordblks ? mi.arena - mi.uordblks : 0;
+    mi.keepcost = 0;
+    return mi;
+}
+
+static int clamp_int(size_t v) { return v > 0x7fffffff ? 0x7fffffff : (int)v; }
+
+HAKMEM_API struct mallinfo mallinfo(void)
+{
+    struct mallinfo2 m2 = mallinfo2();
+    struct mallinfo mi;
+    memset(&mi, 0, sizeof mi);
+    mi.arena = clamp_int(m2.arena);
+    mi.ordblks = clamp_int(m2.ordblks);
+    mi.hblks = clamp_int(m2.hblks);
+    mi.hblkhd = clamp_int(m2.hblkhd);
+    mi.smblks = clamp_int(m2.smblks);
+    mi.fsmblks = clamp_int(m2.fsmblks);
+    mi.uordblks = clamp_int(m2.uordblks);
+    mi.fordblks = clamp_int(m2.fordblks);
+    return mi;
+}
 
 HAKMEM_API void malloc_stats(void)
 {
     hak_usage_t u;
-    hak_usage_snapshot(&u);
+    usage(&u);
     hakmem_stats_print(stderr);
     fprintf(stderr,
             "Total (incl. mmap):\n"
@@ -63,7 +122,7 @@ HAKMEM_API int malloc_info(int options, FILE *fp)
     if (options != 0 || !fp)
         return EINVAL;
     hak_usage_t u;
-    hak_usage_snapshot(&u);
+    usage(&u);
     fprintf(fp, "<malloc version=\"1\" allocator=\"hakmem\" hakmem_version=\"%s\">\n",
             HAKMEM_VERSION_STRING);
     fprintf(fp, "<heap nr=\"0\">\n<sizes>\n");
@@ -117,43 +176,31 @@ HAKMEM_API int malloc_info(int options, FILE *fp)
             (long long)__atomic_load_n(&hak_config.decay_ms, __ATOMIC_RELAXED),
             (unsigned long long)__atomic_load_n(&hak_config.large_cache_mib, __ATOMIC_RELAXED)
                 << 20,
-            (unsigned long long)hak_large_cache_entry_max());
+            (unsigned long long)u.large_keep_max);
     return ferror(fp) ? EIO : 0;
 }
 
 HAKMEM_API int mallopt(int param, int value)
 {
     switch (param) {
-    case M_TRIM_THRESHOLD: { /* freed memory kept for reuse: the large cache's budget */
+    case M_TRIM_THRESHOLD: /* freed memory kept for reuse: the large cache's budget */
         if (value < 0)
             return 0;
-        int64_t mib = ((int64_t)value + (1 << 20) - 1) >> 20;
-        int64_t old = __atomic_exchange_n(&hak_config.large_cache_mib, mib, __ATOMIC_RELAXED);
-        if (mib < old) /* the cache has no finer eviction than "all": what it kept goes now */
-            hak_large_cache_release(hak_now_ms(), 0);
+        hak_large_cache_set_budget_mib(((int64_t)value + (1 << 20) - 1) >> 20);
         return 1;
-    }
-    case M_MMAP_THRESHOLD: { /* freed mappings this big go back to the OS at once */
+    case M_MMAP_THRESHOLD: /* freed mappings this big go back to the OS at once */
         if (value < 0 || (unsigned long long)value > MMAP_THRESHOLD_MAX)
             return 0;
-        size_t old = hak_large_cache_entry_max();
         hak_large_cache_set_entry_max((size_t)value);
-        if ((size_t)value < old)
-            hak_large_cache_release(hak_now_ms(), 0);
         return 1;
-    }
     case M_HAKMEM_DECAY_MS:
         if (value < 0 || value > 600000)
             return 0;
         __atomic_store_n(&hak_config.decay_ms, value, __ATOMIC_RELAXED);
         return 1;
-    case M_HAKMEM_PURGE: { /* what malloc_trim(0) does: this thread's lists, then Box 2's */
-        void (*drain)(void) = __atomic_load_n(&hak_tcache_hooks.self_drain, __ATOMIC_RELAXED);
-        if (drain)
-            drain();
-        hak_backend_release();
+    case M_HAKMEM_PURGE: /* malloc_trim(0): this thread's lists, then Box 2's caches */
+        malloc_trim(0);
         return 1;
-    }
     default: /* M_MXFAST, M_TOP_PAD, M_MMAP_MAX, M_ARENA_*, M_PERTURB, M_CHECK_ACTION: nothing
               * in hakmem maps onto them */
         return 0;
