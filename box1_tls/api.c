@@ -6,6 +6,7 @@
  * a bad aligned_alloc or memalign alignment); free keeps errno.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include "include/hakmem.h"
 #include "aligned.h"
 #include "fastpath.h"
+#include "fork.h"
 #include "shared_contracts/diag.h"
 #include "shared_contracts/valgrind_hooks.h"
 
@@ -21,6 +23,20 @@
 #ifndef HAKMEM_VERSION_STRING
 #define HAKMEM_VERSION_STRING "0.0.0"
 #endif
+
+/* The library's start (Box 1 is the front door): Box 2's init, then the atfork handlers, all
+ * of them here, once, in the constructor: never from an allocation path, where a malloc nested
+ * in pthread_atfork (glibc allocates under its atfork lock) could register again. A program
+ * may allocate before this runs (another library's constructor): its threads start anyway
+ * (tcache.c), and a fork before it is still the wrapper's, which needs no handler. */
+__attribute__((constructor)) static void library_start(void)
+{
+    int saved = errno;
+    hak_init();
+    hak_fork_handlers_register(); /* Box 2's locks, for forks that bypass fork() (fork.c) */
+    pthread_atfork(NULL, NULL, hak_tcache_fork_child); /* the thread cache's extras */
+    errno = saved;
+}
 
 /* The HAK_VG_* hooks are empty outside the valgrind build (valgrind_hooks.h). */
 HAKMEM_API void *malloc(size_t size)

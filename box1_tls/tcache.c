@@ -48,7 +48,6 @@ static pthread_key_t exit_key;              /* created once, by the first thread
 static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
 
 static void thread_exit(void *arg);
-static void fork_child(void);
 static void make_exit_key(void) { pthread_key_create(&exit_key, thread_exit); }
 
 static void list_set_cap(hak_list_t *l, uint32_t cap)
@@ -89,7 +88,6 @@ static int thread_start(void)
         tc->state = HAK_TC_UNCACHED;
         return 0;
     }
-    __atomic_store_n(&hak_tcache_hooks.fork_child, fork_child, __ATOMIC_RELAXED);
     pthread_once(&exit_key_once, make_exit_key);
     pthread_setspecific(exit_key, (void *)1); /* arms the destructor; no allocation */
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
@@ -163,8 +161,10 @@ static void list_shrink(unsigned class_idx)
 }
 
 /* The fork child has one thread left, the forking one: the other threads' extras are gone
- * with their lists. */
-static void fork_child(void)
+ * with their lists. An atfork child handler (registered by library_start, api.c): it runs in
+ * the child of every fork but a bare _Fork from a signal handler (box1_tls/fork.c), and
+ * touches nothing of Box 2's. */
+void hak_tcache_fork_child(void)
 {
     __atomic_store_n(&extra_bytes_all, hak_tcache_cold.extra_bytes, __ATOMIC_RELAXED);
 }

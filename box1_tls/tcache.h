@@ -82,6 +82,7 @@ void hak_tcache_drain(void);                    /* give back every list of this 
 uint32_t hak_tcache_cached_blocks(void);        /* blocks in this thread's lists */
 void hak_tcache_counts(uint32_t counts[HAK_NUM_CLASSES]); /* ... per class */
 uint64_t hak_tcache_extra_bytes_all(void);      /* every thread's extras, in bytes */
+void hak_tcache_fork_child(void); /* atfork child: the forking thread's extras alone remain */
 /* A large block from Box 2 (zeroed if zero); when the mapping fails and this thread caches
  * blocks, they go back first and the request is tried once more. */
 void *hak_tcache_large(size_t size, size_t align, int zero);

@@ -1,36 +1,24 @@
-/* box2_refill/init.c - library init, process exit, and fork.
+/* box2_refill/init.c - library init, process exit, and Box 2's part of fork.
  *
  * Init is lazy and recursion-safe: the central lists are statically initialised, so malloc
  * works before init and during it. hak_init runs once (CAS); a nested call from the thread
  * running it (dlsym, pthread_create's calloc) returns at once and proceeds with defaults.
+ * Box 1 calls it: from its constructor and at each thread's start (box1_tls/), and from the
+ * fork wrapper.
  *
- * Fork. glibc runs pthread_atfork prepare handlers before it takes its stdio list lock; an
- * allocator that locks in a prepare handler deadlocks against a thread inside fflush(NULL)
- * that holds that lock and calls malloc. So hakmem exports fork(): it takes the stdio list
- * lock first (glibc's recursive _IO_list_lock), then ACE's and every Box 2 lock, then calls
- * the real fork. The atfork handlers cover forks that do not come through the wrapper.
- *
- * Fork from a signal handler. A single-threaded process takes no lock at all (glibc does the
- * same, SINGLE_THREAD_P): no other thread can be inside the allocator, and a handler that
- * interrupted this thread inside a Box 2 lock or inside another fork must not wait for it.
- * In a multi-threaded process (POOL_ACE=1 has the learner thread), a fork that finds its own
- * thread inside a Box 2 lock (hak_locks_held) or inside the wrapper (forks_in_progress) is a
- * handler that interrupted hakmem: it calls _Fork, which takes no lock and runs no atfork
- * handler, and takes none of hakmem's. Every child resets Box 2's locks, so it does not hang
- * on one the interrupted code held; what that code was writing may be half-written there,
- * which is why POSIX allows such a child only async-signal-safe calls (docs/RELIABILITY.md).
+ * Fork is Box 1's (box1_tls/fork.c: the exported fork() and the atfork handlers). Box 2 takes
+ * its locks when Box 1 asks, releases them in the parent and resets them in the child
+ * (shared_contracts/backend.h): hak_backend_fork_prepare takes ACE's lock (through
+ * hak_ace_hooks.fork_prepare) and every Box 2 lock in the order of lock.h; every child, locked
+ * or not, gets fresh Box 2 locks, so it does not hang on one an interrupted thread held.
  */
-
-#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
 #include <sys/auxv.h>
-#include <sys/single_threaded.h>
 #include <unistd.h>
 
-#include "include/hakmem.h"
 #include "central.h"
 #include "large_cache.h"
 #include "purge.h"
@@ -43,16 +31,6 @@
 #include "stats.h"
 #include "thread.h"
 
-
-extern void _IO_list_lock(void);
-extern void _IO_list_unlock(void);
-extern void _IO_list_resetlock(void);
-
-static __thread int fork_by_wrapper __attribute__((tls_model("initial-exec")));
-/* Forks of this thread inside the wrapper, from entry to return (a handler's fork nests). */
-static __thread int forks_in_progress __attribute__((tls_model("initial-exec")));
-/* Set by the atfork prepare handler when it took the locks, for its parent/child handler. */
-static int atfork_locked;
 /* Set in the child of a _Fork (no atfork handler ran): the learner is gone, but ACE was not
  * told, so the exit path must not wait for it. */
 static int child_of_bare_fork;
@@ -60,10 +38,6 @@ static int child_of_bare_fork;
 enum { INIT_NONE = 0, INIT_RUNNING = 1, INIT_DONE = 2 };
 static int init_state;        /* CAS NONE->RUNNING by one thread; RUNNING->DONE by it */
 static pthread_t init_owner;  /* written by that thread before anything it calls can recurse */
-
-static void fork_prepare(void);
-static void fork_parent(void);
-static void fork_child(void);
 
 static uint64_t make_free_key(void)
 {
@@ -90,7 +64,6 @@ void hak_init(void)
         hak_config_load();
         hak_free_key = make_free_key();
         hak_central_configure();
-        pthread_atfork(fork_prepare, fork_parent, fork_child);
         __atomic_store_n(&init_state, INIT_DONE, __ATOMIC_RELEASE);
         __atomic_store_n(&hak_library_ready, 1, __ATOMIC_RELEASE);
         hak_ace_hooks.start(); /* last: the learner is a thread, whose creation allocates */
@@ -102,8 +75,6 @@ void hak_init(void)
     while (__atomic_load_n(&init_state, __ATOMIC_ACQUIRE) != INIT_DONE)
         sched_yield();
 }
-
-__attribute__((constructor)) static void hak_constructor(void) { hak_init(); }
 
 __attribute__((destructor)) static void hak_destructor(void)
 {
@@ -117,7 +88,9 @@ __attribute__((destructor)) static void hak_destructor(void)
 
 /* ---- fork ----------------------------------------------------------------------------- */
 
-static void lock_all(void)
+int hak_backend_locks_held(void) { return hak_locks_held; }
+
+void hak_backend_fork_prepare(void)
 {
     hak_ace_hooks.fork_prepare();
     hak_thread_fork_lock();
@@ -129,7 +102,7 @@ static void lock_all(void)
     hak_fork_holder = 1;
 }
 
-static void unlock_all_parent(void)
+void hak_backend_fork_parent(void)
 {
     hak_fork_holder = 0;
     hak_large_cache_fork_unlock();
@@ -141,8 +114,8 @@ static void unlock_all_parent(void)
     hak_ace_hooks.fork_parent();
 }
 
-/* Child: fresh Box 2 locks, whether or not the parent held them. */
-static void reset_box2_child(void)
+/* Fresh Box 2 locks, whether or not the parent held them; the forking thread's record alone. */
+void hak_backend_fork_child(enum hak_fork_child how)
 {
     hak_fork_holder = 0;
     hak_large_cache_fork_child();
@@ -152,100 +125,8 @@ static void reset_box2_child(void)
             hak_lock_reinit(&hak_central[a][c].lock);
     hak_thread_fork_child();
     hak_purger_fork_child();
-}
-
-static void reset_all_child(void)
-{
-    reset_box2_child();
-    void (*tcache_child)(void) = hak_tcache_hooks.fork_child;
-    if (tcache_child)
-        tcache_child();
-    hak_ace_hooks.fork_child();
-}
-
-static void fork_prepare(void)
-{
-    if (fork_by_wrapper)
-        return;
-    atfork_locked = !__libc_single_threaded && !hak_locks_held;
-    if (atfork_locked)
-        lock_all();
-}
-static void fork_parent(void)
-{
-    if (!fork_by_wrapper && atfork_locked) {
-        atfork_locked = 0;
-        unlock_all_parent();
-    }
-}
-static void fork_child(void)
-{
-    if (fork_by_wrapper)
-        return;
-    if (atfork_locked) {
-        atfork_locked = 0;
-        reset_all_child();
-    } else {
-        reset_box2_child();
-    }
-}
-
-/* A fork that takes no hakmem lock: a single-threaded process (glibc's fork, which then
- * takes no lock either), or a signal handler that interrupted hakmem in a multi-threaded one
- * (_Fork: glibc's fork would take its atfork lock, which an interrupted fork may hold). */
-static pid_t fork_unlocked(pid_t (*glibc_fork)(void))
-{
-    int single = __libc_single_threaded;
-    int outer = fork_by_wrapper;
-    forks_in_progress++;
-    fork_by_wrapper = 1; /* our atfork handlers stand aside */
-    pid_t pid = single ? glibc_fork() : _Fork();
-    int saved = errno;
-    fork_by_wrapper = outer;
-    forks_in_progress--;
-    if (pid == 0) {
-        reset_box2_child();
-        if (!single) {
-            _IO_list_resetlock(); /* what glibc's fork does in a multi-threaded child */
-            child_of_bare_fork = 1;
-        }
-    }
-    errno = saved;
-    return pid;
-}
-
-HAKMEM_API pid_t fork(void)
-{
-    static pid_t (*real_fork)(void);
-    pid_t (*fn)(void) = __atomic_load_n(&real_fork, __ATOMIC_ACQUIRE);
-    if (!fn) {
-        fn = (pid_t(*)(void))dlsym(RTLD_NEXT, "fork");
-        if (!fn) {
-            errno = ENOSYS;
-            return -1;
-        }
-        __atomic_store_n(&real_fork, fn, __ATOMIC_RELEASE);
-    }
-    hak_init();
-    if (__libc_single_threaded || hak_locks_held || forks_in_progress)
-        return fork_unlocked(fn);
-    forks_in_progress++;
-    _IO_list_lock();
-    lock_all();
-    fork_by_wrapper = 1;
-    pid_t pid = fn();
-    int saved = errno;
-    fork_by_wrapper = 0;
-    if (pid == 0) {
-        /* glibc resets the list lock in the child only when the parent had threads; reset it
-         * always, or the count we took stays held by the child's main thread. */
-        _IO_list_resetlock();
-        reset_all_child();
-    } else {
-        unlock_all_parent();
-        _IO_list_unlock();
-    }
-    forks_in_progress--; /* last: a handler's fork until here finds every lock still ours */
-    errno = saved;
-    return pid;
+    if (how == HAK_FORK_LOCKED)
+        hak_ace_hooks.fork_child();
+    else if (how == HAK_FORK_BARE)
+        child_of_bare_fork = 1;
 }

@@ -4,7 +4,3 @@
 /* Written once by Box 2's library init (before a second thread can exist); a nonzero
  * placeholder until then, so blocks cached before init still carry a mark. */
 uint64_t hak_free_key = 0x9e3779b97f4a7c15ull;
-
-/* Written by Box 1 at each thread start (the same values each time; relaxed stores), read by
- * Box 2 (relaxed loads). */
-hak_tcache_hooks_t hak_tcache_hooks;

@@ -39,7 +39,7 @@ extern uint64_t hak_free_key __attribute__((visibility("hidden")));
 /* ---- library init and thread life cycle ---------------------------------------------- */
 
 /* Library init (box2_refill/init.c): the page map, the options, the free key, the arenas,
- * the atfork handlers, then the ACE learner if POOL_ACE asks for it. Runs once; idempotent and recursion-safe (a
+ * then the ACE learner if POOL_ACE asks for it. Runs once; idempotent and recursion-safe (a
  * nested call from the thread running it returns at once, other threads wait for it).
  * Keeps errno. Malloc works before it and during it; the learner's thread creation
  * allocates. */
@@ -105,16 +105,33 @@ void *hak_large_realloc(void *ptr, size_t size); /* ptr a live large block; NULL
  * RLIMIT_AS). Box 1 then does not drain its lists to retry a failed large request. */
 int hak_mapping_hopeless(size_t len);
 
-/* ---- what Box 2 asks of Box 1 ------------------------------------------------------------- */
+/* ---- fork ------------------------------------------------------------------------------ */
 
-/* Box 2 never calls Box 1 by name. Its fork child handler (box2_refill/init.c) runs this
- * hook, which Box 1 installs at a thread's start (NULL before), on the forking thread:
- *   fork_child: in the child of a fork, after Box 2's own reset (the calling thread is the
- *     only one left): Box 1 forgets what the other threads' lists held. */
-typedef struct hak_tcache_hooks {
-    void (*fork_child)(void);
-} hak_tcache_hooks_t;
-extern hak_tcache_hooks_t hak_tcache_hooks;
+/* Box 1 exports fork() and registers the atfork handlers (box1_tls/fork.c); these are Box 2's
+ * part. Box 2 never calls Box 1, at fork or anywhere else. */
+
+/* Nonzero while the calling thread holds or is taking a Box 2 lock: a fork from a signal
+ * handler that interrupted it must not wait for Box 2's locks. */
+int hak_backend_locks_held(void);
+
+/* Before fork: take ACE's lock (hak_ace_hooks.fork_prepare) and every Box 2 lock, in the order
+ * of box2_refill/lock.h. The calling thread then owns them all (other libraries' atfork
+ * handlers that allocate run in it) until hak_backend_fork_parent or hak_backend_fork_child. */
+void hak_backend_fork_prepare(void);
+
+/* In the parent: release them all, then ACE's. */
+void hak_backend_fork_parent(void);
+
+/* In the child, on its one thread, whatever the parent held: every Box 2 lock re-initialised,
+ * the other threads' records dropped, no purger. `how` says what came before:
+ *   HAK_FORK_LOCKED: hak_backend_fork_prepare took the locks; ACE's child handler runs too;
+ *   HAK_FORK_UNLOCKED: no lock was taken (a single-threaded process, or an atfork prepare
+ *     handler that found its thread inside a Box 2 lock);
+ *   HAK_FORK_BARE: a _Fork in a multi-threaded process (a signal handler's): no atfork
+ *     handler ran, so the learner is gone without ACE knowing, and process exit does not wait
+ *     for it. */
+enum hak_fork_child { HAK_FORK_LOCKED, HAK_FORK_UNLOCKED, HAK_FORK_BARE };
+void hak_backend_fork_child(enum hak_fork_child how);
 
 /* ---- giving memory back ------------------------------------------------------------------ */
 

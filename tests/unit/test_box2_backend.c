@@ -460,7 +460,7 @@ static void test_take_gives_lowest_blocks_in_address_order(void **state)
 }
 
 /* The fork child has the forking thread alone: the other threads' extras are forgotten
- * (hak_tcache_hooks.fork_child), so the child's threads can grow again. */
+ * (hak_tcache_fork_child, an atfork child handler), so the child's threads can grow again. */
 static pthread_barrier_t holder_grown;
 static void *holder_thread(void *arg)
 {
