@@ -225,9 +225,9 @@ HAKMEM_API int malloc_trim(size_t pad)
     (void)pad;
     HAK_VG_ENTER();
     hak_tcache_drain();
-    int released = hak_backend_release();
+    int returned = hak_backend_return_all();
     HAK_VG_LEAVE();
-    return released;
+    return returned;
 }
 
 HAKMEM_API const char *hakmem_version(void) { return HAKMEM_VERSION_STRING; }

@@ -86,7 +86,7 @@ int hak_central_put_depot(unsigned arena, unsigned class_idx, hak_chain_t chain)
 
 /* Take the depot's chains, oldest first, until at least n blocks (all of them if fewer), as
  * one chain for hak_central_give once the caller dropped the lock (the decay tick,
- * hak_release_cached). */
+ * hak_flush_central). */
 hak_chain_t hak_central_detach_depot(unsigned arena, unsigned class_idx, uint32_t n);
 
 /* Take up to `want` blocks (1 <= want <= HAK_CENTRAL_BATCH) into blocks[], in address order

@@ -510,7 +510,7 @@ size_t hak_large_cache_decay(uint64_t now_ms, uint64_t decay_ms, size_t live_byt
     return run_jobs(jobs, n, now_ms);
 }
 
-size_t hak_large_cache_release(uint64_t now_ms, uint64_t idle_ms)
+size_t hak_large_cache_unmap_idle(uint64_t now_ms, uint64_t idle_ms)
 {
     job_t jobs[SLOTS];
     unsigned n = 0;
@@ -543,7 +543,7 @@ void hak_large_cache_set_entry_max(size_t max)
 {
     int saved = errno;
     if (max < __atomic_exchange_n(&entry_max, max, __ATOMIC_RELAXED))
-        hak_large_cache_release(hak_now_ms(), 0);
+        hak_large_cache_unmap_idle(hak_now_ms(), 0);
     errno = saved;
 }
 
@@ -551,7 +551,7 @@ void hak_large_cache_set_budget_mib(int64_t mib)
 {
     int saved = errno;
     if (mib < __atomic_exchange_n(&hak_config.large_cache_mib, mib, __ATOMIC_RELAXED))
-        hak_large_cache_release(hak_now_ms(), 0);
+        hak_large_cache_unmap_idle(hak_now_ms(), 0);
     errno = saved;
 }
 

@@ -98,7 +98,7 @@ void hak_large_cache_note_miss(int grew);
  * returns the bytes purged or unmapped. */
 size_t hak_large_cache_decay(uint64_t now_ms, uint64_t decay_ms, size_t live_bytes);
 /* Unmap ranges idle for idle_ms or more, resident or purged (0: all); returns the bytes. */
-size_t hak_large_cache_release(uint64_t now_ms, uint64_t idle_ms);
+size_t hak_large_cache_unmap_idle(uint64_t now_ms, uint64_t idle_ms);
 /* Bytes cached, resident and purged (a relaxed read). */
 size_t hak_large_cache_bytes(void);
 

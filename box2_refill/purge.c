@@ -34,14 +34,14 @@ static uint64_t tick_interval_ms(void)
 
 static uint64_t reclaims; /* relaxed; statistics and tests */
 
-int hak_release_cached(uint64_t now_ms)
+int hak_flush_central(uint64_t now_ms)
 {
-    int released = 0;
+    int moved = 0;
     for (unsigned a = 0; a < hak_arenas; a++)
         for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
             hak_central_t *cc = &hak_central[a][c];
             hak_lock(&cc->lock);
-            released |= cc->depot_count != 0 || cc->spare != NULL;
+            moved |= cc->depot_count != 0 || cc->spare != NULL;
             hak_chain_t depot = hak_central_detach_depot(a, c, cc->depot_count);
             cc->depot_low = 0;
             hak_unlock(&cc->lock);
@@ -50,7 +50,7 @@ int hak_release_cached(uint64_t now_ms)
             hak_central_release_spare(a, c, now_ms, 0);
             hak_unlock(&cc->lock);
         }
-    return released;
+    return moved;
 }
 
 /* Depot blocks or a spare in some arena's central lists of class c (relaxed reads). */
@@ -67,11 +67,11 @@ int hak_reclaim(void)
 {
     int saved = errno;
     __atomic_fetch_add(&reclaims, 1, __ATOMIC_RELAXED);
-    int released = hak_release_cached(hak_now_ms());
-    released |= hak_span_unmap_purged() != 0;
-    released |= hak_large_cache_release(hak_now_ms(), 0) != 0;
+    int any = hak_flush_central(hak_now_ms());
+    any |= hak_span_unmap_purged() != 0;
+    any |= hak_large_cache_unmap_idle(hak_now_ms(), 0) != 0;
     errno = saved;
-    return released;
+    return any;
 }
 
 uint64_t hak_reclaim_count(void) { return __atomic_load_n(&reclaims, __ATOMIC_RELAXED); }
@@ -154,13 +154,13 @@ int hak_mapping_hopeless(size_t len)
     return hopeless;
 }
 
-int hak_backend_release(void)
+int hak_backend_return_all(void)
 {
     uint64_t now = hak_now_ms();
-    hak_release_cached(now);
-    int released = hak_span_decay(now, 0, 1) > 0; /* 1 when pages went back to the OS */
-    released |= hak_large_cache_release(now, 0) > 0;
-    return released;
+    hak_flush_central(now);
+    int returned = hak_span_decay(now, 0, 1) > 0; /* 1 when pages went back to the OS */
+    returned |= hak_large_cache_unmap_idle(now, 0) > 0;
+    return returned;
 }
 
 int hak_reclaim_may_help(size_t len)

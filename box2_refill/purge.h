@@ -41,14 +41,15 @@ uint64_t hak_purger_starts(void);
 /* Fork child: no purger there; the next wake starts one. */
 void hak_purger_fork_child(void);
 
-/* Put every depot's blocks into their spans and hand every spare span back to the pool. No
- * Box 2 lock held. Nonzero if anything moved. malloc_trim
- * then purges the empty spans; hak_reclaim (below) unmaps them. */
-int hak_release_cached(uint64_t now_ms);
+/* Flush Box 2's central caches, in every arena: every depot's blocks into their spans, every
+ * spare span into the pool. No Box 2 lock held. Nonzero if anything moved. malloc_trim then
+ * purges the empty spans (hak_backend_return_all); hak_reclaim (below) unmaps them. */
+int hak_flush_central(uint64_t now_ms);
 
-/* After a failed mapping, with no Box 2 lock held: give back what Box 2 caches (every depot
- * back to the spans, every spare span back to the pool, every empty span unmapped, every large-cache
- * entry unmapped; purge.c). Returns nonzero if anything was released, so a retry may succeed.
+/* After a failed mapping, with no Box 2 lock held: return what Box 2 caches (every depot
+ * flushed into the spans, every spare span into the pool, every empty span unmapped, every
+ * large-cache entry unmapped; purge.c). Returns nonzero if anything was flushed or unmapped,
+ * so a retry may succeed.
  * Blocks in thread lists are Box 1's: it drains the calling thread's lists itself when the
  * retry fails too. */
 int hak_reclaim(void);

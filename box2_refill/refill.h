@@ -10,7 +10,7 @@
 #include "shared_contracts/backend.h"
 
 /* Test hooks, compiled only into the test build of the library (-DHAK_TEST_HOOKS: the
- * library the unit tests link, tests/tests.mk). The release library has neither the pointers
+ * library the unit tests link, tests/tests.mk). The shipped library has neither the pointers
  * nor the calls: hak_test_refill_hook and hak_test_give_hook compile to nothing there
  * (tests/check_symbols.sh checks its symbols). Set only by tests, while no other thread
  * allocates.
@@ -49,7 +49,7 @@ static inline void hak_test_give_hook(unsigned class_idx, uint32_t count, enum h
 }
 #endif
 
-/* The decay tick, hak_release_cached, hak_reclaim and the purger: purge.h. */
+/* The decay tick, hak_flush_central, hak_reclaim and the purger: purge.h. */
 #include "purge.h"
 
 #endif

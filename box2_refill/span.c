@@ -78,7 +78,7 @@ static void pool_unlink(hak_span_t *s)
  * back (RLIMIT_AS, vm.max_map_count) when a mapping has failed. Pool lock held. */
 static size_t unmap_purged_locked(void)
 {
-    size_t released = 0;
+    size_t unmapped = 0;
     for (unsigned k = 0; k < HAK_SPAN_KINDS; k++) {
         hak_span_t *s;
         while ((s = pooled[k]) != NULL) { /* resident ones become purged first */
@@ -98,18 +98,18 @@ static size_t unmap_purged_locked(void)
             unused_desc = s;
             totals.purged -= len;
             totals.mapped -= len;
-            released += len;
+            unmapped += len;
         }
     }
-    return released;
+    return unmapped;
 }
 
 size_t hak_span_unmap_purged(void)
 {
     hak_lock(&pool_lock);
-    size_t released = unmap_purged_locked();
+    size_t unmapped = unmap_purged_locked();
     hak_unlock(&pool_lock);
-    return released;
+    return unmapped;
 }
 
 /* Carve a new span of `kind` from the current chunk, mapping a chunk when needed. Under
@@ -248,7 +248,7 @@ void hak_span_put(hak_span_t *s, uint64_t now_ms)
 
 size_t hak_span_decay(uint64_t now_ms, uint64_t decay_ms, int force)
 {
-    size_t released = 0;
+    size_t bytes = 0;
     hak_lock(&pool_lock);
     for (unsigned k = 0; k < HAK_SPAN_KINDS; k++) {
         hak_span_t *s;
@@ -262,11 +262,11 @@ size_t hak_span_decay(uint64_t now_ms, uint64_t decay_ms, int force)
             purged[k] = s;
             totals.pooled -= len;
             totals.purged += len;
-            released += len;
+            bytes += len;
         }
     }
     hak_unlock(&pool_lock);
-    return released;
+    return bytes;
 }
 
 void hak_span_totals(hak_span_totals_t *out)

@@ -1,5 +1,5 @@
 /* box2_refill/test_hooks.c - the hook pointers of refill.h, defined in the test build of the
- * library only (-DHAK_TEST_HOOKS, tests/tests.mk). The release library has none. */
+ * library only (-DHAK_TEST_HOOKS, tests/tests.mk). The shipped library has none. */
 #include "refill.h"
 
 #ifdef HAK_TEST_HOOKS

@@ -98,7 +98,7 @@ void hak_thread_detach(void)
                              t->stat[HAK_TSTAT_spills], t->stat[HAK_TSTAT_spill_blocks],
                              t->exit_left);
     if (t->ring)
-        hak_ring_release(t->ring);
+        hak_ring_orphan(t->ring);
     hak_lock(&threads_lock);
     for (unsigned s = 0; s < HAK_TSTAT_COUNT; s++)
         for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)

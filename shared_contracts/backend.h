@@ -50,7 +50,9 @@ void hak_init(void);
  * through malloc. Keeps errno. */
 int hak_thread_attach(void);
 
-/* The calling thread exits: it has given back every list. Releases its record and ring. */
+/* The calling thread exits: it has given back every list. Its record goes back to Box 2's
+ * pool of records and its ring, if any, is orphaned (hak_ring_orphan: the learner collects
+ * what is left in it). */
 void hak_thread_detach(void);
 
 /* ---- refill and give-back --------------------------------------------------------------- */
@@ -133,11 +135,12 @@ void hak_backend_fork_parent(void);
 enum hak_fork_child { HAK_FORK_LOCKED, HAK_FORK_UNLOCKED, HAK_FORK_BARE };
 void hak_backend_fork_child(enum hak_fork_child how);
 
-/* ---- giving memory back ------------------------------------------------------------------ */
+/* ---- returning memory to the OS ----------------------------------------------------------- */
 
-/* malloc_trim, after Box 1 gave back the calling thread's lists: every spare span back to
- * the pool, empty spans purged, cached large mappings unmapped. 1 if pages went back
- * to the OS. */
-int hak_backend_release(void);
+/* malloc_trim (and mallopt's M_HAKMEM_PURGE), after Box 1 gave back the calling thread's
+ * lists: Box 2 returns what it can to the OS. Every depot and spare flushed (their blocks
+ * into the spans, the spares into the pool), every empty span purged, every cached large
+ * range unmapped. 1 if pages went back to the OS. */
+int hak_backend_return_all(void);
 
 #endif

@@ -1,6 +1,6 @@
 /* shared_contracts/event_ring.c - the fixed array of event rings (contract C of
  * event_ring.h). It lives here, not in a box, because both sides use it: Box 2's threads
- * acquire and release rings, Box 3 maps the registry when ACE starts and collects the rings.
+ * acquire and orphan rings, Box 3 maps the registry when ACE starts and collects the rings.
  *
  * Layout: one anonymous private mapping, made once by hak_ring_registry_init and never
  * unmapped: HAK_RING_SLOTS ring headers, then HAK_RING_SLOTS * capacity events. Untouched
@@ -12,7 +12,7 @@
  * Invariants
  *   - reg_rings is NULL until the mapping is complete, then constant (release/acquire).
  *   - state transitions: FREE->OWNED by a CAS of the acquiring thread; OWNED->ORPHANED by a
- *     release store of that thread (hak_ring_release); ORPHANED->FREE by the learner, after it
+ *     release store of that thread (hak_ring_orphan); ORPHANED->FREE by the learner, after it
  *     collected the ring (box3_ace/collect.c) and reset it: head, tail, tail_cache, pushed and
  *     drops back to 0 (with its own "drops last seen" mark), so a new owner writes from the
  *     ring's first event on and a short-lived thread touches one page of it, not all of them.
@@ -84,7 +84,7 @@ hak_ring_t *hak_ring_acquire(void)
     return NULL;
 }
 
-void hak_ring_release(hak_ring_t *ring)
+void hak_ring_orphan(hak_ring_t *ring)
 {
     if (!ring)
         return;
@@ -92,7 +92,7 @@ void hak_ring_release(hak_ring_t *ring)
     uint32_t expected = HAK_RING_OWNED;
     if (!__atomic_compare_exchange_n(&ring->state, &expected, HAK_RING_ORPHANED, false,
                                      __ATOMIC_RELEASE, __ATOMIC_RELAXED))
-        hak_warn("ACE: releasing an event ring that is not owned (state %u); ignored",
+        hak_warn("ACE: orphaning an event ring that is not owned (state %u); ignored",
                  expected);
 }
 

@@ -42,7 +42,7 @@
  * the spill (a spill moves cap / spill_div blocks), both >= 1. Constants in the library; the
  * test build of the library (-DHAK_TEST_HOOKS, tests/tests.mk) reads them from a variable,
  * hak_list_rule (list_rule.c), that a unit test may change while no other thread allocates.
- * The release library has no such variable (tests/check_symbols.sh checks). */
+ * The shipped library has no such variable (tests/check_symbols.sh checks). */
 #define HAK_LIST_CAP_REFILLS_DEFAULT 2u
 #define HAK_LIST_SPILL_DIV_DEFAULT 2u
 

@@ -11,7 +11,7 @@
 #   - inside each folder, no circle of objects: no object references a symbol defined in
 #     another object that (directly or around a longer circle) references one of its own
 #     (tests/check_circles.sh checks the same by include);
-#   - the release library (build/libhakmem.so, build/libhakmem.a) holds none of the symbols
+#   - the shipped library (build/libhakmem.so, build/libhakmem.a) holds none of the symbols
 #     only the test build may have (TEST_ONLY_SYMBOLS: the test hooks, tests/tests.mk).
 #
 #   sh tests/check_symbols.sh [OBJDIR [SRCROOT]]
@@ -200,19 +200,19 @@ suite() {
         t_fail symbols_of_this_build "$out"
     fi
     circle_case
-    t_begin release_library_has_no_test_hooks
+    t_begin shipped_library_has_no_test_hooks
     missing=""
     for lib in "$repo/build/libhakmem.so" "$repo/build/libhakmem.a"; do
         [ -e "$lib" ] || missing="$missing ${lib#"$repo"/}"
     done
     found=$(test_only_symbols_in "$repo/build/libhakmem.so" "$repo/build/libhakmem.a")
     if [ -n "$missing" ]; then
-        t_fail release_library_has_no_test_hooks "not built:$missing"
+        t_fail shipped_library_has_no_test_hooks "not built:$missing"
     elif [ -n "$found" ]; then
-        t_fail release_library_has_no_test_hooks "the release library holds test-only symbols: $(echo $found)"
+        t_fail shipped_library_has_no_test_hooks "the shipped library holds test-only symbols: $(echo $found)"
     else
         echo "    none of $TEST_ONLY_SYMBOLS in build/libhakmem.so, build/libhakmem.a"
-        t_ok release_library_has_no_test_hooks
+        t_ok shipped_library_has_no_test_hooks
     fi
     t_begin selftest_test_library_has_the_hooks
     found=$(test_only_symbols_in "$repo/build/test-hooks/libhakmem.a")
@@ -228,8 +228,8 @@ suite() {
         'extern char hak_central[]; char *zz(void) { return hak_central; }' \
         box3_ace "box3_ace references hak_central, defined in box2_refill"
     plant_case selftest_box1_unlisted_box2_call \
-        'int hak_release_cached(unsigned long); int zz(void) { return hak_release_cached(0); }' \
-        box1_tls "box1_tls references hak_release_cached"
+        'int hak_flush_central(unsigned long); int zz(void) { return hak_flush_central(0); }' \
+        box1_tls "box1_tls references hak_flush_central"
     plant_case selftest_shared_calls_box1 \
         'void hak_tcache_drain(void); void zz(void) { hak_tcache_drain(); }' \
         shared_contracts "shared_contracts references hak_tcache_drain, defined in box1_tls"

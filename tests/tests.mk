@@ -73,7 +73,7 @@ $(TESTLIB_OBJ): tests/lib/testlib.c $(TESTLIB_HDR) tests/tests.mk
 # which compiles in what only tests may set (the refill and give-back hooks of
 # box2_refill/refill.h, the list rule as a variable, shared_contracts/list_rule.h). The unit
 # tests link with it; build/libhakmem.so and build/libhakmem.a have none of it
-# (tests/check_symbols.sh, release_library_has_no_test_hooks).
+# (tests/check_symbols.sh, shipped_library_has_no_test_hooks).
 TEST_LIB      := $(BUILD)/test-hooks/libhakmem.a
 TEST_LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/test-hooks/obj/%.o)
 

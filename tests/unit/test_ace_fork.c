@@ -51,7 +51,7 @@ static void *producer(void *arg)
         free(p);
         usleep(500);
     }
-    hak_ring_release(r);
+    hak_ring_orphan(r);
     return NULL;
 }
 

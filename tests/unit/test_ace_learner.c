@@ -142,7 +142,7 @@ static void learns_publishes_logs_and_stops(void **state)
     assert_int_equal(hak_policy_refill_count(CLS, fixed), 256);
     assert_true(hak_ace_publishes() >= p0 + 2); /* the start table, then at least one raise */
     assert_true(hak_ace_events_seen(CLS) > 0);
-    hak_ring_release(ring);
+    hak_ring_orphan(ring);
 
     /* learner cost over a second of 10 ms intervals with the ring quiet */
     uint64_t cpu0 = hak_ace_learner_cpu_ns(), w0 = now_ns(), ticks0 = hak_ace_ticks();
@@ -213,7 +213,7 @@ static int shadow_child(void *arg)
                        hak_fixed_refill_count(c);
         usleep(1000);
     }
-    hak_ring_release(ring);
+    hak_ring_orphan(ring);
     uint64_t ticks = hak_ace_ticks() - ticks0;
     uint16_t would = __atomic_load_n(&hak_policy_shadow[CLS], __ATOMIC_RELAXED);
     static char stats[8192];

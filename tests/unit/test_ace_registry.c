@@ -58,13 +58,13 @@ static void before_init_nothing(void **state)
             assert_ptr_equal(all[i]->slots, all[i - 1]->slots + CAP);
     }
     for (uint32_t i = 0; i < HAK_RING_SLOTS; i++)
-        hak_ring_release(all[i]);
+        hak_ring_orphan(all[i]);
     hak_ace_step(); /* drained and FREE again */
     for (uint32_t i = 0; i < HAK_RING_SLOTS; i++)
         assert_int_equal(state_of(hak_ring_get(i)), HAK_RING_FREE);
 }
 
-static void acquire_release_recycle(void **state)
+static void acquire_orphan_recycle(void **state)
 {
     (void)state;
     hak_ring_t *r = hak_ring_acquire();
@@ -74,7 +74,7 @@ static void acquire_release_recycle(void **state)
     for (int i = 0; i < 10; i++)
         assert_true(hak_ring_push(r, &e));
     uint64_t seen = hak_ace_events_seen(7);
-    hak_ring_release(r);
+    hak_ring_orphan(r);
     assert_int_equal(state_of(r), HAK_RING_ORPHANED);
     hak_ace_step(); /* the learner: drains, counts, recycles */
     assert_int_equal(state_of(r), HAK_RING_FREE);
@@ -86,10 +86,10 @@ static void acquire_release_recycle(void **state)
     assert_int_equal(r->drops, 0);
     hak_ring_t *again = hak_ring_acquire();
     assert_ptr_equal(again, r);
-    hak_ring_release(again);
+    hak_ring_orphan(again);
     hak_ace_step();
     assert_int_equal(state_of(r), HAK_RING_FREE);
-    hak_ring_release(NULL); /* no-op */
+    hak_ring_orphan(NULL); /* no-op */
 }
 
 static void exhaustion_and_no_ring_drops(void **state)
@@ -111,7 +111,7 @@ static void exhaustion_and_no_ring_drops(void **state)
     assert_int_equal(hak_ring_no_ring_drops(), before + 5);
     /* An OWNED ring stays owned across learner intervals; an ORPHANED one is not reusable
      * until the learner has drained it. */
-    hak_ring_release(mine[3]);
+    hak_ring_orphan(mine[3]);
     assert_null(hak_ring_acquire());
     hak_ace_step();
     assert_int_equal(hak_ace_drops_seen(), seen_before + 5);
@@ -120,7 +120,7 @@ static void exhaustion_and_no_ring_drops(void **state)
     assert_ptr_equal(again, mine[3]);
     mine[3] = again;
     for (uint32_t i = 0; i < HAK_RING_SLOTS; i++)
-        hak_ring_release(mine[i]);
+        hak_ring_orphan(mine[i]);
     hak_ace_step();
     assert_int_equal(count_state(HAK_RING_FREE), HAK_RING_SLOTS);
 }
@@ -138,7 +138,7 @@ static void ring_full_drops_reach_the_learner(void **state)
     hak_ace_step();
     assert_int_equal(hak_ace_drops_seen(), d0 + 40);
     assert_int_equal(hak_ace_events_seen(2), s0 + CAP);
-    hak_ring_release(r);
+    hak_ring_orphan(r);
     hak_ace_step();
 }
 
@@ -167,7 +167,7 @@ static void dropped_events_count_for_their_own_class(void **state)
     assert_int_equal(r->kind_drops[0][filler], 0);
     hak_ace_step(); /* 5000 refills in about 1 ms: hot */
     assert_true(hak_policy_refill_count(hot, hak_fixed_refill_count(hot)) > before);
-    hak_ring_release(r);
+    hak_ring_orphan(r);
     hak_ace_step();
 }
 
@@ -181,7 +181,7 @@ static void *short_lived(void *arg)
     hak_event_t e = {.class_idx = 11, .count = 16, .kind = HAK_EV_SPILL, .list_len = 33};
     for (uintptr_t i = 0; i < (uintptr_t)arg; i++)
         hak_ring_push(r, &e);
-    hak_ring_release(r); /* Box 2 does this in its thread-exit destructor */
+    hak_ring_orphan(r); /* Box 2 does this in its thread-exit destructor */
     return NULL;
 }
 
@@ -217,7 +217,7 @@ static void *racer(void *arg)
         if (__atomic_fetch_add(&owners[slot], 1, __ATOMIC_RELAXED) != 0)
             return (void *)1; /* someone else holds it too */
         __atomic_fetch_sub(&owners[slot], 1, __ATOMIC_RELAXED);
-        hak_ring_release(r);
+        hak_ring_orphan(r);
     }
     return NULL;
 }
@@ -297,7 +297,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(before_init_nothing),
-        cmocka_unit_test(acquire_release_recycle),
+        cmocka_unit_test(acquire_orphan_recycle),
         cmocka_unit_test(exhaustion_and_no_ring_drops),
         cmocka_unit_test(ring_full_drops_reach_the_learner),
         cmocka_unit_test(dropped_events_count_for_their_own_class),

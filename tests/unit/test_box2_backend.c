@@ -623,7 +623,7 @@ static void *cache_and_exit_thread(void *arg)
     return arg; /* the exit destructor must give the cached blocks back */
 }
 
-static void test_thread_exit_and_trim_release_everything(void **state)
+static void test_thread_exit_and_trim_give_back_everything(void **state)
 {
     (void)state;
     run_in_thread(cache_and_exit_thread, NULL);
@@ -874,7 +874,7 @@ int main(void)
         cmocka_unit_test(test_fork_child_forgets_other_threads_extras),
         cmocka_unit_test(test_idle_lists_are_trimmed),
         cmocka_unit_test(test_grown_lists_shrink_when_idle),
-        cmocka_unit_test(test_thread_exit_and_trim_release_everything),
+        cmocka_unit_test(test_thread_exit_and_trim_give_back_everything),
         cmocka_unit_test(test_large_blocks_and_page_map),
         cmocka_unit_test(test_large_cache_reuses_and_calloc_zeroes),
         cmocka_unit_test(test_spare_span_kept_then_trimmed),
