@@ -7,8 +7,8 @@
  * and the statistics table, formatted without allocation. The program calls these (never an
  * allocation path), so they may use stdio: malloc_stats prints the table and a glibc-style
  * total to stderr, malloc_info writes XML in glibc's shape to the FILE it is given.
- * mallopt honours what maps onto hakmem and returns 1 for it, 0 for the rest
- * (docs/TUNING.md, mallopt).
+ * mallopt answers as glibc 2.36's does and applies what maps onto hakmem (docs/TUNING.md,
+ * mallopt).
  */
 #include <errno.h>
 #include <malloc.h>
@@ -24,9 +24,6 @@
 #ifndef HAKMEM_VERSION_STRING
 #define HAKMEM_VERSION_STRING "0.0.0"
 #endif
-
-/* glibc's largest M_MMAP_THRESHOLD on 64-bit: HEAP_MAX_SIZE / 2 */
-#define MMAP_THRESHOLD_MAX (32ull << 20)
 
 /* Box 2's snapshot, with this thread's lists as Box 1 counts them. */
 static void usage(hak_usage_t *u)
@@ -180,29 +177,43 @@ HAKMEM_API int malloc_info(int options, FILE *fp)
     return ferror(fp) ? EIO : 0;
 }
 
+/* glibc 2.36's mallopt (__libc_mallopt, malloc/malloc.c) answers 1 for every parameter and
+ * value but one case: M_MXFAST above MAX_FAST_SIZE, 80 * sizeof(size_t) / 4 = 160 (a negative
+ * value too: glibc takes it as a size_t), gets 0. Its switch has no default, so parameter
+ * numbers it does not know get 1 as well, and it leaves errno alone. hakmem answers the same,
+ * and applies what has a meaning here (docs/TUNING.md, mallopt); hakmem's own parameters
+ * (hakmem.h) get 0 when their value is out of range. */
+#define MXFAST_MAX (80 * sizeof(size_t) / 4)
+
 HAKMEM_API int mallopt(int param, int value)
 {
+    int saved = errno, answer = 1;
     switch (param) {
-    case M_TRIM_THRESHOLD: /* freed memory kept for reuse: the large cache's budget */
-        if (value < 0)
-            return 0;
-        hak_large_cache_set_budget_mib(((int64_t)value + (1 << 20) - 1) >> 20);
-        return 1;
-    case M_MMAP_THRESHOLD: /* freed mappings this big go back to the OS at once */
-        if (value < 0 || (unsigned long long)value > MMAP_THRESHOLD_MAX)
-            return 0;
+    case M_MXFAST: /* no fastbins here: glibc's answer, nothing to do */
+        answer = (size_t)value <= MXFAST_MAX;
+        break;
+    case M_TRIM_THRESHOLD: /* freed memory kept for reuse: the large cache's budget, in whole
+                            * MiB; negative is glibc's huge threshold: the largest budget */
+        hak_large_cache_set_budget_mib(value < 0 ? HAK_CFG_MAX_large_cache_mib
+                                                 : ((int64_t)value + (1 << 20) - 1) >> 20);
+        break;
+    case M_MMAP_THRESHOLD: /* freed mappings above this go back to the OS at once; negative
+                            * converts to a huge size_t, as in glibc: no bound */
         hak_large_cache_set_entry_max((size_t)value);
-        return 1;
+        break;
     case M_HAKMEM_DECAY_MS:
-        if (value < 0 || value > 600000)
-            return 0;
-        __atomic_store_n(&hak_config.decay_ms, value, __ATOMIC_RELAXED);
-        return 1;
+        if (value < HAK_CFG_MIN_decay_ms || value > HAK_CFG_MAX_decay_ms)
+            answer = 0;
+        else
+            __atomic_store_n(&hak_config.decay_ms, value, __ATOMIC_RELAXED);
+        break;
     case M_HAKMEM_PURGE: /* malloc_trim(0): this thread's lists, then Box 2's caches */
         malloc_trim(0);
-        return 1;
-    default: /* M_MXFAST, M_TOP_PAD, M_MMAP_MAX, M_ARENA_*, M_PERTURB, M_CHECK_ACTION: nothing
-              * in hakmem maps onto them */
-        return 0;
+        break;
+    default: /* M_TOP_PAD, M_MMAP_MAX, M_CHECK_ACTION, M_PERTURB, M_ARENA_TEST, M_ARENA_MAX, and
+              * numbers glibc does not know: accepted, nothing in hakmem maps onto them */
+        break;
     }
+    errno = saved;
+    return answer;
 }

@@ -32,7 +32,8 @@ HAKMEM_API const char *hakmem_version(void);
 HAKMEM_API void hakmem_stats_print(FILE *out);
 
 /* mallopt parameters of hakmem's own, next to glibc's M_* of <malloc.h> (docs/TUNING.md,
- * mallopt). mallopt returns 1 when it applied the parameter, 0 when not. */
+ * mallopt). For glibc's parameters mallopt returns what glibc 2.36 returns; for these, 1 when
+ * it applied the value, 0 when the value is out of range. */
 #define M_HAKMEM_DECAY_MS (-1001) /* set HAKMEM_DECAY_MS (0..600000) while running */
 #define M_HAKMEM_PURGE (-1002)    /* give cached and empty memory back now: malloc_trim(0) */
 

@@ -74,6 +74,15 @@
       "write the HAKMEM_STATS table to this file at exit; %p in it is the pid, else "           \
       "\".<pid>\" is appended")
 
+/* Each integer option's range, from the table: HAK_CFG_MIN_<field> and HAK_CFG_MAX_<field>
+ * (mallopt checks the values it accepts for an option against them). */
+enum {
+#define HAK_CFG_RANGE(field, name, def, lo, hi, flags, meaning)                                   \
+    HAK_CFG_MIN_##field = (lo), HAK_CFG_MAX_##field = (hi),
+    HAK_OPTIONS(HAK_CFG_RANGE)
+#undef HAK_CFG_RANGE
+};
+
 /* W(NAME, word, value): the words an HAK_OPT_WORDS row accepts besides its integers. */
 #define HAK_OPTION_WORDS(W) W("POOL_ACE", "shadow", HAK_ACE_SHADOW)
 
