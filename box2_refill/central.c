@@ -217,7 +217,120 @@ unsigned hak_central_arena_of(const void *block, unsigned class_idx)
     return ((hak_span_t *)span_of((void *)block, class_idx))->arena;
 }
 
-void hak_central_give(unsigned class_idx, hak_chain_t ch, uint64_t now_ms)
+/* The slot this thread is filling or emptying (set before it claims the slot, cleared after
+ * it let go), so that the child of a fork from a signal handler that interrupted it keeps
+ * that slot BUSY for the interrupted code to finish (hak_central_fork_child). */
+static __thread hak_mail_slot_t *mail_mine __attribute__((tls_model("initial-exec")));
+
+int hak_central_post(unsigned arena, unsigned class_idx, hak_chain_t ch)
+{
+    hak_mail_slot_t *slot = hak_central[arena][class_idx].mail;
+    if (HAK_UNLIKELY(hak_config.debug))
+        return 0;
+    for (unsigned i = 0; i < HAK_MAIL_SLOTS; i++, slot++) {
+        void *empty = NULL;
+        if (__atomic_load_n(&slot->head, __ATOMIC_RELAXED))
+            continue;
+        __atomic_store_n(&mail_mine, slot, __ATOMIC_RELAXED);
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+        if (!__atomic_compare_exchange_n(&slot->head, &empty, HAK_MAIL_BUSY, 0,
+                                         __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+            continue;
+        slot->tail = ch.tail;
+        slot->count = ch.count;
+        __atomic_store_n(&slot->head, ch.head, __ATOMIC_RELEASE);
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+        __atomic_store_n(&mail_mine, NULL, __ATOMIC_RELAXED);
+        return 1;
+    }
+    __atomic_store_n(&mail_mine, NULL, __ATOMIC_RELAXED);
+    return 0;
+}
+
+/* Claim a full slot: its chain, or {NULL, NULL, 0} if it is empty or another thread has it. */
+static hak_chain_t slot_claim(hak_mail_slot_t *slot)
+{
+    hak_chain_t ch = {NULL, NULL, 0};
+    void *head = __atomic_load_n(&slot->head, __ATOMIC_RELAXED);
+    if (!head || head == HAK_MAIL_BUSY)
+        return ch;
+    __atomic_store_n(&mail_mine, slot, __ATOMIC_RELAXED); /* cleared by the caller */
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    if (!__atomic_compare_exchange_n(&slot->head, &head, HAK_MAIL_BUSY, 0, __ATOMIC_ACQUIRE,
+                                     __ATOMIC_RELAXED))
+        return ch;
+    ch.head = head;
+    ch.tail = slot->tail;
+    ch.count = slot->count;
+    return ch;
+}
+
+uint32_t hak_central_collect(unsigned arena, unsigned class_idx, uint32_t want, hak_chain_t *out)
+{
+    hak_mail_slot_t *slot = hak_central[arena][class_idx].mail;
+    uint32_t got = 0;
+    for (unsigned i = 0; i < HAK_MAIL_SLOTS && got < want; i++, slot++) {
+        hak_chain_t ch = slot_claim(slot);
+        if (!ch.count)
+            continue;
+        void *rest = NULL;
+        if (ch.count > want - got) { /* the rest stays in the slot */
+            hak_chain_t part = hak_chain_cut(&ch.head, want - got);
+            rest = ch.head;
+            slot->count = ch.count - part.count;
+            ch = part;
+        }
+        __atomic_store_n(&slot->head, rest, __ATOMIC_RELEASE);
+        hak_chain_append(out, ch);
+        got += ch.count;
+    }
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    __atomic_store_n(&mail_mine, NULL, __ATOMIC_RELAXED);
+    return got;
+}
+
+void hak_central_collect_idle(unsigned arena, unsigned class_idx, int all, hak_chain_t *out)
+{
+    hak_mail_slot_t *slot = hak_central[arena][class_idx].mail;
+    for (unsigned i = 0; i < HAK_MAIL_SLOTS; i++, slot++) {
+        void *head = __atomic_load_n(&slot->head, __ATOMIC_RELAXED);
+        int idle = head && head != HAK_MAIL_BUSY && (all || head == slot->mark);
+        slot->mark = idle ? NULL : head;
+        if (!idle)
+            continue;
+        hak_chain_t ch = slot_claim(slot);
+        if (ch.count)
+            __atomic_store_n(&slot->head, NULL, __ATOMIC_RELEASE);
+        hak_chain_append(out, ch);
+    }
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    __atomic_store_n(&mail_mine, NULL, __ATOMIC_RELAXED);
+}
+
+uint32_t hak_central_mail_count(unsigned arena, unsigned class_idx)
+{
+    const hak_mail_slot_t *slot = hak_central[arena][class_idx].mail;
+    uint32_t n = 0;
+    for (unsigned i = 0; i < HAK_MAIL_SLOTS; i++, slot++) {
+        void *head = __atomic_load_n(&slot->head, __ATOMIC_RELAXED);
+        if (head && head != HAK_MAIL_BUSY)
+            n += __atomic_load_n(&slot->count, __ATOMIC_RELAXED);
+    }
+    return n;
+}
+
+void hak_central_fork_child(void)
+{
+    for (unsigned a = 0; a < hak_arenas; a++)
+        for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
+            for (unsigned i = 0; i < HAK_MAIL_SLOTS; i++)
+                if (hak_central[a][c].mail[i].head == HAK_MAIL_BUSY &&
+                    &hak_central[a][c].mail[i] != mail_mine) /* mine: the interrupted code
+                                                               * finishes it on return */
+                    hak_central[a][c].mail[i].head = NULL;
+}
+
+void hak_central_give(unsigned class_idx, hak_chain_t ch, uint64_t now_ms, unsigned home)
 {
     void *blocks[HAK_CENTRAL_BATCH];
     void *b = ch.head;
@@ -229,10 +342,23 @@ void hak_central_give(unsigned class_idx, hak_chain_t ch, uint64_t now_ms)
          * thread may take it. */
         for (uint32_t k = 0; k < n; k++, b = hak_block_next(b))
             blocks[k] = b;
-        while (n) { /* one arena per pass, its lock held; the others move to the front */
+        while (n) { /* one arena per pass; the others move to the front for the next */
             unsigned arena = hak_central_arena_of(blocks[0], class_idx);
             hak_central_t *cc = &hak_central[arena][class_idx];
             uint32_t rest = 0;
+            if (home != HAK_ARENA_ALL && arena != home && HAK_LIKELY(!hak_config.debug)) {
+                hak_chain_t out = {NULL, NULL, 0}; /* a remote free: to the mailbox */
+                for (uint32_t k = 0; k < n; k++)
+                    if (hak_central_arena_of(blocks[k], class_idx) == arena)
+                        hak_chain_append_block(&out, blocks[k]);
+                if (hak_central_post(arena, class_idx, out)) {
+                    for (uint32_t k = 0; k < n; k++)
+                        if (hak_central_arena_of(blocks[k], class_idx) != arena)
+                            blocks[rest++] = blocks[k];
+                    n = rest;
+                    continue;
+                } /* every slot taken: under the lock, as below */
+            }
             hak_lock(&cc->lock);
             for (uint32_t k = 0; k < n; k++) {
                 hak_span_t *s = span_of(blocks[k], class_idx);

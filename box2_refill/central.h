@@ -55,6 +55,19 @@
 #define HAK_ARENAS_MAX 16u /* hak_span_t.arena and hak_thread_t.arena hold 0..15 */
 #define HAK_DEPOT_BATCHES 8u /* depot slots; depot_max bounds the blocks in them */
 
+/* The mailbox: a few slots where threads of other arenas leave chains of this arena's blocks
+ * without a lock (hak_central_post), which this arena's refills take (hak_central_collect).
+ * A slot's head is NULL (empty), HAK_MAIL_BUSY (a thread is filling or emptying it: only that
+ * thread touches tail and count) or a chain's first block. */
+#define HAK_MAIL_SLOTS 8u
+#define HAK_MAIL_BUSY ((void *)1)
+typedef struct hak_mail_slot {
+    void *head;
+    void *tail;
+    uint32_t count;
+    void *mark; /* head at the last decay tick (class lock): unchanged means nobody took it */
+} hak_mail_slot_t;
+
 typedef struct hak_central {
     pthread_mutex_t lock;
     hak_chain_t depot[HAK_DEPOT_BATCHES]; /* a stack of chains as Box 1 spilled them */
@@ -67,6 +80,7 @@ typedef struct hak_central {
     hak_span_t *partial_tail; /* its last span: where a span that was full rejoins */
     hak_span_t *spare;        /* one empty span kept back (not on partial), or NULL */
     uint64_t spare_since_ms;  /* when it became the spare */
+    hak_mail_slot_t mail[HAK_MAIL_SLOTS] __attribute__((aligned(64))); /* lines of their own */
 } __attribute__((aligned(64))) hak_central_t;
 
 extern hak_central_t hak_central[HAK_ARENAS_MAX][HAK_NUM_CLASSES];
@@ -105,11 +119,38 @@ void hak_central_put(unsigned arena, unsigned class_idx, void *const *blocks, ui
  * aborts if the block is not in a span of that class. No lock needed. */
 unsigned hak_central_arena_of(const void *block, unsigned class_idx);
 
-/* Put a linked chain of blocks of class_idx back into their spans, whatever their arenas:
- * walks it into an array outside the locks, HAK_CENTRAL_BATCH blocks at a time, then takes
- * the lock of each arena the blocks belong to once per batch (usually one: the caller's).
- * Called with no central lock held. */
-void hak_central_give(unsigned class_idx, hak_chain_t chain, uint64_t now_ms);
+/* hak_central_give's `home` for putting every block under its arena's lock, posting none. */
+#define HAK_ARENA_ALL HAK_ARENAS_MAX
+
+/* Put a linked chain of blocks of class_idx back, whatever their arenas: walks it into an
+ * array outside the locks, HAK_CENTRAL_BATCH blocks at a time. The blocks of arena `home`
+ * go into their spans under its lock, one hold per batch; those of each other arena are
+ * relinked into one chain and posted to its mailbox, or, when its slots are all taken, put
+ * into their spans under that arena's lock (HAK_ARENA_ALL: every block under its arena's
+ * lock). Called with no central lock held. */
+void hak_central_give(unsigned class_idx, hak_chain_t chain, uint64_t now_ms, unsigned home);
+
+/* Leave a linked chain (its blocks keep hak_free_key) in a free slot of the mailbox of
+ * arena/class_idx: one compare-and-swap and two stores, no lock. 0 if every slot is taken
+ * (HAKMEM_DEBUG=1: always 0, so every give goes through the checked path). */
+int hak_central_post(unsigned arena, unsigned class_idx, hak_chain_t chain);
+
+/* Take up to `want` blocks from the mailbox of arena/class_idx, whole chains, the last one
+ * cut (its rest stays in its slot), appended to *out. No lock. Returns the count taken. */
+uint32_t hak_central_collect(unsigned arena, unsigned class_idx, uint32_t want, hak_chain_t *out);
+
+/* The decay tick (class lock held): take the chains that sat in the mailbox since the last
+ * tick (all of them when all != 0), appended to *out for hak_central_give. */
+void hak_central_collect_idle(unsigned arena, unsigned class_idx, int all, hak_chain_t *out);
+
+/* Blocks in the mailbox of arena/class_idx: an estimate (relaxed reads). */
+uint32_t hak_central_mail_count(unsigned arena, unsigned class_idx);
+
+/* Fork child: a slot some other thread was filling or emptying at the fork is empty (its
+ * chain is lost with that thread, as its lists are). The forking thread's own such slot (a
+ * fork from a signal handler that interrupted a post or a collect) stays BUSY: the
+ * interrupted code finishes it when the handler returns. */
+void hak_central_fork_child(void);
 
 /* HAKMEM_DEBUG=1: abort with a "hakmem: invariant broken: ..." message naming the equation
  * if one of the invariants above does not hold for class_idx. */

@@ -123,6 +123,7 @@ void hak_backend_fork_child(enum hak_fork_child how)
     for (unsigned a = 0; a < hak_arenas; a++)
         for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
             hak_lock_reinit(&hak_central[a][c].lock);
+    hak_central_fork_child();
     hak_thread_fork_child();
     hak_purger_fork_child();
     if (how == HAK_FORK_LOCKED)

@@ -44,8 +44,10 @@ int hak_flush_central(uint64_t now_ms)
             moved |= cc->depot_count != 0 || cc->spare != NULL;
             hak_chain_t depot = hak_central_detach_depot(a, c, cc->depot_count);
             cc->depot_low = 0;
+            hak_central_collect_idle(a, c, 1, &depot);
             hak_unlock(&cc->lock);
-            hak_central_give(c, depot, now_ms); /* may empty a span: the spare */
+            moved |= depot.count != 0;
+            hak_central_give(c, depot, now_ms, HAK_ARENA_ALL); /* may empty a span: spare */
             hak_lock(&cc->lock);
             hak_central_release_spare(a, c, now_ms, 0);
             hak_unlock(&cc->lock);
@@ -58,7 +60,8 @@ static int central_holds(unsigned c)
 {
     for (unsigned a = 0; a < hak_arenas; a++)
         if (__atomic_load_n(&hak_central[a][c].depot_count, __ATOMIC_RELAXED) ||
-            __atomic_load_n(&hak_central[a][c].spare, __ATOMIC_RELAXED))
+            __atomic_load_n(&hak_central[a][c].spare, __ATOMIC_RELAXED) ||
+            hak_central_mail_count(a, c))
             return 1;
     return 0;
 }
@@ -86,7 +89,8 @@ static size_t free_bytes_held(void)
     for (unsigned a = 0; a < hak_arenas; a++)
         for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
             const hak_central_t *cc = &hak_central[a][c];
-            held += (size_t)__atomic_load_n(&cc->depot_count, __ATOMIC_RELAXED) *
+            held += (size_t)(__atomic_load_n(&cc->depot_count, __ATOMIC_RELAXED) +
+                             hak_central_mail_count(a, c)) *
                     hak_class_size(c);
             if (__atomic_load_n(&cc->depot_count, __ATOMIC_RELAXED) ||
                 __atomic_load_n(&cc->spare, __ATOMIC_RELAXED))
@@ -213,14 +217,15 @@ static int decay_tick(uint64_t now_ms)
         for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
             hak_central_t *cc = &hak_central[a][c];
             if ((!__atomic_load_n(&cc->depot_count, __ATOMIC_RELAXED) &&
-                 !__atomic_load_n(&cc->spare, __ATOMIC_RELAXED)) ||
+                 !__atomic_load_n(&cc->spare, __ATOMIC_RELAXED) && !hak_central_mail_count(a, c)) ||
                 !hak_trylock(&cc->lock))
                 continue;
             hak_chain_t idle = hak_central_detach_depot(a, c, cc->depot_low);
             cc->depot_low = cc->depot_count;
+            hak_central_collect_idle(a, c, 0, &idle); /* mail no refill took since last tick */
             hak_central_release_spare(a, c, now_ms, (uint64_t)hak_config.decay_ms);
             hak_unlock(&cc->lock);
-            hak_central_give(c, idle, now_ms);
+            hak_central_give(c, idle, now_ms, HAK_ARENA_ALL);
         }
     hak_span_decay(now_ms, (uint64_t)hak_config.decay_ms, 0);
     if (!hak_purger_running()) /* else the purger does it, off the program's threads */

@@ -55,9 +55,14 @@ static uint32_t take(unsigned arena, unsigned class_idx, uint32_t want, hak_chai
     void *blocks[HAK_CENTRAL_BATCH];
     hak_chain_t ch = {NULL, NULL, 0};
     hak_central_t *cc = &hak_central[arena][class_idx];
-    hak_lock(&cc->lock);
-    hak_central_take_depot(arena, class_idx, want, &ch); /* whole chains, O(1) */
-    hak_unlock(&cc->lock);
+    hak_central_collect(arena, class_idx, want, &ch); /* other arenas' frees, no lock */
+    if (ch.count < want) {
+        hak_chain_t part;
+        hak_lock(&cc->lock);
+        hak_central_take_depot(arena, class_idx, want - ch.count, &part); /* O(1) a chain */
+        hak_unlock(&cc->lock);
+        hak_chain_append(&ch, part);
+    }
     while (ch.count < want) {
         uint32_t part = want - ch.count < HAK_CENTRAL_BATCH ? want - ch.count : HAK_CENTRAL_BATCH;
         hak_lock(&cc->lock);
@@ -131,12 +136,15 @@ uint64_t hak_give(unsigned class_idx, hak_chain_t chain, uint32_t list_len, enum
     if (why == HAK_GIVE_SPILL) {
         unsigned arena = hak_central_arena_of(chain.head, class_idx);
         hak_central_t *cc = &hak_central[arena][class_idx];
-        hak_lock(&cc->lock);
-        kept = hak_central_put_depot(arena, class_idx, chain);
-        hak_unlock(&cc->lock);
+        kept = arena != t->arena && hak_central_post(arena, class_idx, chain); /* no lock */
+        if (!kept) {
+            hak_lock(&cc->lock);
+            kept = hak_central_put_depot(arena, class_idx, chain);
+            hak_unlock(&cc->lock);
+        }
     }
     if (!kept)
-        hak_central_give(class_idx, chain, now);
+        hak_central_give(class_idx, chain, now, t->arena);
     __atomic_store_n(&t->cached[class_idx], list_len - chain.count, __ATOMIC_RELAXED);
     if (why == HAK_GIVE_SPILL) {
         hak_tstat_add(t, HAK_TSTAT_spills, class_idx, 1);

@@ -137,7 +137,7 @@ void hak_usage_snapshot(hak_usage_t *u, const uint32_t self[HAK_NUM_CLASSES])
         k->depot = 0;
         for (unsigned a = 0; a < hak_arenas; a++) {
             hak_lock(&hak_central[a][c].lock);
-            k->depot += hak_central[a][c].depot_count;
+            k->depot += hak_central[a][c].depot_count + hak_central_mail_count(a, c);
             hak_unlock(&hak_central[a][c].lock);
         }
         k->thread = cached[c];

@@ -198,7 +198,8 @@ static void *free_elsewhere_thread(void *arg)
     return NULL;
 }
 
-/* Whether p is in one of the depot chains of arena a, class c (its lock held). */
+/* Whether p is in a depot chain or a mailbox chain of arena a, class c (its lock held, no
+ * other thread running). */
 static int in_depot(unsigned a, unsigned c, const void *p)
 {
     const hak_central_t *cc = &hak_central[a][c];
@@ -208,12 +209,18 @@ static int in_depot(unsigned a, unsigned c, const void *p)
             if (b == p)
                 return 1;
     }
+    for (unsigned i = 0; i < HAK_MAIL_SLOTS; i++) {
+        const void *b = cc->mail[i].head;
+        for (uint32_t k = 0; b && k < cc->mail[i].count; k++, b = hak_block_next(b))
+            if (b == p)
+                return 1;
+    }
     return 0;
 }
 
 /* Threads spread over the arenas, and a block freed by a thread of another arena goes back
- * to its own arena (hak_central_give; a spill to the depot of its span's arena), never to the
- * freeing thread's. */
+ * to its own arena (a spill to its mailbox or depot, an exit's give to its mailbox or its
+ * spans), never to the freeing thread's. */
 static void test_block_freed_in_another_arena_returns_to_its_arena(void **state)
 {
     (void)state;
@@ -229,7 +236,7 @@ static void test_block_freed_in_another_arena_returns_to_its_arena(void **state)
     assert_int_not_equal(xa_arena, mine); /* the least used arena: not the main thread's */
     hak_lock(&hak_central[mine][c].lock);
     int bits = 0;
-    for (int i = 0; i < XA_N; i++) { /* each one a free bit of its span or in mine's depot */
+    for (int i = 0; i < XA_N; i++) { /* each one a free bit, or in mine's depot or mailbox */
         hak_span_t *s = hak_pm_owner(hak_pagemap_get((uintptr_t)xa_blocks[i]));
         if (in_depot(mine, c, xa_blocks[i]))
             continue;
@@ -241,13 +248,53 @@ static void test_block_freed_in_another_arena_returns_to_its_arena(void **state)
         assert_int_equal(s->arena, mine);
         assert_true(s->freemap[idx / 64] >> (idx % 64) & 1);
     }
-    assert_true(bits > 0); /* the exit gave the thread's list back to the spans */
     hak_central_check(mine, c);
     hak_unlock(&hak_central[mine][c].lock);
     hak_lock(&hak_central[xa_arena][c].lock);
     assert_int_equal(hak_central[xa_arena][c].depot_count, 0); /* nothing parked there */
     assert_int_equal(hak_central[xa_arena][c].spans, 0);
     hak_unlock(&hak_central[xa_arena][c].lock);
+}
+
+/* The mailbox: chains posted without a lock come out whole, the last one cut to what a
+ * refill wants (its rest stays posted); with every slot taken a post says no, so the give
+ * takes the lock instead; malloc_trim empties it into the spans. */
+static void test_mailbox_posts_collects_and_fills(void **state)
+{
+    (void)state;
+    unsigned a = hak_arenas - 1, c = hak_size_to_class(3000);
+    enum { PER = 5 };
+    void *blocks[HAK_MAIL_SLOTS + 1][PER];
+    hak_chain_t chains[HAK_MAIL_SLOTS + 1];
+    for (unsigned i = 0; i <= HAK_MAIL_SLOTS; i++) {
+        hak_lock(&hak_central[a][c].lock);
+        assert_int_equal(hak_central_take(a, c, PER, blocks[i]), PER);
+        hak_unlock(&hak_central[a][c].lock);
+        chains[i] = (hak_chain_t){NULL, NULL, 0};
+        for (int k = 0; k < PER; k++) {
+            ((uint64_t *)blocks[i][k])[1] = hak_free_key; /* as every cached block */
+            hak_chain_append_block(&chains[i], blocks[i][k]);
+        }
+    }
+    for (unsigned i = 0; i < HAK_MAIL_SLOTS; i++)
+        assert_true(hak_central_post(a, c, chains[i]));
+    assert_false(hak_central_post(a, c, chains[HAK_MAIL_SLOTS])); /* every slot taken */
+    assert_int_equal(hak_central_mail_count(a, c), HAK_MAIL_SLOTS * PER);
+    hak_chain_t got = {NULL, NULL, 0};
+    assert_int_equal(hak_central_collect(a, c, PER + 2, &got), PER + 2);
+    assert_int_equal(got.count, PER + 2);
+    const void *b = got.head;
+    for (int k = 0; k < PER; k++, b = hak_block_next(b)) /* the first slot's chain, in order */
+        assert_ptr_equal(b, blocks[0][k]);
+    assert_ptr_equal(b, blocks[1][0]);
+    assert_int_equal(hak_central_mail_count(a, c), HAK_MAIL_SLOTS * PER - PER - 2);
+    assert_true(hak_central_post(a, c, chains[HAK_MAIL_SLOTS])); /* a slot is free again */
+    hak_central_give(c, got, hak_now_ms(), HAK_ARENA_ALL);
+    malloc_trim(0); /* the rest: mailbox -> spans */
+    assert_int_equal(hak_central_mail_count(a, c), 0);
+    hak_lock(&hak_central[a][c].lock);
+    hak_central_check(a, c);
+    hak_unlock(&hak_central[a][c].lock);
 }
 
 /* ---- cap growth (list_rule.h) -----------------------------------------------------------
@@ -879,6 +926,7 @@ int main(void)
         cmocka_unit_test(test_large_cache_reuses_and_calloc_zeroes),
         cmocka_unit_test(test_spare_span_kept_then_trimmed),
         cmocka_unit_test(test_block_freed_in_another_arena_returns_to_its_arena),
+        cmocka_unit_test(test_mailbox_posts_collects_and_fills),
         cmocka_unit_test(test_page_map_knows_only_hakmem_blocks),
         cmocka_unit_test(test_os_failure_gives_enomem_then_recovers),
         cmocka_unit_test(test_large_realloc_copies_when_remap_fails),
