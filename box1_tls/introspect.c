@@ -201,6 +201,9 @@ HAKMEM_API int mallopt(int param, int value)
                             * converts to a huge size_t, as in glibc: no bound */
         hak_large_cache_set_entry_max((size_t)value);
         break;
+    case M_PERTURB: /* fill blocks on the cold paths, as glibc does outside its tcache */
+        __atomic_store_n(&hak_tcache_perturb, value, __ATOMIC_RELAXED);
+        break;
     case M_HAKMEM_DECAY_MS:
         if (value < HAK_CFG_MIN_decay_ms || value > HAK_CFG_MAX_decay_ms)
             answer = 0;
@@ -210,8 +213,8 @@ HAKMEM_API int mallopt(int param, int value)
     case M_HAKMEM_PURGE: /* malloc_trim(0): this thread's lists, then Box 2's caches */
         malloc_trim(0);
         break;
-    default: /* M_TOP_PAD, M_MMAP_MAX, M_CHECK_ACTION, M_PERTURB, M_ARENA_TEST, M_ARENA_MAX, and
-              * numbers glibc does not know: accepted, nothing in hakmem maps onto them */
+    default: /* M_TOP_PAD, M_MMAP_MAX, M_CHECK_ACTION, M_ARENA_TEST, M_ARENA_MAX, and numbers
+              * glibc does not know: accepted, nothing in hakmem maps onto them */
         break;
     }
     errno = saved;

@@ -174,6 +174,30 @@ uint64_t hak_tcache_extra_bytes_all(void)
     return __atomic_load_n(&extra_bytes_all, __ATOMIC_RELAXED);
 }
 
+/* mallopt(M_PERTURB): 0, or glibc's perturb byte. Written by mallopt (introspect.c), read
+ * once by each cold path below (relaxed atomics). As glibc 2.36 fills only blocks that pass
+ * through its arenas, never its tcache hits, hakmem fills only blocks that pass through a
+ * cold path: the hit paths neither read it nor pay for it. */
+int hak_tcache_perturb;
+
+/* glibc's alloc_perturb: a block a cold path hands out, filled with the byte xor 0xff. */
+static void perturb_alloc(void *block, size_t n)
+{
+    int byte = __atomic_load_n(&hak_tcache_perturb, __ATOMIC_RELAXED);
+    if (HAK_UNLIKELY(byte) && block)
+        memset(block, (byte ^ 0xff) & 0xff, n);
+}
+
+/* glibc's free_perturb, for the blocks of a chain leaving the thread cache: the byte, from
+ * byte 16 of each block on (word 0 links the chain, word 1 carries the free key). */
+static void perturb_chain(unsigned class_idx, hak_chain_t ch, int byte)
+{
+    uint32_t size = hak_class_size(class_idx);
+    uint64_t *b = ch.head;
+    for (uint32_t i = 0; i < ch.count; i++, b = (uint64_t *)b[0])
+        memset((char *)b + 16, byte & 0xff, size - 16);
+}
+
 /* A thread that does not cache (starting, or past its exit): one block, straight. */
 static void *alloc_uncached(unsigned class_idx)
 {
@@ -183,6 +207,7 @@ static void *alloc_uncached(unsigned class_idx)
         return NULL;
     uint64_t *block = r.chain.head;
     block[1] = 0;
+    perturb_alloc(block, hak_class_size(class_idx));
     return block;
 }
 
@@ -220,7 +245,9 @@ void *hak_tcache_refill(unsigned class_idx)
     maybe_trim(r.now_ms);
     if (HAK_UNLIKELY(hak_config.debug))
         check_list(class_idx);
-    return hak_pop(class_idx);
+    void *block = hak_pop(class_idx);
+    perturb_alloc(block, hak_class_size(class_idx));
+    return block;
 }
 
 /* Give back the first n blocks (n >= 1) of list class_idx, in chains of at most HAK_GIVE_MAX
@@ -229,10 +256,13 @@ static uint64_t give(unsigned class_idx, uint32_t n, enum hak_give why)
 {
     hak_list_t *l = hak_list(class_idx);
     uint64_t now = 0;
+    int perturb = __atomic_load_n(&hak_tcache_perturb, __ATOMIC_RELAXED);
     while (n) {
         uint32_t len = hak_list_count(class_idx), part = n < HAK_GIVE_MAX ? n : HAK_GIVE_MAX;
         hak_chain_t ch = hak_chain_cut(&l->head, part);
         l->room += (int32_t)part;
+        if (HAK_UNLIKELY(perturb))
+            perturb_chain(class_idx, ch, perturb);
         now = hak_give(class_idx, ch, len, why);
         n -= part;
     }
@@ -271,6 +301,8 @@ void *hak_tcache_large(size_t size, size_t align, int zero)
         hak_tcache_drain(); /* as for a failed refill: give back once, try again */
         p = zero ? hak_large_calloc(size) : hak_large_alloc(size, align);
     }
+    if (!zero)
+        perturb_alloc(p, size);
     return p;
 }
 

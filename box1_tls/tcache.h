@@ -83,6 +83,10 @@ uint32_t hak_tcache_cached_blocks(void);        /* blocks in this thread's lists
 void hak_tcache_counts(uint32_t counts[HAK_NUM_CLASSES]); /* ... per class */
 uint64_t hak_tcache_extra_bytes_all(void);      /* every thread's extras, in bytes */
 void hak_tcache_fork_child(void); /* atfork child: the forking thread's extras alone remain */
+/* mallopt(M_PERTURB)'s byte, 0 when off: the cold paths fill the blocks they hand out with it
+ * xor 0xff, and the blocks a list gives back with it (from byte 16 on), as glibc does outside
+ * its tcache (tcache.c). Relaxed atomics. */
+extern int hak_tcache_perturb;
 /* A large block from Box 2 (zeroed if zero); when the mapping fails and this thread caches
  * blocks, they go back first and the request is tried once more. */
 void *hak_tcache_large(size_t size, size_t align, int zero);

@@ -7,14 +7,15 @@
  * (glibc's own tests stop at "mallopt (M_ARENA_MAX) failed"). Each call here is checked three
  * ways: against that rule, with errno unchanged, and against what this system's glibc mallopt
  * returns for the same call (glibc's own function, reached through dlopen("libc.so.6") while
- * hakmem is the process's malloc) when the system's glibc is 2.36. What hakmem does with the
- * parameters it honours is checked in test_api_introspect.c. */
+ * hakmem is the process's malloc) when the system's glibc is 2.36. M_PERTURB's fills are
+ * checked here; what the large-cache parameters do, in test_api_introspect.c. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
 #include <gnu/libc-version.h>
 #include <limits.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -133,12 +134,70 @@ static void test_common_calls_succeed(void **state)
     restore();
 }
 
+/* M_PERTURB fills as glibc 2.36 does outside its tcache: a block a cold path hands out (a
+ * refill's, a large one) gets the byte xor 0xff, a block a thread list gives back the byte
+ * (from byte 16 on: words 0 and 1 link hakmem's chains and carry its free key); calloc still
+ * zeroes. A fresh thread, so that its first malloc of the class is a refill. */
+enum { PERTURB = 0xa5, SMALL = 3000, LARGE = 200000 };
+
+static const char *perturb_failure;
+
+static int all_bytes(const void *p, size_t from, size_t to, unsigned char byte)
+{
+    for (size_t i = from; i < to; i++)
+        if (((const unsigned char *)p)[i] != byte)
+            return 0;
+    return 1;
+}
+
+static void *perturb_thread(void *arg)
+{
+    (void)arg;
+    unsigned char *first = malloc(SMALL); /* the thread's first: a refill hands it out */
+    unsigned char *second = malloc(SMALL); /* a hit: not filled */
+    unsigned char *zeroed = calloc(1, SMALL);
+    unsigned char *large = malloc(LARGE), *large_zeroed = calloc(1, LARGE);
+    if (!first || !second || !zeroed || !large || !large_zeroed)
+        perturb_failure = "an allocation failed";
+    else if (!all_bytes(first, 0, SMALL, PERTURB ^ 0xff))
+        perturb_failure = "a refill's block is not filled with the byte xor 0xff";
+    else if (!all_bytes(large, 0, LARGE, PERTURB ^ 0xff))
+        perturb_failure = "a large block is not filled with the byte xor 0xff";
+    else if (!all_bytes(zeroed, 0, SMALL, 0) || !all_bytes(large_zeroed, 0, LARGE, 0))
+        perturb_failure = "calloc's block is not zero";
+    if (perturb_failure)
+        return NULL;
+    free(second);
+    malloc_trim(0); /* the thread's lists go back to Box 2: second is filled on the way */
+    volatile unsigned char *gone = second; /* still mapped: first keeps its span in use */
+    if (!all_bytes((const void *)gone, 16, SMALL, PERTURB))
+        perturb_failure = "a block given back by a thread list is not filled with the byte";
+    free(first);
+    free(zeroed);
+    free(large);
+    free(large_zeroed);
+    return NULL;
+}
+
+static void test_perturb_fills_as_glibc_does(void **state)
+{
+    (void)state;
+    assert_int_equal(call(mallopt, M_PERTURB, PERTURB), 1);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, perturb_thread, NULL), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(call(mallopt, M_PERTURB, 0), 1);
+    if (perturb_failure)
+        fail_msg("M_PERTURB: %s", perturb_failure);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_answers_are_glibc_2_36s),
         cmocka_unit_test(test_answers_are_this_glibcs),
         cmocka_unit_test(test_common_calls_succeed),
+        cmocka_unit_test(test_perturb_fills_as_glibc_does),
     };
     return cmocka_run_group_tests_name("api_mallopt", tests, NULL, NULL);
 }
