@@ -18,8 +18,8 @@
  * nothing left to give back, so it never keeps a process alive (a main thread that called
  * pthread_exit still ends), and the next wake starts it again. A forked child has none until
  * its own first wake (hak_purger_fork_child resets the claim). It takes the same locks as any
- * tick (class locks by trylock, the pool lock, the large-cache lock), so fork's lock_all waits
- * for a tick in progress to finish.
+ * tick (class locks by trylock, the pool lock, the large-cache lock), so a fork's
+ * hak_backend_fork_prepare waits for a tick in progress to finish.
  */
 #ifndef HAK_BOX2_PURGE_H
 #define HAK_BOX2_PURGE_H
