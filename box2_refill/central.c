@@ -170,7 +170,7 @@ uint32_t hak_central_take(unsigned arena, unsigned class_idx, uint32_t want, voi
 }
 
 /* One block back to its span, a span of cc's arena. */
-static void span_return(hak_central_t *cc, unsigned arena, hak_span_t *s, void *block,
+static void span_put(hak_central_t *cc, unsigned arena, hak_span_t *s, void *block,
                         uint64_t now_ms)
 {
     if (HAK_UNLIKELY(s->arena != arena)) /* only a double free races a span to another arena */
@@ -209,7 +209,7 @@ void hak_central_put(unsigned arena, unsigned class_idx, void *const *blocks, ui
 {
     hak_central_t *cc = &hak_central[arena][class_idx];
     for (uint32_t k = 0; k < n; k++)
-        span_return(cc, arena, span_of(blocks[k], class_idx), blocks[k], now_ms);
+        span_put(cc, arena, span_of(blocks[k], class_idx), blocks[k], now_ms);
 }
 
 unsigned hak_central_arena_of(const void *block, unsigned class_idx)
@@ -363,7 +363,7 @@ void hak_central_give(unsigned class_idx, hak_chain_t ch, uint64_t now_ms, unsig
             for (uint32_t k = 0; k < n; k++) {
                 hak_span_t *s = span_of(blocks[k], class_idx);
                 if (s->arena == arena)
-                    span_return(cc, arena, s, blocks[k], now_ms);
+                    span_put(cc, arena, s, blocks[k], now_ms);
                 else
                     blocks[rest++] = blocks[k];
             }
@@ -426,7 +426,7 @@ void hak_central_check(unsigned arena, unsigned class_idx)
                   class_idx);
 }
 
-void hak_central_release_spare(unsigned arena, unsigned class_idx, uint64_t now_ms,
+void hak_central_flush_spare(unsigned arena, unsigned class_idx, uint64_t now_ms,
                                uint64_t idle_ms)
 {
     hak_central_t *cc = &hak_central[arena][class_idx];

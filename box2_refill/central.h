@@ -157,7 +157,7 @@ void hak_central_fork_child(void);
 void hak_central_check(unsigned arena, unsigned class_idx);
 
 /* Hand the spare span back to the pool if it has been idle for at least idle_ms. */
-void hak_central_release_spare(unsigned arena, unsigned class_idx, uint64_t now_ms,
+void hak_central_flush_spare(unsigned arena, unsigned class_idx, uint64_t now_ms,
                                uint64_t idle_ms);
 
 #endif

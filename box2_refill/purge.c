@@ -49,7 +49,7 @@ int hak_flush_central(uint64_t now_ms)
             moved |= depot.count != 0;
             hak_central_give(c, depot, now_ms, HAK_ARENA_ALL); /* may empty a span: spare */
             hak_lock(&cc->lock);
-            hak_central_release_spare(a, c, now_ms, 0);
+            hak_central_flush_spare(a, c, now_ms, 0);
             hak_unlock(&cc->lock);
         }
     return moved;
@@ -223,7 +223,7 @@ static int decay_tick(uint64_t now_ms)
             hak_chain_t idle = hak_central_detach_depot(a, c, cc->depot_low);
             cc->depot_low = cc->depot_count;
             hak_central_collect_idle(a, c, 0, &idle); /* mail no refill took since last tick */
-            hak_central_release_spare(a, c, now_ms, (uint64_t)hak_config.decay_ms);
+            hak_central_flush_spare(a, c, now_ms, (uint64_t)hak_config.decay_ms);
             hak_unlock(&cc->lock);
             hak_central_give(c, idle, now_ms, HAK_ARENA_ALL);
         }

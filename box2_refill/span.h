@@ -19,7 +19,7 @@
  *     the spare keeps it, so debug mode checks the poison of a block freed into a spare);
  *   a span other than its class's spare is on the partial list  <=>  in_use < capacity
  *   in_use == 0  =>  it leaves the partial list at once and becomes its class's spare if the
- *     class has none, else goes back to the pool (central.c, span_return)
+ *     class has none, else goes back to the pool (central.c, span_put)
  * POOLED and PURGED spans sit on the pool lists, under the pool lock, with page map entries 0.
  * With HAKMEM_DEBUG=1, debug_bits[i] is set exactly while block i is in a program's hands.
  */
