@@ -129,11 +129,12 @@ uint64_t hak_give(unsigned class_idx, hak_chain_t chain, uint32_t list_len, enum
     if (HAK_UNLIKELY(hak_config.debug) && chain.count > HAK_GIVE_MAX)
         hak_fatal("invariant broken: a give-back of class %u holds %u blocks (at most %u)",
                   class_idx, chain.count, HAK_GIVE_MAX);
-    /* A spill that fits the depot stays whole, in the arena of its first block's span: a
-     * consumer's spill of a producer's blocks goes to the producer's next refill. Otherwise
-     * the blocks go back to their spans, in whichever arenas those are. */
+    /* A spill (or an exiting thread's list) stays whole: in the mailbox of its first block's
+     * arena if that is another arena, else in that arena's depot if it fits, so a consumer's
+     * spill of a producer's blocks, or a short-lived thread's lists, feed the next refills
+     * in O(1) a chain. Otherwise the blocks go back to their spans, in whichever arenas. */
     int kept = 0;
-    if (why == HAK_GIVE_SPILL) {
+    if (why == HAK_GIVE_SPILL || why == HAK_GIVE_EXIT) {
         unsigned arena = hak_central_arena_of(chain.head, class_idx);
         hak_central_t *cc = &hak_central[arena][class_idx];
         kept = arena != t->arena && hak_central_post(arena, class_idx, chain); /* no lock */
