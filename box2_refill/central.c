@@ -236,8 +236,8 @@ int hak_central_post(unsigned arena, unsigned class_idx, hak_chain_t ch)
         if (!__atomic_compare_exchange_n(&slot->head, &empty, HAK_MAIL_BUSY, 0,
                                          __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
             continue;
-        slot->tail = ch.tail;
-        slot->count = ch.count;
+        __atomic_store_n(&slot->tail, ch.tail, __ATOMIC_RELAXED); /* published by the release */
+        __atomic_store_n(&slot->count, ch.count, __ATOMIC_RELAXED); /* store of head below */
         __atomic_store_n(&slot->head, ch.head, __ATOMIC_RELEASE);
         __atomic_signal_fence(__ATOMIC_SEQ_CST);
         __atomic_store_n(&mail_mine, NULL, __ATOMIC_RELAXED);
@@ -260,8 +260,8 @@ static hak_chain_t slot_claim(hak_mail_slot_t *slot)
                                      __ATOMIC_RELAXED))
         return ch;
     ch.head = head;
-    ch.tail = slot->tail;
-    ch.count = slot->count;
+    ch.tail = __atomic_load_n(&slot->tail, __ATOMIC_RELAXED); /* after the acquire: whole */
+    ch.count = __atomic_load_n(&slot->count, __ATOMIC_RELAXED);
     return ch;
 }
 
@@ -277,7 +277,7 @@ uint32_t hak_central_collect(unsigned arena, unsigned class_idx, uint32_t want, 
         if (ch.count > want - got) { /* the rest stays in the slot */
             hak_chain_t part = hak_chain_cut(&ch.head, want - got);
             rest = ch.head;
-            slot->count = ch.count - part.count;
+            __atomic_store_n(&slot->count, ch.count - part.count, __ATOMIC_RELAXED);
             ch = part;
         }
         __atomic_store_n(&slot->head, rest, __ATOMIC_RELEASE);
