@@ -111,6 +111,17 @@ static inline int hak_probe_verify(void *const *b, size_t n)
     return 0;
 }
 
+/* Fisher-Yates: b[0..n) in the random order of the generator *rng (the free order). */
+static inline void hak_probe_shuffle(void **b, size_t n, uint64_t *rng)
+{
+    for (size_t i = n - 1; i > 0 && n > 1; i--) {
+        size_t j = (size_t)(hak_probe_rng(rng) % (uint64_t)(i + 1));
+        void *x = b[i];
+        b[i] = b[j];
+        b[j] = x;
+    }
+}
+
 static inline void hak_probe_drain(void **b, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -136,12 +147,7 @@ static inline double hak_probe_pages_per_64_timed(size_t size, size_t n, unsigne
         t += now() - t0;
     int bad = hak_probe_verify(b, n);
     double first = hak_probe_mean_pages(b, n);
-    for (size_t i = n - 1; i > 0; i--) { /* Fisher-Yates: the free order */
-        size_t j = (size_t)(hak_probe_rng(&rng) % (uint64_t)(i + 1));
-        void *x = b[i];
-        b[i] = b[j];
-        b[j] = x;
-    }
+    hak_probe_shuffle(b, n, &rng);
     if (now)
         t0 = now();
     hak_probe_drain(b, n);

@@ -2,6 +2,7 @@
 #include "central.h"
 
 #include <sched.h>
+#include <string.h>
 
 #include "debug.h"
 #include "lock.h"
@@ -347,17 +348,22 @@ void hak_central_give(unsigned class_idx, hak_chain_t ch, uint64_t now_ms, unsig
             hak_central_t *cc = &hak_central[arena][class_idx];
             uint32_t rest = 0;
             if (home != HAK_ARENA_ALL && arena != home && HAK_LIKELY(!hak_config.debug)) {
-                hak_chain_t out = {NULL, NULL, 0}; /* a remote free: to the mailbox */
-                for (uint32_t k = 0; k < n; k++)
+                /* A remote free: this arena's blocks to its mailbox as one chain, the others
+                 * aside for the next pass; one look at each block's span. */
+                void *others[HAK_CENTRAL_BATCH];
+                hak_chain_t out = {NULL, NULL, 0};
+                for (uint32_t k = 0; k < n; k++) {
                     if (hak_central_arena_of(blocks[k], class_idx) == arena)
                         hak_chain_append_block(&out, blocks[k]);
+                    else
+                        others[rest++] = blocks[k];
+                }
                 if (hak_central_post(arena, class_idx, out)) {
-                    for (uint32_t k = 0; k < n; k++)
-                        if (hak_central_arena_of(blocks[k], class_idx) != arena)
-                            blocks[rest++] = blocks[k];
+                    memcpy(blocks, others, rest * sizeof others[0]);
                     n = rest;
                     continue;
-                } /* every slot taken: under the lock, as below */
+                }
+                rest = 0; /* every slot taken: under the lock, as below */
             }
             hak_lock(&cc->lock);
             for (uint32_t k = 0; k < n; k++) {

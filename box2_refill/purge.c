@@ -41,12 +41,12 @@ int hak_flush_central(uint64_t now_ms)
         for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
             hak_central_t *cc = &hak_central[a][c];
             hak_lock(&cc->lock);
-            moved |= cc->depot_count != 0 || cc->spare != NULL;
+            moved |= cc->spare != NULL;
             hak_chain_t depot = hak_central_detach_depot(a, c, cc->depot_count);
             cc->depot_low = 0;
             hak_central_collect_idle(a, c, 1, &depot);
             hak_unlock(&cc->lock);
-            moved |= depot.count != 0;
+            moved |= depot.count != 0; /* depot and mailbox blocks */
             hak_central_give(c, depot, now_ms, HAK_ARENA_ALL); /* may empty a span: spare */
             hak_lock(&cc->lock);
             hak_central_flush_spare(a, c, now_ms, 0);
@@ -55,15 +55,13 @@ int hak_flush_central(uint64_t now_ms)
     return moved;
 }
 
-/* Depot blocks or a spare in some arena's central lists of class c (relaxed reads). */
-static int central_holds(unsigned c)
+/* Depot blocks, mailbox chains or a spare in arena a's central lists of class c (relaxed
+ * reads): something the decay tick may give back. */
+static int arena_holds(unsigned a, unsigned c)
 {
-    for (unsigned a = 0; a < hak_arenas; a++)
-        if (__atomic_load_n(&hak_central[a][c].depot_count, __ATOMIC_RELAXED) ||
-            __atomic_load_n(&hak_central[a][c].spare, __ATOMIC_RELAXED) ||
-            hak_central_mail_count(a, c))
-            return 1;
-    return 0;
+    return __atomic_load_n(&hak_central[a][c].depot_count, __ATOMIC_RELAXED) ||
+           __atomic_load_n(&hak_central[a][c].spare, __ATOMIC_RELAXED) ||
+           hak_central_mail_count(a, c);
 }
 
 int hak_reclaim(void)
@@ -216,9 +214,7 @@ static int decay_tick(uint64_t now_ms)
     for (unsigned a = 0; a < hak_arenas; a++)
         for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
             hak_central_t *cc = &hak_central[a][c];
-            if ((!__atomic_load_n(&cc->depot_count, __ATOMIC_RELAXED) &&
-                 !__atomic_load_n(&cc->spare, __ATOMIC_RELAXED) && !hak_central_mail_count(a, c)) ||
-                !hak_trylock(&cc->lock))
+            if (!arena_holds(a, c) || !hak_trylock(&cc->lock))
                 continue;
             hak_chain_t idle = hak_central_detach_depot(a, c, cc->depot_low);
             cc->depot_low = cc->depot_count;
@@ -242,9 +238,10 @@ static int left_to_give_back(void)
     hak_span_totals(&sp);
     if (sp.pooled)
         return 1;
-    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
-        if (central_holds(c))
-            return 1;
+    for (unsigned a = 0; a < hak_arenas; a++)
+        for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
+            if (arena_holds(a, c))
+                return 1;
     return 0;
 }
 

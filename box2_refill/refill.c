@@ -47,9 +47,10 @@ static void report_event(hak_thread_t *t, unsigned class_idx, uint32_t count, ui
     }
 }
 
-/* Take `want` blocks as one chain, keyed and linked, its tail's link NULL: the depot's chains
- * first, then the spans' lowest free blocks; the class lock is held while the bitmaps are read, at most HAK_CENTRAL_BATCH blocks at a time; the blocks'
- * memory is written after it is released. */
+/* Take `want` blocks as one chain, keyed and linked, its tail's link NULL: the mailbox's
+ * chains first (no lock), then the depot's, then the spans' lowest free blocks; the class
+ * lock is held while the bitmaps are read, at most HAK_CENTRAL_BATCH blocks at a time, and
+ * the blocks' memory is written after it is released. */
 static uint32_t take(unsigned arena, unsigned class_idx, uint32_t want, hak_chain_t *out)
 {
     void *blocks[HAK_CENTRAL_BATCH];

@@ -74,36 +74,15 @@ static void test_holes_refilled_in_address_order(void **state)
     size_t k = 0;
     for (size_t i = 0; i < N; i += 2)
         holes[k++] = p[i];
-    for (size_t i = k - 1; i > 0; i--) {
-        size_t j = (size_t)(hak_probe_rng(&rng) % (i + 1));
-        void *t = holes[i];
-        holes[i] = holes[j];
-        holes[j] = t;
-    }
+    hak_probe_shuffle(holes, k, &rng);
     for (size_t i = 0; i < k; i++)
         free(holes[i]);
-    double total = 0;
-    size_t runs = 0;
-    for (size_t i = 0; i + HAK_PROBE_RUN <= k; i += HAK_PROBE_RUN, runs++) {
-        uintptr_t pages[HAK_PROBE_RUN];
-        size_t distinct = 0;
-        for (size_t j = 0; j < HAK_PROBE_RUN; j++) {
-            holes[i + j] = malloc(SIZE);
-            assert_non_null(holes[i + j]);
-            uintptr_t pg = (uintptr_t)holes[i + j] >> HAK_PROBE_PAGE_SHIFT;
-            size_t m = 0;
-            while (m < distinct && pages[m] != pg)
-                m++;
-            if (m == distinct)
-                pages[distinct++] = pg;
-        }
-        total += (double)distinct;
-    }
-    double mean = total / (double)runs;
+    size_t refilled = k / HAK_PROBE_RUN * HAK_PROBE_RUN; /* whole runs of 64 */
+    assert_int_equal(hak_probe_fill(holes, refilled, SIZE), 0);
+    double mean = hak_probe_mean_pages(holes, refilled);
     printf("    48 B, every other of %d freed scrambled: %.2f pages per 64 (bound 4)\n", N, mean);
     assert_true(mean <= 4.0);
-    for (size_t i = 0; i < runs * HAK_PROBE_RUN; i++)
-        free(holes[i]);
+    hak_probe_drain(holes, refilled);
     for (size_t i = 1; i < N; i += 2)
         free(p[i]);
     free(holes);

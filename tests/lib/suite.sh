@@ -8,6 +8,12 @@ failed_names=""
 t_begin() { echo "[ RUN      ] $1"; run=$((run + 1)); }
 t_ok() { echo "[       OK ] $1"; passed=$((passed + 1)); }
 t_fail() { echo "$2" | sed 's/^/    /'; echo "[  FAILED  ] $1"; failed_names="$failed_names $1"; }
+# A self-test of a check on a planted tree: NAME passes if the check exited 1 (RC) and its
+# output OUT matches PATTERN (grep's basic regular expression).
+t_reported() { # name rc out pattern
+    if [ "$2" -eq 1 ] && echo "$3" | grep -q "$4"; then t_ok "$1"
+    else t_fail "$1" "planted violation not reported (rc=$2, expected '$4'): $3"; fi
+}
 t_summary() {
     nfail=$((run - passed))
     echo "[==========] $run test(s) run."

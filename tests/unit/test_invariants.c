@@ -40,6 +40,15 @@ static void warm(void)
         free(keep[i]);
 }
 
+/* The first span on a partial list of CLASS, in any arena, or NULL. */
+static hak_span_t *partial_span(void)
+{
+    hak_span_t *s = NULL;
+    for (unsigned a = 0; a < hak_arenas && !s; a++)
+        s = hak_central[a][CLASS].partial;
+    return s;
+}
+
 static int scenario(const char *name)
 {
     if (!hak_config.debug) {
@@ -50,18 +59,14 @@ static int scenario(const char *name)
     if (strcmp(name, "list") == 0) {
         hak_list(CLASS)->room -= 3; /* the list claims three blocks it does not have */
     } else if (strcmp(name, "bits") == 0) {
-        hak_span_t *s = NULL;
-        for (unsigned a = 0; a < hak_arenas && !s; a++)
-            s = hak_central[a][CLASS].partial;
+        hak_span_t *s = partial_span();
         if (!s) {
             fprintf(stderr, "scenario bits: no partial span\n");
             return 2;
         }
         s->freemap[HAK_SPAN_MAP_WORDS - 1] |= 1ull << 63; /* a block past the span's end */
     } else if (strcmp(name, "span") == 0) {
-        hak_span_t *s = NULL;
-        for (unsigned a = 0; a < hak_arenas && !s; a++)
-            s = hak_central[a][CLASS].partial;
+        hak_span_t *s = partial_span();
         if (!s) {
             fprintf(stderr, "scenario span: no partial span\n");
             return 2;
