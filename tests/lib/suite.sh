@@ -1,7 +1,8 @@
 # tests/lib/suite.sh - CMocka-style result lines for the shell suites (check_boundaries.sh,
-# check_symbols.sh), so tests/run.sh counts them like the CMocka ones. Source it, then call
-# t_begin NAME before each test, t_ok NAME or t_fail NAME WHY after it, and t_summary last
-# (it exits: 0 if every test passed, 1 otherwise).
+# check_symbols.sh, check_circles.sh), so tests/run.sh counts them like the CMocka ones. Source
+# it, then call t_begin NAME before each test, t_ok NAME or t_fail NAME WHY after it (or
+# t_reported for a self-test that expects its check to fail), and t_summary last (it exits: 0
+# if every test passed, 1 otherwise).
 run=0
 passed=0
 failed_names=""
