@@ -23,19 +23,42 @@ void hak_free_unusual(void *ptr)
     hak_free_slow(ptr);
 }
 
-/* Word 1 of the block equals the free key: either the block is already in this thread's
- * list (a double free), or the program stored that value there by chance. Walk the list to
- * know; a chance match is pushed as usual. */
+/* Does word 0 of ptr read as the link of a free block of class_idx: the encoded address of
+ * another block of the class (in the page map), or of the end of a list? A block some list or
+ * chain holds always does; a value the program stored there by chance, with odds of 2^-64
+ * already spent on word 1, practically never. */
+static int reads_as_link(const void *ptr, unsigned class_idx)
+{
+    uint64_t next = ((const uint64_t *)ptr)[0] ^ hak_link_key;
+    if (next & HAK_LINK_BAD)
+        return 0;
+    if (next == (uintptr_t)HAK_CHAIN_END)
+        return 1;
+    return next && hak_pm_class(hak_pagemap_get(next)) == class_idx &&
+           hak_span_offset(next, class_idx) % hak_class_size(class_idx) == 0;
+}
+
+/* Word 1 of the block equals the free key: the block is already free, or the program stored
+ * that value there by chance. Walk this thread's list: a block in it is a double free. A block
+ * that is not in it but whose word 0 also reads as a link of its class is free elsewhere: in
+ * another thread's list (freed there first, freed here again: a double free across threads,
+ * which would otherwise hand the block out twice), in a mailbox or depot, or back in its
+ * span. Anything else is chance, and is pushed as usual. Cold: the hit path pays nothing for
+ * either check. */
 void hak_free_recheck(void *ptr, uintptr_t x16)
 {
     unsigned class_idx = hak_x16_class(x16);
     hak_list_t *l = hak_list(class_idx);
     uint32_t n = 0, count = hak_list_count(class_idx);
-    for (uint64_t *b = l->head; b && n <= count; b = (uint64_t *)b[0], n++) {
+    for (uint64_t *b = l->head; b != HAK_CHAIN_END && n <= count; b = hak_block_next(b), n++) {
         if (b == ptr)
             hak_fatal("free(%p): double free: the %u-byte block is already free "
                       "(in this thread's cache)",
                       ptr, hak_class_size(class_idx));
     }
+    if (reads_as_link(ptr, class_idx))
+        hak_fatal("free(%p): double free: the %u-byte block is already free (cached by "
+                  "another thread, or back in the allocator)",
+                  ptr, hak_class_size(class_idx));
     hak_push_x16(x16, ptr, hak_free_key);
 }

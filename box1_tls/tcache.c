@@ -40,8 +40,10 @@
 #include "shared_contracts/list_rule.h"
 #include "shared_contracts/valgrind_hooks.h"
 
-/* Per thread; all zero at thread start (the "static empty state"). Owner thread only. */
-__thread hak_tcache_t hak_tcache __attribute__((tls_model("initial-exec")));
+/* Per thread; the static empty state at thread start: every head HAK_CHAIN_END, rooms and
+ * caps 0 (TLS initial data, copied for each thread). Owner thread only. */
+__thread hak_tcache_t hak_tcache __attribute__((tls_model("initial-exec"))) = {
+    .list = {[0 ... HAK_NUM_CLASSES] = {.head = HAK_CHAIN_END, .room = 0, .cap = 0}}};
 __thread hak_tcache_cold_t hak_tcache_cold __attribute__((tls_model("initial-exec")));
 
 static pthread_key_t exit_key;              /* created once, by the first thread start */
@@ -62,7 +64,7 @@ static void check_list(unsigned class_idx)
 {
     hak_list_t *l = hak_list(class_idx);
     uint32_t count = hak_list_count(class_idx), n = 0;
-    for (uint64_t *b = l->head; b && n <= count; b = (uint64_t *)b[0], n++)
+    for (uint64_t *b = l->head; b != HAK_CHAIN_END && n <= count; b = hak_block_next(b), n++)
         if (b[1] != hak_free_key)
             hak_fatal("invariant broken: a block in the thread list of class %u (%p) does not "
                       "carry the free key",
@@ -114,7 +116,7 @@ static int list_dense(unsigned class_idx, const hak_list_t *l)
         n = HAK_DENSE_PROBE;
     const uint64_t *b = l->head;
     for (uint32_t i = 1; i < n; i++, links++) {
-        const uint64_t *next = (const uint64_t *)b[0];
+        const uint64_t *next = hak_block_next(b);
         uint64_t d = next > b ? (uint64_t)((uintptr_t)next - (uintptr_t)b)
                               : (uint64_t)((uintptr_t)b - (uintptr_t)next);
         dense += d <= near;
@@ -194,7 +196,7 @@ static void perturb_chain(unsigned class_idx, hak_chain_t ch, int byte)
 {
     uint32_t size = hak_class_size(class_idx);
     uint64_t *b = ch.head;
-    for (uint32_t i = 0; i < ch.count; i++, b = (uint64_t *)b[0])
+    for (uint32_t i = 0; i < ch.count; i++, b = hak_block_next(b))
         memset((char *)b + 16, byte & 0xff, size - 16);
 }
 
@@ -217,8 +219,23 @@ static void maybe_trim(uint64_t now_ms)
         hak_tcache_trim(now_ms);
 }
 
+/* The pop found a bad link: the head block's word 0 was overwritten after its free. */
+__attribute__((noreturn, cold)) static void list_corrupt(unsigned class_idx)
+{
+    const uint64_t *block = hak_list(class_idx)->head;
+    hak_fatal("malloc: corrupted free list: the free %u-byte block %p links to %p, which is "
+              "not a block (overwritten after its free: a heap overflow from the block before "
+              "it, or a write after free)",
+              hak_class_size(class_idx), (const void *)block,
+              (void *)(uintptr_t)(block[0] ^ hak_link_key));
+}
+
+/* The pop's miss path: the list is empty (its head is HAK_CHAIN_END), or the head block's
+ * link is corrupted. */
 void *hak_tcache_refill(unsigned class_idx)
 {
+    if (HAK_UNLIKELY(hak_list(class_idx)->head != HAK_CHAIN_END))
+        list_corrupt(class_idx);
     hak_tcache_cold_t *tc = &hak_tcache_cold;
     if (HAK_UNLIKELY(tc->state != HAK_TC_LIVE) && (tc->state != HAK_TC_NEW || !thread_start()))
         return alloc_uncached(class_idx);

@@ -8,13 +8,19 @@
  * the array with the page map's tag * 16 as it comes. No statistic and no trim bookkeeping
  * lives here or runs on a hit: what the trim needs is set on the slow paths (hak_tcache_cold).
  *
- * The struct starts all zero for every thread (head NULL, room 0, cap 0): the first malloc of
- * a class misses and the first free overflows, and both land in the cold paths of tcache.c,
- * which start the thread. So the hit path has no "initialised?" test.
+ * Every thread's struct starts as the static empty state (head HAK_CHAIN_END, room 0, cap 0;
+ * the TLS initialiser in tcache.c): the first malloc of a class misses and the first free
+ * overflows, and both land in the cold paths of tcache.c, which start the thread. So the hit
+ * path has no "initialised?" test.
+ *
+ * Links are encoded (shared_contracts/chain.h): word 0 of a listed block holds the next
+ * block's address xor hak_link_key; the head, in TLS where no heap overflow reaches, is a
+ * plain address. The pop decodes and checks the link it is about to store as the head; the
+ * push encodes the old head.
  *
  * Invariants, per thread and class (checked at each slow path with HAKMEM_DEBUG=1):
  *   - count == cap - room == the number of blocks linked from head through word 0 (the
- *     last block's word 0 is NULL);
+ *     last block's word 0 encodes HAK_CHAIN_END; an empty list's head is HAK_CHAIN_END);
  *   - every listed block carries hak_free_key in word 1; a block handed out has word 1 == 0;
  *   - count <= cap, except inside free between the push and the overflow call, and after a
  *     trim pass dropped the cap's extra below the count (the next free then spills);
@@ -75,7 +81,9 @@ static inline uint32_t hak_list_count(unsigned class_idx)
 }
 
 /* Cold paths (tcache.c). */
-void *hak_tcache_refill(unsigned class_idx);    /* the list is empty: refill, then pop */
+void *hak_tcache_refill(unsigned class_idx);    /* the pop's miss: the list is empty (refill,
+                                                 * then pop) or its head's link is corrupted
+                                                 * (abort) */
 void hak_tcache_overflow(unsigned class_idx);   /* a push took room below 0 */
 void hak_tcache_overflow_x16(uintptr_t x16);    /* the same, for the list at tag * 16 */
 void hak_tcache_drain(void);                    /* give back every list of this thread */
@@ -122,16 +130,27 @@ static inline __attribute__((always_inline)) void *hak_pop_x16_or(uintptr_t x16,
                                                                  void *(*miss)(unsigned))
 {
     hak_tls_list_t *l = hak_list_x16(x16);
-    uint64_t *block = l->head;
-    if (HAK_UNLIKELY(!block))
-        return miss(hak_x16_class(x16));
-    void *next = (void *)block[0];
-    l->head = next;
+    uint64_t *block = l->head; /* never NULL: a block, or HAK_CHAIN_END */
+    uint64_t next = block[0] ^ hak_link_key;
+    /* One test for two cases (chain.h): the end of the list (HAK_CHAIN_END's link decodes
+     * to the key, a bad link), and a corrupted link; the miss path tells them apart. A bad
+     * link is never stored as the head, so it is never followed. On x86-64 the test reads
+     * the mask from memory (gcc would copy `next` to AND it: one instruction more). */
+#if defined(__x86_64__)
+    __asm__ goto("testq %0, %1\n\tjnz %l[bad]" : : "r"(next), "m"(hak_link_bad) : "cc" : bad);
+#else
+    if (HAK_UNLIKELY(next & hak_link_bad))
+        goto bad;
+#endif
+    l->head = (void *)next;
     l->room++;
     block[1] = 0; /* clear the free key: the block is no longer cached */
-    __builtin_prefetch(next, 1); /* the next pop's load and the caller's writes to it: a list
-                                  * freed in random order would miss on each (never faults) */
+    __builtin_prefetch((void *)next, 1); /* the next pop's load and the caller's writes to it:
+                                          * a list freed in random order would miss on each */
     return block;
+bad:
+    __attribute__((cold));
+    return miss(hak_x16_class(x16));
 }
 
 static inline __attribute__((always_inline)) void *hak_pop_x16(uintptr_t x16)
@@ -149,7 +168,7 @@ static inline __attribute__((always_inline)) void hak_push_x16(uintptr_t x16, ui
                                                               uint64_t key)
 {
     hak_tls_list_t *l = hak_list_x16(x16);
-    block[0] = (uint64_t)l->head;
+    block[0] = hak_link_encode(l->head);
     block[1] = key;
     l->head = block;
     if (HAK_UNLIKELY(--l->room < 0))

@@ -341,8 +341,11 @@ void hak_central_give(unsigned class_idx, hak_chain_t ch, uint64_t now_ms, unsig
         left -= n;
         /* The links, outside the locks: read before any block goes back, after which another
          * thread may take it. */
-        for (uint32_t k = 0; k < n; k++, b = hak_block_next(b))
+        for (uint32_t k = 0; k < n; k++) {
             blocks[k] = b;
+            if (k + 1 < n || left) /* never past the tail: its word 0 is not the chain's */
+                b = hak_block_next(b);
+        }
         while (n) { /* one arena per pass; the others move to the front for the next */
             unsigned arena = hak_central_arena_of(blocks[0], class_idx);
             hak_central_t *cc = &hak_central[arena][class_idx];

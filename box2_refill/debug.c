@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "shared_contracts/chain.h"
 #include "shared_contracts/diag.h"
 #include "shared_contracts/pagemap.h"
 #include "shared_contracts/size_classes.h"
@@ -24,8 +25,9 @@ void hak_debug_take(hak_span_t *s, void *block, int was_free)
                 hak_fatal("malloc: the free %u-byte block %p was written %u bytes in after it "
                           "was freed (use after free)",
                           size, block, k);
-        uint64_t next = ((uint64_t *)block)[0];
-        if (next && hak_pm_class(hak_pagemap_get(next)) != s->class_idx)
+        uint64_t raw = ((uint64_t *)block)[0], next = raw ^ hak_link_key; /* chain.h */
+        if (raw && next && next != (uintptr_t)HAK_CHAIN_END &&
+            ((next & HAK_LINK_BAD) || hak_pm_class(hak_pagemap_get(next)) != s->class_idx))
             hak_fatal("malloc: corrupted free list: block %p links to %p, not a free %u-byte "
                       "block (use after free?)",
                       block, (void *)next, size);

@@ -16,7 +16,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
-#include <sys/auxv.h>
 #include <unistd.h>
 
 #include "central.h"
@@ -39,18 +38,6 @@ enum { INIT_NONE = 0, INIT_RUNNING = 1, INIT_DONE = 2 };
 static int init_state;        /* CAS NONE->RUNNING by one thread; RUNNING->DONE by it */
 static pthread_t init_owner;  /* written by that thread before anything it calls can recurse */
 
-static uint64_t make_free_key(void)
-{
-    uint64_t key = 0;
-    const unsigned char *rnd = (const unsigned char *)getauxval(AT_RANDOM);
-    if (rnd)
-        for (int i = 0; i < 8; i++)
-            key = key << 8 | rnd[8 + i];
-    key ^= (uint64_t)(uintptr_t)&key * 0x9e3779b97f4a7c15ull;
-    key |= 1; /* odd: never a block address, never zero */
-    return key;
-}
-
 void hak_init(void)
 {
     int state = __atomic_load_n(&init_state, __ATOMIC_ACQUIRE);
@@ -60,9 +47,9 @@ void hak_init(void)
                                                           __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
         int saved = errno;
         init_owner = pthread_self();
+        hak_keys_make(); /* first: before any link is encoded */
         hak_pagemap_boot();
         hak_config_load();
-        hak_free_key = make_free_key();
         hak_central_configure();
         __atomic_store_n(&init_state, INIT_DONE, __ATOMIC_RELEASE);
         __atomic_store_n(&hak_library_ready, 1, __ATOMIC_RELEASE);

@@ -32,9 +32,15 @@
 #define HAK_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 /* Random per-process value written into word 1 of every cached block (every block in a thread
- * list, and in a chain between the boxes); odd, so never a block address. Written once by Box 2's library init, before a
- * second thread can exist; a nonzero placeholder before that. Read-only afterwards. */
+ * list, and in a chain between the boxes); odd, so never a block address. Drawn by
+ * hak_keys_make (keys.c) with getrandom, independently of the link key (chain.h); a nonzero
+ * placeholder before that. Read-only afterwards. */
 extern uint64_t hak_free_key __attribute__((visibility("hidden")));
+
+/* Draw the free key and the link key (keys.c). Box 2's library init calls it first of all,
+ * once, before any block exists: a link encoded with one key cannot be decoded with the
+ * next. */
+void hak_keys_make(void);
 
 /* ---- library init and thread life cycle ---------------------------------------------- */
 

@@ -1,15 +1,33 @@
-/* shared_contracts/chain.h - a chain of free blocks: the unit Box 1 and Box 2 hand each other.
+/* shared_contracts/chain.h - a chain of free blocks: the unit Box 1 and Box 2 hand each other,
+ * and the encoded link that joins its blocks.
  *
  * A chain is head..tail linked through word 0 of each block, `count` blocks long. Box 1 takes
  * chains into its lists (refill) and cuts chains out of them (spill, trim, drain); Box 2 builds
  * a refill's chain from its spans' bitmaps and walks a chain given back into its spans. This
- * header is the one place a singly linked list is walked to a cut or spliced.
+ * header is the one place a singly linked list is walked to a cut or spliced, and with the
+ * list hit paths (box1_tls/tcache.h) the only code that reads or writes a link.
+ *
+ * Encoded links (hardened free lists). Word 0 of a free block never holds a pointer: it holds
+ * next ^ hak_link_key, a per-process secret (keys.c) that no block shows. Decoding xors again
+ * and checks the result before anything follows it: a block address is 16-aligned and below
+ * 2^47 (user space), so a decoded link with any bit of HAK_LINK_BAD set is a corrupted one,
+ * and the walker aborts with a "hakmem: corrupted free list" message naming the block
+ * (hak_link_corrupt). The key has bits 0 and 63 set, so a raw pointer written over a link by
+ * a heap overflow or a write after free (glibc's "tcache poisoning") always decodes bad; other
+ * garbage decodes bad but with odds of 2^-21. The planted value is never followed.
+ *
+ * The end of a thread list is hak_chain_end, a static block that is never handed out: its
+ * word 0 is 0, which decodes to the key itself, a bad link. So the pop hit path needs no NULL
+ * test: it decodes the head's link, and one test of the result catches both the end of the
+ * list and a corrupted link (tcache.h). Chains end by count; NULL and hak_chain_end both
+ * decode as good links.
  *
  * Conventions: pure inline functions on memory the caller owns (its own list, or a chain in
  * Box 2's hands). Never block, never allocate. Word 1 of a block is not touched here.
  * Invariants of a chain with count > 0: following word 0 from head reaches tail after
  * count - 1 steps. tail's word 0 is not part of the chain (its value is whatever the last
- * splice left): readers stop after count blocks. count == 0 means head == tail == NULL.
+ * splice left, always an encoded link): readers stop after count blocks. count == 0 means
+ * head == tail == NULL.
  */
 #ifndef HAK_CHAIN_H
 #define HAK_CHAIN_H
@@ -22,10 +40,39 @@ typedef struct hak_chain {
     uint32_t count;
 } hak_chain_t;
 
-static inline void *hak_block_next(const void *block) { return (void *)((const uint64_t *)block)[0]; }
+/* The link key (keys.c): hidden, so the hit paths xor with it straight from memory. */
+extern uint64_t hak_link_key __attribute__((visibility("hidden")));
+/* The end of every thread list: 16 zero bytes, read-only (chain.c). */
+extern const uint64_t hak_chain_end[2] __attribute__((visibility("hidden")));
+#define HAK_CHAIN_END ((void *)hak_chain_end)
+
+/* A decoded link with any of these bits set is not a block address: not 16-aligned, or not
+ * below 2^47. */
+#define HAK_LINK_BAD 0xffff80000000000full
+/* The same value as a variable (chain.c), for the pop hit path: a test against memory is one
+ * instruction, a 64-bit immediate two. */
+extern const uint64_t hak_link_bad __attribute__((visibility("hidden")));
+
+/* Abort: block's word 0 decodes to `decoded`, which is not a block address (chain.c). */
+__attribute__((noreturn, cold)) void hak_link_corrupt(const void *block, uint64_t decoded);
+
+static inline uint64_t hak_link_encode(const void *next)
+{
+    return (uint64_t)(uintptr_t)next ^ hak_link_key;
+}
+
+/* The block after `block`, checked: a corrupted link aborts here, before anyone follows it. */
+static inline void *hak_block_next(const void *block)
+{
+    uint64_t next = ((const uint64_t *)block)[0] ^ hak_link_key;
+    if (__builtin_expect(!!(next & HAK_LINK_BAD), 0))
+        hak_link_corrupt(block, next);
+    return (void *)(uintptr_t)next;
+}
+
 static inline void hak_block_link(void *block, const void *next)
 {
-    ((uint64_t *)block)[0] = (uint64_t)(uintptr_t)next;
+    ((uint64_t *)block)[0] = hak_link_encode(next);
 }
 
 /* Cut the first n blocks (1 <= n <= length) off the list that starts at *head; *head becomes

@@ -1,6 +1,6 @@
 /* tests/misuse/prog_debug_double_free_far.c - free(p), then 300 blocks of the same class
  * allocated and freed (so p leaves the thread's list for the depot), then free(p) again.
- * Run with HAKMEM_DEBUG=1: must die by SIGABRT after a "hakmem: ..." line naming p. */
+ * Must die by SIGABRT after a "hakmem: ..." line naming p, with HAKMEM_DEBUG=1 or without. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

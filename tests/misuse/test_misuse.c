@@ -113,11 +113,57 @@ static void test_cxx_sized_delete_large_wrong_size(void **s)
     (void)s;
     expect_abort_with(PROG("prog_cxx_sized_delete_large"), "HAKMEM_DEBUG", "wrong size");
 }
-/* Caught only with HAKMEM_DEBUG=1 (the default build checks the freeing thread's list). */
+/* The same program without HAKMEM_DEBUG. */
+static void test_double_free_far(void **s)
+{
+    (void)s;
+    expect_abort_with(PROG("prog_debug_double_free_far"), "HAKMEM_DEBUG", "double free");
+}
+/* The block left every thread list before its second free (its thread exited): caught by the
+ * free key and the block's encoded link (misuse.c, hak_free_recheck). */
+static void test_double_free_after_thread_exit(void **s)
+{
+    (void)s;
+    expect_abort_with(PROG("prog_double_free_after_exit"), "HAKMEM_DEBUG", "double free");
+}
 static void test_debug_double_free_after_spill(void **s)
 {
     (void)s;
     expect_abort_with(PROG("prog_debug_double_free_far"), "HAKMEM_DEBUG=1", "double free");
+}
+/* Freed by one thread, freed again by another: caught at the second free, so the block is
+ * never handed out twice. */
+static void test_double_free_across_threads(void **s)
+{
+    (void)s;
+    expect_abort_with(PROG("prog_double_free_threads"), "HAKMEM_DEBUG", "double free");
+}
+
+/* ---- hardened free lists (shared_contracts/chain.h) -------------------------------------- */
+
+/* Runs prog: SIGABRT, a "hakmem:" line naming the printed pointer and "corrupted free list",
+ * and nothing on stdout after the pointer line (no planted pointer returned, no survival). */
+static void expect_corrupt_list_abort(const char *prog)
+{
+    expect_abort_with(prog, "HAKMEM_DEBUG", "corrupted free list");
+    const char *argv[] = {prog, NULL};
+    const char *env[] = {tl_preload_env(), NULL};
+    tl_result r;
+    assert_int_equal(tl_run(argv, env, NULL, NULL, 30, &r), 0);
+    int planted = strstr(r.out, "planted") != NULL;
+    tl_result_free(&r);
+    if (planted)
+        fail_msg("%s: malloc returned the planted pointer", prog);
+}
+static void test_poisoned_link_aborts(void **s)
+{
+    (void)s;
+    expect_corrupt_list_abort(PROG("prog_poison_list"));
+}
+static void test_overflow_into_free_neighbour_aborts(void **s)
+{
+    (void)s;
+    expect_corrupt_list_abort(PROG("prog_overflow_into_free"));
 }
 static void test_debug_write_after_free(void **s)
 {
@@ -228,7 +274,12 @@ int main(void)
         cmocka_unit_test(test_realloc_interior_names_realloc),
         cmocka_unit_test(test_cxx_sized_delete_wrong_size),
         cmocka_unit_test(test_cxx_sized_delete_large_wrong_size),
+        cmocka_unit_test(test_double_free_far),
+        cmocka_unit_test(test_double_free_after_thread_exit),
         cmocka_unit_test(test_debug_double_free_after_spill),
+        cmocka_unit_test(test_double_free_across_threads),
+        cmocka_unit_test(test_poisoned_link_aborts),
+        cmocka_unit_test(test_overflow_into_free_neighbour_aborts),
         cmocka_unit_test(test_debug_write_after_free),
         cmocka_unit_test(test_env_refill_count_not_integer),
         cmocka_unit_test(test_env_ace_ring_not_power_of_two),

@@ -54,7 +54,8 @@ static void test_lifo_reuse_and_key(void **state)
 }
 
 /* A program may store the key's value in word 1 of a live block by chance: free must walk
- * its list, find the block absent, and cache it as usual. */
+ * its list, find the block absent, see that word 0 (the program's data) is not the encoded
+ * link of a free block, and cache it as usual. */
 static void *chance_key_thread(void *arg)
 {
     unsigned c = hak_size_to_class(14000);
@@ -62,6 +63,7 @@ static void *chance_key_thread(void *arg)
     TL_CHECK(warm, "malloc failed");
     uint64_t *p = malloc(14000);
     TL_CHECK(p, "malloc failed");
+    p[0] = 0x1234567;
     p[1] = hak_free_key;
     uint32_t before = hak_list_count(c);
     free(p);
@@ -109,9 +111,15 @@ static void *count_thread(void *arg)
     for (int i = 0; i < N; i++)
         free(blocks[i]);
     uint32_t n = 0;
-    for (uint64_t *b = hak_list(c)->head; b; b = (uint64_t *)b[0])
+    for (uint64_t *b = hak_list(c)->head; b != HAK_CHAIN_END; b = hak_block_next(b))
         n++;
     TL_CHECK(n == hak_list_count(c), "count differs from the list's length");
+    /* the links are encoded: word 0 of the head is not the address of the block after it */
+    uint64_t *head = hak_list(c)->head;
+    void *second = hak_block_next(head);
+    TL_CHECK(head[0] != (uint64_t)(uintptr_t)second && head[0] == ((uintptr_t)second ^ hak_link_key),
+             "word 0 of a listed block is not its next block's address xor the link key");
+    TL_CHECK(hak_link_key != hak_free_key, "the link key is the free key");
     TL_CHECK(n <= hak_list(c)->cap, "count above cap");
     return arg;
 }
