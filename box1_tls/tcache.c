@@ -98,7 +98,7 @@ static int thread_start(void)
     return 1;
 }
 
-/* Every thread's extras, in bytes: at most HAK_GROW_ALL_THREADS threads' budgets in all. */
+/* Every thread's extras, in bytes: at most hak_list_grow_budgets_all() budgets in all. */
 static uint64_t extra_bytes_all;
 
 /* Did the list's latest frees come back dense? Of the links between its first
@@ -127,7 +127,7 @@ static int list_dense(unsigned class_idx, const hak_list_t *l)
 
 /* An overflow: grow the extra by what the list rule gives for the blocks the thread's refills
  * brought in since the last overflow (list_rule.h, growth), if every thread's extras together
- * stay within HAK_GROW_ALL_THREADS budgets. */
+ * stay within hak_list_grow_budgets_all() budgets. */
 static void list_grow(unsigned class_idx, hak_list_t *l)
 {
     hak_tcache_cold_t *tc = &hak_tcache_cold;
@@ -138,7 +138,7 @@ static void list_grow(unsigned class_idx, hak_list_t *l)
         return;
     uint64_t bytes = (uint64_t)step * hak_class_size(class_idx);
     if (__atomic_add_fetch(&extra_bytes_all, bytes, __ATOMIC_RELAXED) >
-        HAK_GROW_ALL_THREADS * budget) {
+        hak_list_grow_budgets_all() * budget) {
         __atomic_sub_fetch(&extra_bytes_all, bytes, __ATOMIC_RELAXED);
         return;
     }

@@ -22,11 +22,8 @@ unsigned hak_arenas = 1;
 void hak_central_configure(void)
 {
     unsigned n = (unsigned)hak_config.arenas;
-    if (!n) { /* two per CPU the process may run on (no allocation: sched_getaffinity) */
-        cpu_set_t set;
-        int cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
-        n = cpus < 1 ? 2 : 2 * (unsigned)cpus;
-    }
+    if (!n) /* two per CPU the process may run on */
+        n = 2 * (unsigned)(hak_config.cpus < 1 ? 1 : hak_config.cpus);
     hak_arenas = n < HAK_ARENAS_MAX ? n : HAK_ARENAS_MAX;
     for (unsigned a = 0; a < hak_arenas; a++) /* the others stay untouched */
         for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)

@@ -19,6 +19,7 @@
 #include "central.h"
 #include "purge.h"
 #include "ramp.h"
+#include "share.h"
 #include "lock.h"
 #include "shared_contracts/backend.h"
 #include "shared_contracts/ace_summary.h"
@@ -94,6 +95,7 @@ void hak_refill(unsigned class_idx, uint32_t list_len, int cached, hak_refill_t 
         /* Shadow mode publishes nothing: no table to read (and no urcu-bp reader to register). */
         count = hak_config.ace == 1 ? hak_policy_refill_count(class_idx, fixed) : fixed;
         count = hak_ramp_count(class_idx, count, hak_ramp_step(t, class_idx)); /* ramp.h */
+        count = hak_share_count(class_idx, count); /* share.h */
     }
     if (cached)
         hak_test_refill_hook(class_idx, count); /* nothing outside the test build (refill.h) */

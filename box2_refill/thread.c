@@ -25,6 +25,7 @@ static hak_thread_t *recycled;       /* records of exited threads, for reuse */
 static char *record_next, *record_end;
 static uint64_t retired_stat[HAK_TSTAT_COUNT][HAK_NUM_CLASSES];
 static uint32_t arena_threads[HAK_ARENAS_MAX]; /* live records per arena */
+static uint32_t threads_live; /* live records in all (threads lock; read relaxed, share.h) */
 
 /* The arena with the fewest live threads, the lowest first (threads lock held). */
 static unsigned least_used_arena(void)
@@ -59,6 +60,8 @@ static hak_thread_t *record_alloc(void)
     return t;
 }
 
+uint32_t hak_thread_live_count(void) { return __atomic_load_n(&threads_live, __ATOMIC_RELAXED); }
+
 hak_thread_t *hak_thread_self(void)
 {
     hak_thread_t *t = thread_self;
@@ -77,6 +80,7 @@ int hak_thread_attach(void)
         live = t;
         t->arena = least_used_arena();
         arena_threads[t->arena]++;
+        __atomic_store_n(&threads_live, threads_live + 1, __ATOMIC_RELAXED);
     }
     hak_unlock(&threads_lock);
     errno = saved;
@@ -104,6 +108,7 @@ void hak_thread_detach(void)
         for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
             retired_stat[s][c] += t->stat[s][c];
     arena_threads[t->arena]--;
+    __atomic_store_n(&threads_live, threads_live - 1, __ATOMIC_RELAXED);
     if (t->prev)
         t->prev->next = t->next;
     else
@@ -155,9 +160,11 @@ void hak_thread_fork_child(void)
     hak_thread_t *self = thread_self;
     live = NULL;
     memset(arena_threads, 0, sizeof arena_threads);
+    threads_live = 0;
     if (self) {
         self->next = self->prev = NULL;
         live = self;
         arena_threads[self->arena]++;
+        threads_live = 1;
     }
 }

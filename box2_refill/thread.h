@@ -51,6 +51,10 @@ static inline void hak_tstat_add(hak_thread_t *t, enum hak_tstat which, unsigned
 /* The calling thread's record, or the fallback. Never NULL. */
 hak_thread_t *hak_thread_self(void);
 
+/* Threads with a record of their own (attached, not yet detached); a racy estimate for the
+ * refill share (share.h). */
+uint32_t hak_thread_live_count(void);
+
 /* Statistics over live and exited threads. */
 void hak_thread_sum_stats(uint64_t out[HAK_TSTAT_COUNT][HAK_NUM_CLASSES]);
 

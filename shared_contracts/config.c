@@ -1,6 +1,8 @@
 /* shared_contracts/config.c - parses the options table of config.h from the environment. */
 #include "config.h"
 
+#include <sched.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -171,6 +173,9 @@ void hak_config_load(void)
         hak_config.ace_max = 1024;
     }
     load_class_refills();
+    cpu_set_t set;
+    int cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+    hak_config.cpus = cpus < 1 ? 1 : cpus;
 #define HAK_CFG_LOAD_PATH(field, name, meaning) load_path(name, hak_config.field);
     HAK_PATH_OPTIONS(HAK_CFG_LOAD_PATH)
 #undef HAK_CFG_LOAD_PATH

@@ -95,6 +95,9 @@ typedef struct hak_config {
 #define HAK_CFG_PATH(field, name, meaning) char field[HAK_PATH_MAX];
     HAK_PATH_OPTIONS(HAK_CFG_PATH)
 #undef HAK_CFG_PATH
+    /* Not an option: the CPUs the process may run on when the options were loaded
+     * (sched_getaffinity, which does not allocate), at least 1. */
+    int64_t cpus;
 } hak_config_t;
 
 extern hak_config_t hak_config;

@@ -19,7 +19,8 @@
  * start), while
  *   base + extra <= HAKMEM_TCACHE_MAX_KIB / size(c)   (the per-list budget),
  *   the thread's extras, in bytes, stay within HAKMEM_TCACHE_GROW_KIB (hak_list_grow_step),
- *   and every thread's extras within HAK_GROW_ALL_THREADS such budgets;
+ *   and every thread's extras within hak_list_grow_budgets_all() such budgets (one per
+ *   CPU, at most 4);
  * only what is still over the cap spills. A burst of d blocks then stays in the list from its
  * first free on: later bursts of that depth make no refill and no spill, and the thread's
  * blocks never pass through the spans to another thread. A grown list hands blocks out in
@@ -106,8 +107,16 @@ static inline uint32_t hak_list_grow_step(unsigned class_idx, uint64_t taken, ui
     return (uint32_t)taken;
 }
 
-/* Every thread's extras together stay within this many threads' budgets. */
-#define HAK_GROW_ALL_THREADS 4u
+/* Every thread's extras together stay within this many threads' budgets: one per CPU the
+ * process may run on, at most 4. Only as many threads as there are CPUs run a burst at a
+ * time; the extras of the others wait, resident, for bursts that may never come (a server's
+ * idle workers), so with more budgets than CPUs they are memory held for nothing. */
+#define HAK_GROW_BUDGETS_MAX 4u
+static inline uint64_t hak_list_grow_budgets_all(void)
+{
+    uint64_t n = hak_config.cpus < 1 ? 1 : (uint64_t)hak_config.cpus;
+    return n < HAK_GROW_BUDGETS_MAX ? n : HAK_GROW_BUDGETS_MAX;
+}
 
 /* The bytes a thread's extras may hold in all (HAKMEM_TCACHE_GROW_KIB). */
 static inline uint64_t hak_list_grow_budget(void)

@@ -302,7 +302,7 @@ static void test_mailbox_posts_collects_and_fills(void **state)
  * first overflow after its refills grows the cap by what they brought in, so its frees do not
  * spill, and later bursts make no refill and no spill. A thread that only takes keeps its
  * base cap. The growth stops at the thread's HAKMEM_TCACHE_GROW_KIB, and all threads' at
- * HAK_GROW_ALL_THREADS of those. */
+ * hak_list_grow_budgets_all() of those. */
 
 enum { BURST = 300 }; /* blocks of 20 KiB: deeper than two refills of 16 */
 
@@ -371,18 +371,19 @@ static void *grow_budget_thread(void *arg)
     return arg;
 }
 
-/* All threads' extras: GROWERS threads grow one after another and stay alive until every one
- * has; together they want more than HAK_GROW_ALL_THREADS budgets, so the last ones get less.
- * Their exits give it all back. */
-enum { GROWERS = HAK_GROW_ALL_THREADS + 3 };
+/* All threads' extras: growers threads grow one after another and stay alive until every one
+ * has; together they want more than hak_list_grow_budgets_all() budgets (one per CPU, at most
+ * 4), so the last ones get less. Their exits give it all back. */
+enum { GROWERS_MAX = HAK_GROW_BUDGETS_MAX + 3 };
+static int growers;
 static pthread_mutex_t grow_turn = PTHREAD_MUTEX_INITIALIZER;
 static pthread_barrier_t grown_all;
-static uint64_t grower_extra[GROWERS];
+static uint64_t grower_extra[GROWERS_MAX];
 
 static void *grower_thread(void *arg)
 {
     uintptr_t i = (uintptr_t)arg;
-    static void *blocks[GROWERS][BURST];
+    static void *blocks[GROWERS_MAX][BURST];
     pthread_mutex_lock(&grow_turn);
     for (int r = 0; r < 3; r++)
         burst(36, blocks[i], BURST);
@@ -399,25 +400,26 @@ static void test_cap_growth_stops_at_the_process_budget(void **state)
     int64_t grow = hak_config.tcache_grow_kib;
     hak_config.tcache_grow_kib = 20 * 100; /* 100 blocks of 20 KiB a thread */
     uint64_t budget = (uint64_t)hak_config.tcache_grow_kib * 1024u, before = hak_tcache_extra_bytes_all();
-    pthread_t t[GROWERS];
-    assert_int_equal(pthread_barrier_init(&grown_all, NULL, GROWERS + 1), 0);
-    for (uintptr_t i = 0; i < GROWERS; i++)
+    growers = (int)hak_list_grow_budgets_all() + 3;
+    pthread_t t[GROWERS_MAX];
+    assert_int_equal(pthread_barrier_init(&grown_all, NULL, (unsigned)growers + 1), 0);
+    for (uintptr_t i = 0; i < (uintptr_t)growers; i++)
         assert_int_equal(pthread_create(&t[i], NULL, grower_thread, (void *)i), 0);
     pthread_barrier_wait(&grown_all);
     uint64_t sum = 0, least = UINT64_MAX, most = 0;
-    for (int i = 0; i < GROWERS; i++) {
+    for (int i = 0; i < growers; i++) {
         sum += grower_extra[i];
         least = grower_extra[i] < least ? grower_extra[i] : least;
         most = grower_extra[i] > most ? grower_extra[i] : most;
     }
     uint64_t all = hak_tcache_extra_bytes_all();
     pthread_barrier_wait(&grown_all);
-    for (int i = 0; i < GROWERS; i++)
+    for (int i = 0; i < growers; i++)
         pthread_join(t[i], NULL);
     pthread_barrier_destroy(&grown_all);
     hak_config.tcache_grow_kib = grow;
     assert_true(most > budget / 2);                           /* the first ones grew */
-    assert_true(all - before <= HAK_GROW_ALL_THREADS * budget); /* all of them within the limit */
+    assert_true(all - before <= hak_list_grow_budgets_all() * budget); /* all within the limit */
     assert_true(sum == all - before);
     assert_true(least < most);                                /* the last ones got less */
     assert_int_equal(hak_tcache_extra_bytes_all(), before);   /* the exits gave it back */
