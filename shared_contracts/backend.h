@@ -89,10 +89,29 @@ uint64_t hak_give(unsigned class_idx, hak_chain_t chain, uint32_t list_len, enum
 
 /* ---- frees the hit path does not take --------------------------------------------------- */
 
-/* free of NULL, of a large block, or of a pointer hakmem does not own (Box 1 itself aborts on
- * a pointer inside a small block). Aborts naming the pointer unless it is NULL or a live
- * large block. Keeps errno. */
+/* free of NULL, of a large block, of a sampled block of the store, or of a pointer hakmem does
+ * not own (Box 1 itself aborts on a pointer inside a small block). Aborts naming the pointer
+ * unless it is NULL, a live large block or a live sampled block. Keeps errno. */
 void hak_free_slow(void *ptr);
+
+/* ---- sampled allocations (Box 1's sampler, box1_tls/sampler.c) ------------------------------ */
+
+/* A block for an allocation the sampler picked, from the sampled-block store
+ * (box2_refill/sample_store.c): a slot of one 64 KiB map page of its own, tagged
+ * HAK_PM_SAMPLED, for size <= HAK_MAX_CLASS_SIZE and align <= 4096; else a large block. Free's
+ * hit path sends it to its cold path (the tag is no small class), where Box 1 reads the note
+ * back (hak_sampled_note) before hak_free_slow frees it. `note` is Box 1's opaque word (not
+ * 0); zero: the block reads as zeros. NULL with errno ENOMEM. Never takes a lock: safe to
+ * call from a signal handler that interrupted another call of the store. */
+void *hak_sampled_alloc(size_t size, size_t align, int zero, uintptr_t note);
+
+/* If ptr starts a live sampled block (a store slot or a large block with a note): its note
+ * and the size hak_sampled_alloc was asked for, and 1. Otherwise 0; never aborts. No lock. */
+int hak_sampled_note(const void *ptr, uintptr_t *note, size_t *size);
+
+/* Usable size of a live store slot (tag HAK_PM_SAMPLED): the size asked for, rounded up to
+ * 16; aborts naming `caller` unless ptr starts one. */
+size_t hak_sampled_usable_size(const void *ptr, const char *caller);
 
 /* ---- large blocks (above HAK_MAX_CLASS_SIZE, or aligned beyond what a class gives) -------- */
 

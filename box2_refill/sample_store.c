@@ -1,0 +1,195 @@
+/* box2_refill/sample_store.c - the sampled-block store: memory for the allocations Box 1's
+ * sampler picks (shared_contracts/backend.h, hak_sampled_alloc).
+ *
+ * Why: a sampled block must reach free's cold path, so that the profiler hears of its free
+ * while free's hit path pays nothing. A block whose page map tag is not a small class fails
+ * the hit path's block-start test (pagemap.h) and goes to Box 1's hak_free_unusual.
+ *
+ * Layout: the store is a set of chunks of STORE_SLOTS_PER_CHUNK slots; a slot is one 64 KiB
+ * map page (HAK_PM_SHIFT), tagged HAK_PM_SAMPLED in the page map for as long as the process
+ * lives (chunks are never unmapped). A slot holds one block of at most HAK_MAX_CLASS_SIZE
+ * bytes and alignment at most 4096: its header (slot_t) at the slot's start, the block at
+ * slot + lead (lead = max(64, align)), the rest of the slot untouched (never resident).
+ * Larger or more aligned sampled requests are large blocks (large.c) whose header carries
+ * the note. Guarded sampling can reuse the slots: the block's page followed by pages that
+ * stay unused within the same slot.
+ *
+ * Invariants: a slot is either live (magic SLOT_LIVE, user == slot + lead, note and size as
+ * hak_sampled_alloc was given them) or free (magic SLOT_FREE, on the free stack).
+ *
+ * Synchronisation: no lock, so a free from a signal handler that interrupted the store
+ * cannot wait for anything. The free slots form a Treiber stack of slot indices; its head
+ * packs a 32-bit version with index + 1 (0: empty) and changes by CAS, the version against
+ * ABA. A slot's `next` is read with a relaxed atomic load (the slot may have been taken
+ * meanwhile: the CAS then fails). Growing maps a whole chunk: a grower reserves a chunk
+ * index by fetch-add, maps and tags it, publishes its address with a release store, then
+ * pushes its slots; two threads may grow at once (each keeps its chunk). A fork copies the
+ * stack as it is; a chunk reserved but not yet published is lost in the child, which costs
+ * address space only.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "large.h"
+#include "os.h"
+#include "pagemap_write.h"
+#include "sample_store.h"
+#include "shared_contracts/backend.h"
+#include "shared_contracts/diag.h"
+#include "shared_contracts/pagemap.h"
+
+#define SLOT_BYTES ((size_t)1 << HAK_PM_SHIFT)
+#define STORE_SLOTS_PER_CHUNK 256u /* 16 MiB of address space a chunk */
+#define STORE_CHUNKS_MAX 4096u     /* at most 1 M slots (64 GiB of address space) */
+#define SLOT_LIVE 0x6576696c706d6173ull /* "samplive" */
+#define SLOT_FREE 0x65657266706d6173ull /* "sampfree" */
+#define SLOT_MAX_ALIGN 4096u
+
+typedef struct slot {
+    uint64_t magic;
+    uint32_t next;  /* while free: the next free slot's index + 1 (0: none) */
+    uint32_t index; /* the slot's own index, set when its chunk is mapped */
+    uint64_t lead;  /* user - slot */
+    uintptr_t user; /* the block, while live */
+    uintptr_t note; /* Box 1's word */
+    size_t size;    /* the size asked for (0 in a slot never used) */
+    uint64_t pad[2];
+} slot_t;
+_Static_assert(sizeof(slot_t) == 64, "the header fits below the smallest lead");
+
+static char *chunks[STORE_CHUNKS_MAX]; /* published with a release store, read with acquire */
+static uint32_t chunks_reserved;         /* fetch-add by growers */
+static uint64_t free_head;               /* version << 32 | (index + 1); CAS */
+
+static slot_t *slot_at(uint32_t index)
+{
+    char *chunk = __atomic_load_n(&chunks[index / STORE_SLOTS_PER_CHUNK], __ATOMIC_ACQUIRE);
+    return (slot_t *)(chunk + (size_t)(index % STORE_SLOTS_PER_CHUNK) * SLOT_BYTES);
+}
+
+static void push_free(uint32_t index)
+{
+    slot_t *s = slot_at(index);
+    uint64_t head = __atomic_load_n(&free_head, __ATOMIC_RELAXED), next;
+    do {
+        __atomic_store_n(&s->next, (uint32_t)head, __ATOMIC_RELAXED);
+        next = ((head >> 32) + 1) << 32 | (index + 1u);
+    } while (!__atomic_compare_exchange_n(&free_head, &head, next, 1, __ATOMIC_RELEASE,
+                                          __ATOMIC_RELAXED));
+}
+
+/* A free slot's index + 1, or 0 when the stack is empty. */
+static uint32_t pop_free(void)
+{
+    uint64_t head = __atomic_load_n(&free_head, __ATOMIC_ACQUIRE), next;
+    do {
+        uint32_t top = (uint32_t)head;
+        if (!top)
+            return 0;
+        uint32_t after = __atomic_load_n(&slot_at(top - 1u)->next, __ATOMIC_RELAXED);
+        next = ((head >> 32) + 1) << 32 | after;
+    } while (!__atomic_compare_exchange_n(&free_head, &head, next, 1, __ATOMIC_ACQUIRE,
+                                          __ATOMIC_ACQUIRE));
+    return (uint32_t)head;
+}
+
+/* Map one more chunk, tag its map pages and push its slots. 0 on ENOMEM. */
+static int grow(void)
+{
+    uint32_t c = __atomic_fetch_add(&chunks_reserved, 1, __ATOMIC_RELAXED);
+    if (c >= STORE_CHUNKS_MAX) {
+        errno = ENOMEM;
+        return 0;
+    }
+    size_t len = (size_t)STORE_SLOTS_PER_CHUNK * SLOT_BYTES;
+    char *chunk = hak_os_map_aligned(len, SLOT_BYTES);
+    if (!chunk)
+        return 0;
+    if (hak_pagemap_set_range((uintptr_t)chunk, len, hak_pm_entry(HAK_PM_SAMPLED, NULL))) {
+        hak_os.unmap(chunk, len);
+        errno = ENOMEM;
+        return 0;
+    }
+    for (uint32_t i = 0; i < STORE_SLOTS_PER_CHUNK; i++) {
+        slot_t *s = (slot_t *)(chunk + i * SLOT_BYTES);
+        s->magic = SLOT_FREE;
+        s->index = c * STORE_SLOTS_PER_CHUNK + i;
+    }
+    __atomic_store_n(&chunks[c], chunk, __ATOMIC_RELEASE);
+    for (uint32_t i = STORE_SLOTS_PER_CHUNK; i-- > 0;) /* lowest address on top */
+        push_free(c * STORE_SLOTS_PER_CHUNK + i);
+    return 1;
+}
+
+static void *slot_alloc(size_t size, size_t align, int zero, uintptr_t note)
+{
+    uint32_t top;
+    while (!(top = pop_free()))
+        if (!grow())
+            return NULL;
+    slot_t *s = slot_at(top - 1u);
+    size_t lead = align > 64 ? align : 64u;
+    char *user = (char *)s + lead;
+    if (zero && s->magic == SLOT_FREE && s->size)
+        memset(user, 0, size); /* a reused slot; a fresh one is zero */
+    s->magic = SLOT_LIVE;
+    s->lead = lead;
+    s->user = (uintptr_t)user;
+    s->note = note;
+    s->size = size;
+    return user;
+}
+
+void *hak_sampled_alloc(size_t size, size_t align, int zero, uintptr_t note)
+{
+    if (align < HAK_MIN_ALIGN)
+        align = HAK_MIN_ALIGN;
+    if (size <= HAK_MAX_CLASS_SIZE && align <= SLOT_MAX_ALIGN)
+        return slot_alloc(size, align, zero, note);
+    return hak_large_alloc_noted(size, align, zero, note);
+}
+
+/* The live slot ptr starts, or NULL. */
+static slot_t *live_slot(const void *ptr)
+{
+    slot_t *s = (slot_t *)((uintptr_t)ptr & ~(uintptr_t)(SLOT_BYTES - 1));
+    if (__atomic_load_n(&s->magic, __ATOMIC_RELAXED) != SLOT_LIVE || s->user != (uintptr_t)ptr)
+        return NULL;
+    return s;
+}
+
+int hak_sampled_note(const void *ptr, uintptr_t *note, size_t *size)
+{
+    uint64_t entry = hak_pagemap_get((uintptr_t)ptr);
+    if (hak_pm_tag(entry) == HAK_PM_LARGE)
+        return hak_large_note(ptr, entry, note, size);
+    if (hak_pm_tag(entry) != HAK_PM_SAMPLED)
+        return 0;
+    slot_t *s = live_slot(ptr);
+    if (!s)
+        return 0;
+    *note = s->note;
+    *size = s->size;
+    return 1;
+}
+
+void hak_store_free(void *ptr, const char *caller)
+{
+    slot_t *s = live_slot(ptr);
+    if (!s)
+        hak_fatal("%s(%p): invalid pointer: hakmem did not allocate it, or it was freed already",
+                  caller, ptr);
+    s->magic = SLOT_FREE;
+    s->user = 0;
+    push_free(s->index);
+}
+
+size_t hak_sampled_usable_size(const void *ptr, const char *caller)
+{
+    slot_t *s = live_slot(ptr);
+    if (!s)
+        hak_fatal("%s(%p): invalid pointer: hakmem did not allocate it, or it was freed already",
+                  caller, ptr);
+    return (s->size + HAK_MIN_ALIGN - 1) & ~(size_t)(HAK_MIN_ALIGN - 1);
+}
