@@ -347,10 +347,8 @@ static void interval_dump(uint64_t mean)
     uint64_t total = __atomic_add_fetch(&sampled_bytes, mean, __ATOMIC_RELAXED);
     if (!every)
         return;
-    uint64_t due = __atomic_load_n(&next_dump, __ATOMIC_RELAXED);
-    if (!due)
-        due = every;
-    if (total < due ||
+    uint64_t due = __atomic_load_n(&next_dump, __ATOMIC_RELAXED); /* 0: the first, every */
+    if (total < (due ? due : every) ||
         !__atomic_compare_exchange_n(&next_dump, &due, (total / every + 1) * every, 0,
                                      __ATOMIC_RELAXED, __ATOMIC_RELAXED))
         return;
