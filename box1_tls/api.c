@@ -51,6 +51,7 @@ __attribute__((constructor)) static void library_start(void)
 static void *malloc_plain(size_t size);
 static void *calloc_plain(size_t nmemb, size_t size);
 static void *realloc_plain(void *ptr, size_t size);
+static size_t block_usable_size(void *ptr, int *is_large, const char *caller);
 static void *malloc_first(size_t size);
 static void *calloc_first(size_t nmemb, size_t size);
 static void *realloc_first(void *ptr, size_t size);
@@ -110,11 +111,21 @@ static void *calloc_sampling(size_t nmemb, size_t size)
 
 static void *realloc_sampled(void *ptr, size_t size);
 
+static int realloc_stays(size_t size, size_t old_size, int is_large);
+
+/* realloc counts for the sampler only when it allocates anew (realloc_plain's rule): a block
+ * that stays, or a large block mremap grows or shrinks, allocates nothing. */
 static void *realloc_sampling(void *ptr, size_t size)
 {
-    if (ptr && size && hak_sample_due(size))
-        return realloc_sampled(ptr, size);
-    return ptr ? realloc_plain(ptr, size) : malloc_sampling(size);
+    if (!ptr)
+        return malloc_sampling(size);
+    if (size) {
+        int is_large;
+        size_t old_size = block_usable_size(ptr, &is_large, "realloc");
+        if (!realloc_stays(size, old_size, is_large) && hak_sample_due(size))
+            return realloc_sampled(ptr, size);
+    }
+    return realloc_plain(ptr, size);
 }
 
 __attribute__((cold, noinline)) static void *malloc_first(size_t size)
@@ -234,7 +245,16 @@ HAKMEM_API void *realloc(void *ptr, size_t size)
     return entry.realloc(ptr, size);
 }
 
-/* realloc to a sampled block: always a move. */
+/* realloc needs no new block: a large block to a large size (hak_large_realloc), or a block
+ * that fits and would not waste more than half. */
+static int realloc_stays(size_t size, size_t old_size, int is_large)
+{
+    if (is_large && size > HAK_MAX_CLASS_SIZE)
+        return 1;
+    return size <= old_size && (size > old_size / 2 || old_size <= 16);
+}
+
+/* realloc to a sampled block (realloc_sampling): a move. */
 __attribute__((cold, noinline)) static void *realloc_sampled(void *ptr, size_t size)
 {
     int is_large;
@@ -259,8 +279,7 @@ static void *realloc_plain(void *ptr, size_t size)
     size_t old_size = block_usable_size(ptr, &is_large, "realloc");
     if (is_large && size > HAK_MAX_CLASS_SIZE)
         return hak_large_realloc(ptr, size);
-    /* Stay in place when the block fits and would not waste more than half. */
-    if (size <= old_size && (size > old_size / 2 || old_size <= 16))
+    if (realloc_stays(size, old_size, 0))
         return ptr;
     void *fresh = hak_alloc_fast(size);
     if (!fresh)

@@ -1,8 +1,9 @@
 /* box1_tls/profiler.c - the sampled heap profiler (profiler.h): buckets by stack, counts,
  * and profiles in gperftools' legacy heap-profile text format.
  *
- * A bucket is one distinct stack: its frames and four counters, the sampled allocations and
- * their bytes, and the sampled frees and their bytes (in use = allocated - freed). The counts
+ * A bucket is one distinct stack: its frames and four counts, the sampled allocations and
+ * their bytes, and the sampled frees and their bytes (in use = allocated - freed), each kept
+ * in COUNT_SHARDS sets (a thread counts in one, chosen in turn), summed in a profile. The counts
  * are raw: one per sampled allocation, its size asked for. The profile's header names the
  * sampling (heap_v2/<mean>), and google-pprof unsamples each stack itself: with c samples of
  * b bytes, it scales both by 1 / (1 - exp(-(b / c) / mean)), as for tcmalloc's profiles.
@@ -10,7 +11,7 @@
  * Buckets live in a hash table of BUCKET_TABLE chains, in memory the profiler maps itself
  * (never malloc), and are never freed. Synchronisation: prof_lock serialises making a bucket
  * (a chain's head and the list of all buckets are published with release stores, so a
- * lookup walks a chain with acquire loads and no lock) and writing a profile. The counters
+ * lookup walks a chain with acquire loads and no lock) and writing a profile. The counts
  * are relaxed atomics, written by any thread with no lock (a free counts with no lock, even
  * in a signal handler); a profile reads each once, so a profile written while others
  * allocate is a snapshot good to a few samples.
@@ -49,12 +50,20 @@
 #define BUCKET_ARENA ((size_t)1 << 20) /* bytes mapped at a time for buckets */
 #define DEFAULT_FILE "hakmem.%p.heap"
 
+#define COUNT_SHARDS 8u /* counter sets per bucket; a thread counts in its own */
+
+/* A bucket's counts, one set per shard on a line of its own, so threads sampling the same
+ * stack do not bounce one line: relaxed atomics, summed when a profile is written. */
+typedef struct counts {
+    uint64_t alloc_objs, alloc_bytes, free_objs, free_bytes;
+} __attribute__((aligned(64))) counts_t;
+
 typedef struct bucket {
     struct bucket *next; /* in its hash chain */
     struct bucket *all;  /* in the list of every bucket */
     uint64_t hash;
-    uint64_t alloc_objs, alloc_bytes, free_objs, free_bytes; /* relaxed atomics */
     uint32_t depth;
+    counts_t count[COUNT_SHARDS];
     uintptr_t frames[]; /* depth return addresses, innermost first */
 } bucket_t;
 
@@ -69,6 +78,28 @@ static int open_warned;          /* one warning for a file that cannot be opened
 
 /* Inside the profiler: hak_prof_alloc, a profile being written. */
 static __thread int prof_inside __attribute__((tls_model("initial-exec")));
+/* The calling thread's counter shard + 1 (0: not chosen yet); threads take turns. */
+static __thread unsigned prof_shard __attribute__((tls_model("initial-exec")));
+static unsigned shards_given; /* atomic */
+
+static counts_t *my_counts(bucket_t *b)
+{
+    if (HAK_UNLIKELY(!prof_shard))
+        prof_shard = __atomic_fetch_add(&shards_given, 1, __ATOMIC_RELAXED) % COUNT_SHARDS + 1;
+    return &b->count[prof_shard - 1];
+}
+
+/* A bucket's four counts, summed over its shards. */
+static void sum_counts(const bucket_t *b, uint64_t out[4])
+{
+    out[0] = out[1] = out[2] = out[3] = 0;
+    for (unsigned i = 0; i < COUNT_SHARDS; i++) {
+        out[0] += __atomic_load_n(&b->count[i].alloc_objs, __ATOMIC_RELAXED);
+        out[1] += __atomic_load_n(&b->count[i].alloc_bytes, __ATOMIC_RELAXED);
+        out[2] += __atomic_load_n(&b->count[i].free_objs, __ATOMIC_RELAXED);
+        out[3] += __atomic_load_n(&b->count[i].free_bytes, __ATOMIC_RELAXED);
+    }
+}
 
 int hak_prof_busy(void) { return prof_inside; }
 
@@ -111,7 +142,7 @@ static void *map_zeroed(size_t len)
 /* Under prof_lock: memory for a bucket of n frames, or NULL. */
 static bucket_t *new_bucket(int n)
 {
-    size_t len = (sizeof(bucket_t) + (size_t)n * sizeof(uintptr_t) + 15) & ~(size_t)15;
+    size_t len = (sizeof(bucket_t) + (size_t)n * sizeof(uintptr_t) + 63) & ~(size_t)63;
     if (!arena || (size_t)(arena_end - arena) < len) {
         char *fresh = map_zeroed(BUCKET_ARENA);
         if (!fresh)
@@ -239,19 +270,18 @@ static int write_profile(int fd)
     uint64_t tot[4] = {0, 0, 0, 0};
     bucket_t *first = __atomic_load_n(&all_buckets, __ATOMIC_ACQUIRE);
     for (bucket_t *b = first; b; b = b->all) {
-        tot[0] += __atomic_load_n(&b->alloc_objs, __ATOMIC_RELAXED);
-        tot[1] += __atomic_load_n(&b->alloc_bytes, __ATOMIC_RELAXED);
-        tot[2] += __atomic_load_n(&b->free_objs, __ATOMIC_RELAXED);
-        tot[3] += __atomic_load_n(&b->free_bytes, __ATOMIC_RELAXED);
+        uint64_t c[4];
+        sum_counts(b, c);
+        for (int i = 0; i < 4; i++)
+            tot[i] += c[i];
     }
     out_fmt(&o, "heap profile: ");
     out_counts(&o, tot[0] - tot[2], tot[1] - tot[3], tot[0], tot[1]);
     out_fmt(&o, " heap_v2/%lu\n", (unsigned long)hak_sample_mean());
     for (bucket_t *b = first; b; b = b->all) {
-        uint64_t objs = __atomic_load_n(&b->alloc_objs, __ATOMIC_RELAXED);
-        uint64_t bytes = __atomic_load_n(&b->alloc_bytes, __ATOMIC_RELAXED);
-        uint64_t fobjs = __atomic_load_n(&b->free_objs, __ATOMIC_RELAXED);
-        uint64_t fbytes = __atomic_load_n(&b->free_bytes, __ATOMIC_RELAXED);
+        uint64_t c[4];
+        sum_counts(b, c);
+        uint64_t objs = c[0], bytes = c[1], fobjs = c[2], fbytes = c[3];
         if (!objs)
             continue;
         if (fobjs > objs || fbytes > bytes) /* a free counted before its allocation's add */
@@ -344,9 +374,9 @@ HAKMEM_API int hakmem_prof_dump(const char *path)
 static void interval_dump(uint64_t mean)
 {
     uint64_t every = (uint64_t)hak_config.prof_interval;
-    uint64_t total = __atomic_add_fetch(&sampled_bytes, mean, __ATOMIC_RELAXED);
     if (!every)
-        return;
+        return; /* (no shared counter to bounce between cores) */
+    uint64_t total = __atomic_add_fetch(&sampled_bytes, mean, __ATOMIC_RELAXED);
     uint64_t due = __atomic_load_n(&next_dump, __ATOMIC_RELAXED); /* 0: the first, every */
     if (total < (due ? due : every) ||
         !__atomic_compare_exchange_n(&next_dump, &due, (total / every + 1) * every, 0,
@@ -377,8 +407,9 @@ void *hak_prof_alloc(size_t size, size_t align, int zero)
     bucket_t *b = bucket_for(frames, n);
     void *p = b ? hak_sampled_alloc(size, align, zero, (uintptr_t)b) : NULL;
     if (p) {
-        __atomic_fetch_add(&b->alloc_objs, 1, __ATOMIC_RELAXED);
-        __atomic_fetch_add(&b->alloc_bytes, size, __ATOMIC_RELAXED);
+        counts_t *c = my_counts(b);
+        __atomic_fetch_add(&c->alloc_objs, 1, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&c->alloc_bytes, size, __ATOMIC_RELAXED);
         interval_dump(hak_sample_mean());
     }
     errno = saved;
@@ -392,9 +423,9 @@ void hak_prof_free(void *ptr)
     size_t size;
     if (!hak_config.prof || !hak_sampled_note(ptr, &note, &size))
         return;
-    bucket_t *b = (bucket_t *)note;
-    __atomic_fetch_add(&b->free_objs, 1, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&b->free_bytes, size, __ATOMIC_RELAXED);
+    counts_t *c = my_counts((bucket_t *)note);
+    __atomic_fetch_add(&c->free_objs, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&c->free_bytes, size, __ATOMIC_RELAXED);
 }
 
 /* ---- fork ------------------------------------------------------------------------------ */

@@ -7,6 +7,10 @@
  * lock and does not allocate, so a capture cannot deadlock with dlopen, and it works in a
  * signal handler. The caller still guards against recursion (profiler.c): if anything in the
  * unwinder ever allocates, that allocation is not sampled.
+ *
+ * A capture from a call chain seen before (the same stack pointer here, the same return
+ * addresses at the same places up the stack) is served by the stack cache of stack.c without
+ * unwinding: a few dozen loads instead of about 100 ns a frame.
  */
 #ifndef HAK_BOX1_STACK_H
 #define HAK_BOX1_STACK_H

@@ -18,7 +18,8 @@
  * hak_sampled_alloc was given them) or free (magic SLOT_FREE, on the free stack).
  *
  * Synchronisation: no lock, so a free from a signal handler that interrupted the store
- * cannot wait for anything. The free slots form a Treiber stack of slot indices; its head
+ * cannot wait for anything. The free slots form STORE_SHARDS Treiber stacks of slot indices
+ * (a thread pushes onto and pops from its arena's first, then tries the others); each head
  * packs a 32-bit version with index + 1 (0: empty) and changes by CAS, the version against
  * ABA. A slot's `next` is read with a relaxed atomic load (the slot may have been taken
  * meanwhile: the CAS then fails). Growing maps a whole chunk: a grower reserves a chunk
@@ -35,6 +36,7 @@
 #include "os.h"
 #include "pagemap_write.h"
 #include "sample_store.h"
+#include "thread.h"
 #include "shared_contracts/backend.h"
 #include "shared_contracts/diag.h"
 #include "shared_contracts/pagemap.h"
@@ -58,9 +60,18 @@ typedef struct slot {
 } slot_t;
 _Static_assert(sizeof(slot_t) == 64, "the header fits below the smallest lead");
 
+#define STORE_SHARDS 16u /* free stacks; a thread uses its arena's first (thread.h) */
+
 static char *chunks[STORE_CHUNKS_MAX]; /* published with a release store, read with acquire */
 static uint32_t chunks_reserved;         /* fetch-add by growers */
-static uint64_t free_head;               /* version << 32 | (index + 1); CAS */
+/* The free stacks, each version << 32 | (index + 1), changed by CAS; on lines of their own. */
+static struct {
+    uint64_t head;
+} __attribute__((aligned(64))) free_heads[STORE_SHARDS];
+
+/* The calling thread's stack: threads of different arenas neither bounce one line nor
+ * share slots (a slot freed by a thread comes back warm to that thread). */
+static unsigned my_shard(void) { return hak_thread_self()->arena % STORE_SHARDS; }
 
 static slot_t *slot_at(uint32_t index)
 {
@@ -68,34 +79,47 @@ static slot_t *slot_at(uint32_t index)
     return (slot_t *)(chunk + (size_t)(index % STORE_SLOTS_PER_CHUNK) * SLOT_BYTES);
 }
 
-static void push_free(uint32_t index)
+static void push_free(unsigned shard, uint32_t index)
 {
+    uint64_t *top = &free_heads[shard].head;
     slot_t *s = slot_at(index);
-    uint64_t head = __atomic_load_n(&free_head, __ATOMIC_RELAXED), next;
+    uint64_t head = __atomic_load_n(top, __ATOMIC_RELAXED), next;
     do {
         __atomic_store_n(&s->next, (uint32_t)head, __ATOMIC_RELAXED);
         next = ((head >> 32) + 1) << 32 | (index + 1u);
-    } while (!__atomic_compare_exchange_n(&free_head, &head, next, 1, __ATOMIC_RELEASE,
+    } while (!__atomic_compare_exchange_n(top, &head, next, 1, __ATOMIC_RELEASE,
                                           __ATOMIC_RELAXED));
 }
 
-/* A free slot's index + 1, or 0 when the stack is empty. */
-static uint32_t pop_free(void)
+/* A free slot's index + 1 from one stack, or 0 when it is empty. */
+static uint32_t pop_shard(unsigned shard)
 {
-    uint64_t head = __atomic_load_n(&free_head, __ATOMIC_ACQUIRE), next;
+    uint64_t *top = &free_heads[shard].head;
+    uint64_t head = __atomic_load_n(top, __ATOMIC_ACQUIRE), next;
     do {
-        uint32_t top = (uint32_t)head;
-        if (!top)
+        uint32_t first = (uint32_t)head;
+        if (!first)
             return 0;
-        uint32_t after = __atomic_load_n(&slot_at(top - 1u)->next, __ATOMIC_RELAXED);
+        uint32_t after = __atomic_load_n(&slot_at(first - 1u)->next, __ATOMIC_RELAXED);
         next = ((head >> 32) + 1) << 32 | after;
-    } while (!__atomic_compare_exchange_n(&free_head, &head, next, 1, __ATOMIC_ACQUIRE,
+    } while (!__atomic_compare_exchange_n(top, &head, next, 1, __ATOMIC_ACQUIRE,
                                           __ATOMIC_ACQUIRE));
     return (uint32_t)head;
 }
 
-/* Map one more chunk, tag its map pages and push its slots. 0 on ENOMEM. */
-static int grow(void)
+/* From the thread's own stack, else from the others. */
+static uint32_t pop_free(unsigned shard)
+{
+    for (unsigned i = 0; i < STORE_SHARDS; i++) {
+        uint32_t got = pop_shard((shard + i) % STORE_SHARDS);
+        if (got)
+            return got;
+    }
+    return 0;
+}
+
+/* Map one more chunk, tag its map pages and push its slots onto `shard`. 0 on ENOMEM. */
+static int grow(unsigned shard)
 {
     uint32_t c = __atomic_fetch_add(&chunks_reserved, 1, __ATOMIC_RELAXED);
     if (c >= STORE_CHUNKS_MAX) {
@@ -118,15 +142,16 @@ static int grow(void)
     }
     __atomic_store_n(&chunks[c], chunk, __ATOMIC_RELEASE);
     for (uint32_t i = STORE_SLOTS_PER_CHUNK; i-- > 0;) /* lowest address on top */
-        push_free(c * STORE_SLOTS_PER_CHUNK + i);
+        push_free(shard, c * STORE_SLOTS_PER_CHUNK + i);
     return 1;
 }
 
 static void *slot_alloc(size_t size, size_t align, int zero, uintptr_t note)
 {
     uint32_t top;
-    while (!(top = pop_free()))
-        if (!grow())
+    unsigned shard = my_shard();
+    while (!(top = pop_free(shard)))
+        if (!grow(shard))
             return NULL;
     slot_t *s = slot_at(top - 1u);
     size_t lead = align > 64 ? align : 64u;
@@ -182,7 +207,7 @@ void hak_store_free(void *ptr, const char *caller)
                   caller, ptr);
     s->magic = SLOT_FREE;
     s->user = 0;
-    push_free(s->index);
+    push_free(my_shard(), s->index);
 }
 
 size_t hak_sampled_usable_size(const void *ptr, const char *caller)

@@ -85,8 +85,12 @@ static int pprof_text(const char *space, const char *file, row_t *rows, int max)
     const char *argv[] = {pprof_path(), "--text", space, PROG, file, NULL};
     const char *env[] = {"LD_PRELOAD", NULL};
     tl_result r;
-    if (tl_run(argv, env, NULL, NULL, 120, &r) != 0 || !tl_exited_ok(&r))
-        fail_msg("google-pprof --text %s %s failed: %s", space, file, r.err ? r.err : "");
+    if (tl_run(argv, env, NULL, NULL, 120, &r) != 0 || !tl_exited_ok(&r)) {
+        char st[64];
+        print_message("    google-pprof: %s\n%s\n%s\n", tl_status_str(&r, st, sizeof st), r.out,
+                      r.err);
+        fail_msg("google-pprof --text %s %s failed", space, file);
+    }
     int n = 0;
     char *save = NULL;
     for (char *line = strtok_r(r.out, "\n", &save); line && n < max;
