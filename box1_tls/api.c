@@ -68,7 +68,7 @@ HAKMEM_API void *malloc(size_t size)
 {
     if (HAK_VALGRIND_BUILD)
         return malloc_plain(size);
-    return entry.malloc(size);
+    return __atomic_load_n(&entry.malloc, __ATOMIC_RELAXED)(size);
 }
 
 static void *malloc_plain(size_t size)
@@ -132,27 +132,27 @@ __attribute__((cold, noinline)) static void *malloc_first(size_t size)
 {
     if (!__atomic_load_n(&hak_library_ready, __ATOMIC_ACQUIRE))
         return malloc_plain(size);
-    __atomic_store_n(&entry.malloc, hak_sampler_wanted() ? malloc_sampling : malloc_plain,
-                     __ATOMIC_RELAXED);
-    return entry.malloc(size);
+    void *(*fn)(size_t) = hak_sampler_wanted() ? malloc_sampling : malloc_plain;
+    __atomic_store_n(&entry.malloc, fn, __ATOMIC_RELAXED);
+    return fn(size);
 }
 
 __attribute__((cold, noinline)) static void *calloc_first(size_t nmemb, size_t size)
 {
     if (!__atomic_load_n(&hak_library_ready, __ATOMIC_ACQUIRE))
         return calloc_plain(nmemb, size);
-    __atomic_store_n(&entry.calloc, hak_sampler_wanted() ? calloc_sampling : calloc_plain,
-                     __ATOMIC_RELAXED);
-    return entry.calloc(nmemb, size);
+    void *(*fn)(size_t, size_t) = hak_sampler_wanted() ? calloc_sampling : calloc_plain;
+    __atomic_store_n(&entry.calloc, fn, __ATOMIC_RELAXED);
+    return fn(nmemb, size);
 }
 
 __attribute__((cold, noinline)) static void *realloc_first(void *ptr, size_t size)
 {
     if (!__atomic_load_n(&hak_library_ready, __ATOMIC_ACQUIRE))
         return realloc_plain(ptr, size);
-    __atomic_store_n(&entry.realloc, hak_sampler_wanted() ? realloc_sampling : realloc_plain,
-                     __ATOMIC_RELAXED);
-    return entry.realloc(ptr, size);
+    void *(*fn)(void *, size_t) = hak_sampler_wanted() ? realloc_sampling : realloc_plain;
+    __atomic_store_n(&entry.realloc, fn, __ATOMIC_RELAXED);
+    return fn(ptr, size);
 }
 
 HAKMEM_API void free(void *ptr)
@@ -194,7 +194,7 @@ HAKMEM_API void *calloc(size_t nmemb, size_t size)
 {
     if (HAK_VALGRIND_BUILD)
         return calloc_plain(nmemb, size);
-    return entry.calloc(nmemb, size);
+    return __atomic_load_n(&entry.calloc, __ATOMIC_RELAXED)(nmemb, size);
 }
 
 static void *calloc_plain(size_t nmemb, size_t size)
@@ -242,7 +242,7 @@ HAKMEM_API void *realloc(void *ptr, size_t size)
 {
     if (HAK_VALGRIND_BUILD)
         return realloc_by_moving(ptr, size);
-    return entry.realloc(ptr, size);
+    return __atomic_load_n(&entry.realloc, __ATOMIC_RELAXED)(ptr, size);
 }
 
 /* realloc needs no new block: a large block to a large size (hak_large_realloc), or a block

@@ -217,26 +217,26 @@ HAK_COLD static void *new_first(size_t size)
 {
     if (!__atomic_load_n(&hak_library_ready, __ATOMIC_ACQUIRE))
         return new_plain(size);
-    __atomic_store_n(&new_entry.new_, hak_sampler_wanted() ? new_sampling : new_plain,
-                     __ATOMIC_RELAXED);
-    return new_entry.new_(size);
+    void *(*fn)(size_t) = hak_sampler_wanted() ? new_sampling : new_plain;
+    __atomic_store_n(&new_entry.new_, fn, __ATOMIC_RELAXED);
+    return fn(size);
 }
 
 HAK_COLD static void *new_nothrow_first(size_t size, const void *tag)
 {
     if (!__atomic_load_n(&hak_library_ready, __ATOMIC_ACQUIRE))
         return new_nothrow_plain(size, tag);
-    __atomic_store_n(&new_entry.new_nothrow,
-                     hak_sampler_wanted() ? new_nothrow_sampling : new_nothrow_plain,
-                     __ATOMIC_RELAXED);
-    return new_entry.new_nothrow(size, tag);
+    void *(*fn)(size_t, const void *) =
+        hak_sampler_wanted() ? new_nothrow_sampling : new_nothrow_plain;
+    __atomic_store_n(&new_entry.new_nothrow, fn, __ATOMIC_RELAXED);
+    return fn(size, tag);
 }
 
 HAKMEM_API void *hak_cxx_new(size_t size)
 {
     if (HAK_VALGRIND_BUILD) /* memcheck must hear of the block: no tail call */
         return alloc_once(size, HAK_MIN_ALIGN) ?: new_failed(size, HAK_MIN_ALIGN);
-    return new_entry.new_(size);
+    return __atomic_load_n(&new_entry.new_, __ATOMIC_RELAXED)(size);
 }
 
 /* The tag is a reference to std::nothrow, which carries nothing: the cold path passes NULL
@@ -245,7 +245,7 @@ HAKMEM_API void *hak_cxx_new_nothrow(size_t size, const void *tag)
 {
     if (HAK_VALGRIND_BUILD)
         return alloc_once(size, HAK_MIN_ALIGN) ?: new_nothrow_failed(size, HAK_MIN_ALIGN, tag);
-    return new_entry.new_nothrow(size, tag);
+    return __atomic_load_n(&new_entry.new_nothrow, __ATOMIC_RELAXED)(size, tag);
 }
 
 HAKMEM_API void *hak_cxx_new_aligned(size_t size, size_t align)

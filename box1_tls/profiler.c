@@ -296,6 +296,22 @@ static int write_profile(int fd)
     return o.failed ? -1 : 0;
 }
 
+/* ".0001" for seq 1: at least four digits (hak_fmt pads with spaces, not zeros). */
+static size_t seq_suffix(char *out, size_t cap, unsigned seq)
+{
+    char digits[16];
+    size_t len = hak_fmt(digits, sizeof digits, "%u", seq);
+    size_t n = 0;
+    if (n + 1 < cap)
+        out[n++] = '.';
+    for (size_t pad = len; pad < 4 && n + 1 < cap; pad++)
+        out[n++] = '0';
+    for (size_t i = 0; i < len && n + 1 < cap; i++)
+        out[n++] = digits[i];
+    out[n < cap ? n : cap - 1] = '\0';
+    return n;
+}
+
 /* The file name: %p in the template is the pid; seq > 0 (an interval profile) goes before a
  * final ".heap", or at the end. */
 static void file_name(char *name, size_t cap, const char *tmpl, unsigned seq)
@@ -304,8 +320,8 @@ static void file_name(char *name, size_t cap, const char *tmpl, unsigned seq)
     int heap_ext = len >= 5 && !strcmp(tmpl + len - 5, ".heap");
     for (size_t i = 0; tmpl[i] && n + 1 < cap; i++) {
         if (seq && heap_ext && i == len - 5)
-            n += hak_fmt(name + n, cap - n, ".%04u", seq);
-        else if (tmpl[i] == '%' && tmpl[i + 1] == 'p') {
+            n += seq_suffix(name + n, cap - n, seq);
+        if (tmpl[i] == '%' && tmpl[i + 1] == 'p') {
             n += hak_fmt(name + n, cap - n, "%d", (int)getpid());
             i++;
             continue;
@@ -314,7 +330,7 @@ static void file_name(char *name, size_t cap, const char *tmpl, unsigned seq)
             name[n++] = tmpl[i];
     }
     if (seq && !heap_ext && n < cap)
-        n += hak_fmt(name + n, cap - n, ".%04u", seq);
+        n += seq_suffix(name + n, cap - n, seq);
     name[n < cap ? n : cap - 1] = '\0';
 }
 

@@ -69,7 +69,7 @@
     X(prof, "HAKMEM_PROF", 0, 0, 1, 0,                                                         \
       "1 turns the sampled heap profiler on: profiles google-pprof reads, at exit, on "         \
       "hakmem_prof_dump() and every HAKMEM_PROF_INTERVAL bytes (docs/PROFILER.md)")            \
-    X(prof_sample, "HAKMEM_PROF_SAMPLE", 524288, 1, INT64_C(1) << 40, 0,                        \
+    X(prof_sample, "HAKMEM_PROF_SAMPLE", 2097152, 1, INT64_C(1) << 40, 0,                       \
       "mean bytes allocated between two sampled allocations, per thread (intervals drawn "     \
       "from an exponential distribution)")                                                    \
     X(prof_interval, "HAKMEM_PROF_INTERVAL", 0, 0, INT64_C(1) << 50, 0,                         \

@@ -295,9 +295,12 @@ static void test_interval_profiles(void **s)
     while ((e = readdir(d)) != NULL) {
         int pid;
         unsigned seq;
-        char tail[8];
+        char tail[8], expect[64];
         if (sscanf(e->d_name, "hakmem.%d.%u.%7s", &pid, &seq, &tail[0]) == 3 &&
             !strcmp(tail, "heap")) {
+            snprintf(expect, sizeof expect, "hakmem.%d.%04u.heap", pid, seq);
+            if (strcmp(e->d_name, expect) != 0)
+                fail_msg("a numbered profile is named '%s', not '%s'", e->d_name, expect);
             char path[4096];
             snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
             char *text = tl_read_file(path, NULL);
@@ -364,7 +367,7 @@ static void test_bad_sample_warns_once(void **s)
     profile_of(dir, 0, file, sizeof file);
     char *text = tl_read_file(file, NULL);
     assert_non_null(text);
-    int ok = strstr(text, "@ heap_v2/524288\n") != NULL;
+    int ok = strstr(text, "@ heap_v2/2097152\n") != NULL;
     free(text);
     assert_true(ok);
     done(dir);
