@@ -14,15 +14,16 @@
  * the note. Guarded sampling can reuse the slots: the block's page followed by pages that
  * stay unused within the same slot.
  *
- * Invariants: a slot is either live (magic SLOT_LIVE, user == slot + lead, note and size as
- * hak_sampled_alloc was given them) or free (magic SLOT_FREE, on the free stack).
+ * Invariants: a slot is live (magic SLOT_LIVE, user == slot + lead, note and size as
+ * hak_sampled_alloc was given them) or on a free stack (magic SLOT_FREE, or 0 when it was
+ * never used: its pages were never touched).
  *
  * Synchronisation: no lock, so a free from a signal handler that interrupted the store
  * cannot wait for anything. The free slots form STORE_SHARDS Treiber stacks of slot indices
  * (a thread pushes onto and pops from its arena's first, then tries the others); each head
  * packs a 32-bit version with index + 1 (0: empty) and changes by CAS, the version against
- * ABA. A slot's `next` is read with a relaxed atomic load (the slot may have been taken
- * meanwhile: the CAS then fails). Growing maps a whole chunk: a grower reserves a chunk
+ * ABA. The links live in a small array per chunk (links), not in the slots; a link is read
+ * with a relaxed atomic load (its slot may have been taken meanwhile: the CAS then fails). Growing maps a whole chunk: a grower reserves a chunk
  * index by fetch-add, maps and tags it, publishes its address with a release store, then
  * pushes its slots; two threads may grow at once (each keeps its chunk). A fork copies the
  * stack as it is; a chunk reserved but not yet published is lost in the child, which costs
@@ -49,9 +50,9 @@
 #define SLOT_MAX_ALIGN 4096u
 
 typedef struct slot {
-    uint64_t magic;
-    uint32_t next;  /* while free: the next free slot's index + 1 (0: none) */
-    uint32_t index; /* the slot's own index, set when its chunk is mapped */
+    uint64_t magic; /* SLOT_LIVE, SLOT_FREE, or 0 in a slot never used */
+    uint32_t pad0;
+    uint32_t index; /* the slot's own index */
     uint64_t lead;  /* user - slot */
     uintptr_t user; /* the block, while live */
     uintptr_t note; /* Box 1's word */
@@ -63,6 +64,10 @@ _Static_assert(sizeof(slot_t) == 64, "the header fits below the smallest lead");
 #define STORE_SHARDS 16u /* free stacks; a thread uses its arena's first (thread.h) */
 
 static char *chunks[STORE_CHUNKS_MAX]; /* published with a release store, read with acquire */
+/* Per chunk, the free stacks' links: links[c][i] is the next free slot's index + 1 (0: none)
+ * after slot i of chunk c, kept apart from the slots so that a slot's pages are touched only
+ * when a block is placed in it. Mapped with the chunk, published before it. */
+static uint32_t *links[STORE_CHUNKS_MAX];
 static uint32_t chunks_reserved;         /* fetch-add by growers */
 /* The free stacks, each version << 32 | (index + 1), changed by CAS; on lines of their own. */
 static struct {
@@ -73,6 +78,12 @@ static struct {
  * share slots (a slot freed by a thread comes back warm to that thread). */
 static unsigned my_shard(void) { return hak_thread_self()->arena % STORE_SHARDS; }
 
+static uint32_t *link_of(uint32_t index)
+{
+    uint32_t *l = __atomic_load_n(&links[index / STORE_SLOTS_PER_CHUNK], __ATOMIC_ACQUIRE);
+    return &l[index % STORE_SLOTS_PER_CHUNK];
+}
+
 static slot_t *slot_at(uint32_t index)
 {
     char *chunk = __atomic_load_n(&chunks[index / STORE_SLOTS_PER_CHUNK], __ATOMIC_ACQUIRE);
@@ -82,10 +93,10 @@ static slot_t *slot_at(uint32_t index)
 static void push_free(unsigned shard, uint32_t index)
 {
     uint64_t *top = &free_heads[shard].head;
-    slot_t *s = slot_at(index);
+    uint32_t *link = link_of(index);
     uint64_t head = __atomic_load_n(top, __ATOMIC_RELAXED), next;
     do {
-        __atomic_store_n(&s->next, (uint32_t)head, __ATOMIC_RELAXED);
+        __atomic_store_n(link, (uint32_t)head, __ATOMIC_RELAXED);
         next = ((head >> 32) + 1) << 32 | (index + 1u);
     } while (!__atomic_compare_exchange_n(top, &head, next, 1, __ATOMIC_RELEASE,
                                           __ATOMIC_RELAXED));
@@ -100,7 +111,7 @@ static uint32_t pop_shard(unsigned shard)
         uint32_t first = (uint32_t)head;
         if (!first)
             return 0;
-        uint32_t after = __atomic_load_n(&slot_at(first - 1u)->next, __ATOMIC_RELAXED);
+        uint32_t after = __atomic_load_n(link_of(first - 1u), __ATOMIC_RELAXED);
         next = ((head >> 32) + 1) << 32 | after;
     } while (!__atomic_compare_exchange_n(top, &head, next, 1, __ATOMIC_ACQUIRE,
                                           __ATOMIC_ACQUIRE));
@@ -135,11 +146,14 @@ static int grow(unsigned shard)
         errno = ENOMEM;
         return 0;
     }
-    for (uint32_t i = 0; i < STORE_SLOTS_PER_CHUNK; i++) {
-        slot_t *s = (slot_t *)(chunk + i * SLOT_BYTES);
-        s->magic = SLOT_FREE;
-        s->index = c * STORE_SLOTS_PER_CHUNK + i;
+    uint32_t *l = hak_os.map(STORE_SLOTS_PER_CHUNK * sizeof(uint32_t));
+    if (!l) {
+        hak_pagemap_set_range((uintptr_t)chunk, len, 0);
+        hak_os.unmap(chunk, len);
+        errno = ENOMEM;
+        return 0;
     }
+    __atomic_store_n(&links[c], l, __ATOMIC_RELEASE);
     __atomic_store_n(&chunks[c], chunk, __ATOMIC_RELEASE);
     for (uint32_t i = STORE_SLOTS_PER_CHUNK; i-- > 0;) /* lowest address on top */
         push_free(shard, c * STORE_SLOTS_PER_CHUNK + i);
@@ -156,8 +170,9 @@ static void *slot_alloc(size_t size, size_t align, int zero, uintptr_t note)
     slot_t *s = slot_at(top - 1u);
     size_t lead = align > 64 ? align : 64u;
     char *user = (char *)s + lead;
-    if (zero && s->magic == SLOT_FREE && s->size)
-        memset(user, 0, size); /* a reused slot; a fresh one is zero */
+    if (zero && s->magic == SLOT_FREE)
+        memset(user, 0, size); /* a reused slot; a fresh one (magic 0) is zero */
+    s->index = top - 1u;
     s->magic = SLOT_LIVE;
     s->lead = lead;
     s->user = (uintptr_t)user;

@@ -182,7 +182,7 @@ SAN_TIERS   := unit stress
 # The stress tier is not run under TSan: preloading a TSan-built libhakmem.so into the
 # uninstrumented stress binaries crashes at start-up (SIGSEGV).
 TSAN_SKIP   := unit/test_box1_hotpath unit/test_box2_backend unit/test_box2_large \
-               unit/test_box2_purger unit/test_invariants
+               unit/test_box2_purger unit/test_invariants unit/test_box2_sampled
 
 sanitize-build: $(TEST_UNIT_BINS) $(TEST_STRESS_BINS)
 sanitize-build-unit: $(TEST_UNIT_BINS)
