@@ -88,7 +88,12 @@ HAK_COLD static void *alloc_once(size_t size, size_t align)
 {
     if (align <= HAK_MIN_ALIGN) {
         HAK_VG_ENTER();
-        void *p = hak_alloc_fast(size);
+        void *p = NULL;
+        if (!HAK_VALGRIND_BUILD && hak_sampler_wanted() && hak_sample_due(size) &&
+            hak_sample_point())
+            p = hak_prof_alloc(size, HAK_MIN_ALIGN, 0); /* aligned new at 16 or less */
+        if (!p)
+            p = hak_alloc_fast(size);
         HAK_VG_LEAVE();
         HAK_VG_ALLOC(p, size, 0);
         return p;
