@@ -15,6 +15,7 @@
 #include "aligned.h"
 #include "fastpath.h"
 #include "fork.h"
+#include "guard.h"
 #include "profiler.h"
 #include "sampler.h"
 #include "shared_contracts/ace_hooks.h"
@@ -38,6 +39,8 @@ __attribute__((constructor)) static void library_start(void)
     hak_init();
     hak_fork_handlers_register(); /* Box 2's locks, for forks that bypass fork() (fork.c) */
     pthread_atfork(NULL, NULL, hak_tcache_fork_child); /* the thread cache's extras */
+    if (hak_guard_on())
+        hak_guard_install(); /* guarded sampling's SIGSEGV handler */
     errno = saved;
 }
 

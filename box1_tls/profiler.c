@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "include/hakmem.h"
+#include "guard.h"
 #include "sampler.h"
 #include "stack.h"
 #include "shared_contracts/ace_hooks.h"
@@ -372,9 +373,11 @@ static int dump(const char *path, unsigned seq)
     return rc;
 }
 
+static int prof_on(void) { return hak_sampler_wanted() && hak_config.prof; }
+
 HAKMEM_API int hakmem_prof_dump(const char *path)
 {
-    if (!hak_sampler_wanted()) {
+    if (!prof_on()) {
         errno = EINVAL;
         return -1;
     }
@@ -406,7 +409,7 @@ static void interval_dump(uint64_t mean)
 
 __attribute__((destructor)) static void prof_at_exit(void)
 {
-    if (hak_sampler_wanted() && !prof_inside)
+    if (prof_on() && !prof_inside)
         dump(NULL, 0);
 }
 
@@ -418,10 +421,21 @@ void *hak_prof_alloc(size_t size, size_t align, int zero)
         return NULL; /* a nested allocation: the unwinder's, or a signal handler's */
     enter();
     int saved = errno;
+    void *p = NULL;
+    if (!hak_config.prof) { /* guarded sampling alone (guard.h) */
+        if (align <= HAK_MIN_ALIGN && hak_guard_take(size))
+            p = hak_guard_alloc(size, zero, 0, NULL, 0);
+        errno = saved;
+        leave();
+        return p;
+    }
     uintptr_t frames[HAK_STACK_MAX];
     int n = hak_stack_capture(frames, HAK_STACK_MAX);
     bucket_t *b = bucket_for(frames, n);
-    void *p = b ? hak_sampled_alloc(size, align, zero, (uintptr_t)b) : NULL;
+    if (b && hak_guard_on() && align <= HAK_MIN_ALIGN && size <= HAK_GUARD_MAX_SIZE)
+        p = hak_guard_alloc(size, zero, (uintptr_t)b, frames, n);
+    if (b && !p)
+        p = hak_sampled_alloc(size, align, zero, (uintptr_t)b);
     if (p) {
         counts_t *c = my_counts(b);
         __atomic_fetch_add(&c->alloc_objs, 1, __ATOMIC_RELAXED);
@@ -437,7 +451,14 @@ void hak_prof_free(void *ptr)
 {
     uintptr_t note;
     size_t size;
-    if (!hak_config.prof || !hak_sampled_note(ptr, &note, &size))
+    if (hak_config.guard_sample) {
+        int was_inside = prof_inside;
+        enter(); /* the free stack's capture allocates nothing sampled */
+        hak_guard_free(ptr);
+        if (!was_inside)
+            leave();
+    }
+    if (!hak_config.prof || !hak_sampled_note(ptr, &note, &size) || !note)
         return;
     counts_t *c = my_counts((bucket_t *)note);
     __atomic_fetch_add(&c->free_objs, 1, __ATOMIC_RELAXED);

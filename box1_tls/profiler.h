@@ -21,13 +21,16 @@
 
 #include <stddef.h>
 
-/* A sampled allocation: its stack counted, its block from Box 2's store. NULL (errno kept)
- * when the calling thread is already inside the profiler or the store has no memory: the
- * caller then allocates as usual, unsampled. */
+/* A sampled allocation: its stack counted, its block from Box 2's store (guarded, guard.h,
+ * when guarded sampling is on and it fits a page). With the profiler off and guarded sampling
+ * on, a guarded block if hak_guard_take picks it, else NULL. NULL (errno kept) too when the
+ * calling thread is already inside the profiler or the store has no memory: the caller then
+ * allocates as usual, unsampled. */
 void *hak_prof_alloc(size_t size, size_t align, int zero);
 
 /* Free's cold path, for a pointer whose page map tag is large or sampled, before Box 2 frees
- * it: a sampled block leaves the in-use counts. Nothing else; no lock. */
+ * it: a guarded block's free stack is recorded, a sampled block leaves the in-use counts. No
+ * lock. */
 void hak_prof_free(void *ptr);
 
 /* Nonzero while the calling thread is inside the profiler (fork from a signal handler). */

@@ -16,10 +16,17 @@ static __thread uint64_t sample_rng __attribute__((tls_model("initial-exec")));
 
 int hak_sampler_wanted(void)
 {
-    return __atomic_load_n(&hak_library_ready, __ATOMIC_ACQUIRE) && hak_config.prof;
+    return __atomic_load_n(&hak_library_ready, __ATOMIC_ACQUIRE) &&
+           (hak_config.prof || hak_config.guard_sample);
 }
 
-uint64_t hak_sample_mean(void) { return (uint64_t)hak_config.prof_sample; }
+/* The profiler's mean; without it, guarded sampling's: 16 N bytes, 1 for N = 1 (guard.h). */
+uint64_t hak_sample_mean(void)
+{
+    if (hak_config.prof || !hak_config.guard_sample)
+        return (uint64_t)hak_config.prof_sample;
+    return hak_config.guard_sample == 1 ? 1 : 16u * (uint64_t)hak_config.guard_sample;
+}
 
 static uint64_t splitmix(uint64_t x)
 {

@@ -32,6 +32,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "large.h"
 #include "os.h"
@@ -47,12 +48,16 @@
 #define STORE_CHUNKS_MAX 4096u     /* at most 1 M slots (64 GiB of address space) */
 #define SLOT_LIVE 0x6576696c706d6173ull /* "samplive" */
 #define SLOT_FREE 0x65657266706d6173ull /* "sampfree" */
+#define SLOT_QUARANTINED 0x6e7571706d6173ull /* "sampqun" */
+#define PAGE 4096u
+#define GUARD_SHARD STORE_SHARDS /* the free stack of guarded slots */
+#define QUARANTINE HAK_GUARD_QUARANTINE
 #define SLOT_MAX_ALIGN 4096u
 
 typedef struct slot {
-    uint64_t magic; /* SLOT_LIVE, SLOT_FREE, or 0 in a slot never used */
-    uint32_t pad0;
-    uint32_t index; /* the slot's own index */
+    uint64_t magic; /* SLOT_LIVE, SLOT_FREE, SLOT_QUARANTINED, or 0 in a slot never used */
+    uint32_t guarded; /* 1: the guarded layout (hak_guarded_alloc), for good */
+    uint32_t index;   /* the slot's own index */
     uint64_t lead;  /* user - slot */
     uintptr_t user; /* the block, while live */
     uintptr_t note; /* Box 1's word */
@@ -72,7 +77,7 @@ static uint32_t chunks_reserved;         /* fetch-add by growers */
 /* The free stacks, each version << 32 | (index + 1), changed by CAS; on lines of their own. */
 static struct {
     uint64_t head;
-} __attribute__((aligned(64))) free_heads[STORE_SHARDS];
+} __attribute__((aligned(64))) free_heads[STORE_SHARDS + 1]; /* + the guarded slots' */
 
 /* The calling thread's stack: threads of different arenas neither bounce one line nor
  * share slots (a slot freed by a thread comes back warm to that thread). */
@@ -214,12 +219,111 @@ int hak_sampled_note(const void *ptr, uintptr_t *note, size_t *size)
     return 1;
 }
 
+/* ---- guarded slots ---------------------------------------------------------------------
+ *
+ * Layout: page 0 the header and the caller's scratch bytes, page 1 a guard, page 2 the block's
+ * page, page 3 a guard; the rest of the slot is never touched. The guards are made PROT_NONE
+ * when a slot first takes the layout, which it keeps for good (its own free stack,
+ * GUARD_SHARD). A freed guarded block's page becomes PROT_NONE too, and the slot waits in a
+ * ring of QUARANTINE slots (claimed by fetch-add, swapped in by exchange: no lock); the slot it
+ * pushes out gets its page back and goes to the free stack. */
+
+static uint32_t quarantine_ring[QUARANTINE]; /* index + 1 of a quarantined slot; exchange */
+static uint64_t quarantine_next;             /* fetch-add */
+
+static void quarantine(slot_t *s)
+{
+    char *page = (char *)s + 2 * PAGE;
+    __atomic_store_n(&s->magic, SLOT_QUARANTINED, __ATOMIC_RELEASE);
+    mprotect(page, PAGE, PROT_NONE);
+    uint64_t at = __atomic_fetch_add(&quarantine_next, 1, __ATOMIC_RELAXED) % QUARANTINE;
+    uint32_t out = __atomic_exchange_n(&quarantine_ring[at], s->index + 1u, __ATOMIC_ACQ_REL);
+    if (!out)
+        return;
+    slot_t *old = slot_at(out - 1u);
+    mprotect((char *)old + 2 * PAGE, PAGE, PROT_READ | PROT_WRITE);
+    __atomic_store_n(&old->magic, SLOT_FREE, __ATOMIC_RELEASE);
+    old->user = 0;
+    push_free(GUARD_SHARD, old->index);
+}
+
+void *hak_guarded_alloc(size_t size, int zero, int left, uintptr_t note)
+{
+    if (size > HAK_GUARD_MAX_SIZE)
+        return NULL;
+    uint32_t top = pop_shard(GUARD_SHARD);
+    slot_t *s;
+    if (top) {
+        s = slot_at(top - 1u);
+    } else {
+        unsigned shard = my_shard();
+        while (!(top = pop_free(shard)))
+            if (!grow(shard))
+                return NULL;
+        s = slot_at(top - 1u);
+        if (s->magic == SLOT_FREE) /* a used plain slot: its block page may hold old data */
+            memset((char *)s + 2 * PAGE, 0, PAGE);
+        if (mprotect((char *)s + PAGE, PAGE, PROT_NONE) ||
+            mprotect((char *)s + 3 * PAGE, PAGE, PROT_NONE)) {
+            push_free(shard, top - 1u);
+            return NULL;
+        }
+        s->guarded = 1;
+    }
+    char *page = (char *)s + 2 * PAGE;
+    size_t room = (size + HAK_MIN_ALIGN - 1) & ~(size_t)(HAK_MIN_ALIGN - 1);
+    char *user = left ? page : page + PAGE - (room ? room : HAK_MIN_ALIGN);
+    if (zero)
+        memset(page, 0, PAGE);
+    s->index = top - 1u;
+    s->lead = (uintptr_t)user - (uintptr_t)s;
+    s->user = (uintptr_t)user;
+    s->note = note;
+    s->size = size;
+    __atomic_store_n(&s->magic, SLOT_LIVE, __ATOMIC_RELEASE);
+    return user;
+}
+
+void *hak_sampled_scratch(const void *ptr)
+{
+    slot_t *s = (slot_t *)((uintptr_t)ptr & ~(uintptr_t)(SLOT_BYTES - 1));
+    return (char *)s + sizeof(slot_t);
+}
+
+int hak_sampled_fault(uintptr_t addr, hak_guard_fault_t *out)
+{
+    if (hak_pm_tag(hak_pagemap_get(addr)) != HAK_PM_SAMPLED)
+        return 0;
+    slot_t *s = (slot_t *)(addr & ~(uintptr_t)(SLOT_BYTES - 1));
+    uint64_t magic = __atomic_load_n(&s->magic, __ATOMIC_ACQUIRE);
+    uintptr_t off = addr - (uintptr_t)s;
+    if (!s->guarded || off < PAGE || off >= 4 * PAGE)
+        return 0;
+    out->block = (uintptr_t)s + s->lead;
+    out->size = s->size;
+    out->note = s->note;
+    out->scratch = (char *)s + sizeof(slot_t);
+    if (magic == SLOT_QUARANTINED && off >= 2 * PAGE && off < 3 * PAGE)
+        out->kind = HAK_GUARD_USE_AFTER_FREE;
+    else if (magic == SLOT_LIVE && off < 2 * PAGE)
+        out->kind = HAK_GUARD_UNDERFLOW;
+    else if (magic == SLOT_LIVE && off >= 3 * PAGE)
+        out->kind = HAK_GUARD_OVERFLOW;
+    else
+        out->kind = HAK_GUARD_NEAR_FREED; /* a guard page next to a freed block */
+    return 1;
+}
+
 void hak_store_free(void *ptr, const char *caller)
 {
     slot_t *s = live_slot(ptr);
     if (!s)
         hak_fatal("%s(%p): invalid pointer: hakmem did not allocate it, or it was freed already",
                   caller, ptr);
+    if (s->guarded) {
+        quarantine(s);
+        return;
+    }
     s->magic = SLOT_FREE;
     s->user = 0;
     push_free(my_shard(), s->index);

@@ -113,6 +113,36 @@ int hak_sampled_note(const void *ptr, uintptr_t *note, size_t *size);
  * 16; aborts naming `caller` unless ptr starts one. */
 size_t hak_sampled_usable_size(const void *ptr, const char *caller);
 
+/* Guarded sampling (Box 1's box1_tls/guard.c): a block of at most HAK_GUARD_MAX_SIZE bytes
+ * on a page of its own in a store slot, between two PROT_NONE guard pages, against the lower
+ * one (`left`) or the upper one (its end rounded up to 16). Its free (hak_free_slow) makes the
+ * page PROT_NONE and keeps the slot out of use while HAK_GUARD_QUARANTINE later guarded frees
+ * have not pushed it out. Each slot has HAK_SAMPLED_SCRATCH bytes of the caller's
+ * (hak_sampled_scratch: its stacks), kept through the quarantine. NULL when there is no
+ * memory (or the size is too large). No lock. */
+#define HAK_GUARD_MAX_SIZE 4096u
+#define HAK_GUARD_QUARANTINE 64u
+#define HAK_SAMPLED_SCRATCH 2048u
+void *hak_guarded_alloc(size_t size, int zero, int left, uintptr_t note);
+void *hak_sampled_scratch(const void *ptr);
+
+/* What a fault at addr hit, for Box 1's SIGSEGV handler: 0 when it is no guarded slot's guard
+ * or freed page. Async-signal-safe (reads only). */
+enum hak_guard_kind {
+    HAK_GUARD_OVERFLOW = 1,       /* the guard page after a live block */
+    HAK_GUARD_UNDERFLOW = 2,      /* the guard page before a live block */
+    HAK_GUARD_USE_AFTER_FREE = 3, /* the page of a freed block, in quarantine */
+    HAK_GUARD_NEAR_FREED = 4,     /* a guard page next to a freed block */
+};
+typedef struct hak_guard_fault {
+    int kind; /* enum hak_guard_kind */
+    uintptr_t block;
+    size_t size;
+    uintptr_t note;
+    void *scratch;
+} hak_guard_fault_t;
+int hak_sampled_fault(uintptr_t addr, hak_guard_fault_t *out);
+
 /* ---- large blocks (above HAK_MAX_CLASS_SIZE, or aligned beyond what a class gives) -------- */
 
 void *hak_large_alloc(size_t size, size_t align);

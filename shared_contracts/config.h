@@ -74,7 +74,11 @@
       "from an exponential distribution)")                                                    \
     X(prof_interval, "HAKMEM_PROF_INTERVAL", 0, 0, INT64_C(1) << 50, 0,                         \
       "with HAKMEM_PROF=1, write a numbered profile each time this many more bytes were "      \
-      "allocated (estimated from the samples); 0: only at exit and on hakmem_prof_dump()")
+      "allocated (estimated from the samples); 0: only at exit and on hakmem_prof_dump()")      \
+    X(guard_sample, "HAKMEM_GUARD_SAMPLE", 0, 0, INT64_C(1) << 30, 0,                            \
+      "about one allocation in N of at most 4096 bytes gets a page between guard pages and a " \
+      "quarantine after its free; an overflow, underflow or use after free stops the program " \
+      "with a report (1: every one; 0: off)")
 
 #define HAK_PATH_MAX 512
 #define HAK_PATH_OPTIONS(X)                                                                     \
