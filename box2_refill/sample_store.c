@@ -11,8 +11,8 @@
  * bytes and alignment at most 4096: its header (slot_t) at the slot's start, the block at
  * slot + lead (lead = max(64, align)), the rest of the slot untouched (never resident).
  * Larger or more aligned sampled requests are large blocks (large.c) whose header carries
- * the note. Guarded sampling can reuse the slots: the block's page followed by pages that
- * stay unused within the same slot.
+ * the note. Guarded sampling (hak_guarded_alloc, below) lays a slot out with guard pages
+ * around the block's page.
  *
  * Invariants: a slot is live (magic SLOT_LIVE, user == slot + lead, note and size as
  * hak_sampled_alloc was given them) or on a free stack (magic SLOT_FREE, or 0 when it was
