@@ -67,14 +67,7 @@ static struct {
 
 /* The HAK_VG_* hooks are empty outside the valgrind build (valgrind_hooks.h); that build
  * keeps the plain paths (memcheck watches every block) and does not sample. */
-HAKMEM_API void *malloc(size_t size)
-{
-    if (HAK_VALGRIND_BUILD)
-        return malloc_plain(size);
-    return __atomic_load_n(&entry.malloc, __ATOMIC_RELAXED)(size);
-}
-
-static void *malloc_plain(size_t size)
+static inline __attribute__((always_inline)) void *malloc_body(size_t size)
 {
     HAK_VG_ENTER();
     void *p = hak_alloc_fast(size);
@@ -82,6 +75,15 @@ static void *malloc_plain(size_t size)
     HAK_VG_ALLOC(p, size, 0);
     return p;
 }
+
+HAKMEM_API void *malloc(size_t size)
+{
+    if (HAK_VALGRIND_BUILD)
+        return malloc_body(size); /* inline: memcheck names malloc as the allocating frame */
+    return __atomic_load_n(&entry.malloc, __ATOMIC_RELAXED)(size);
+}
+
+static void *malloc_plain(size_t size) { return malloc_body(size); }
 
 /* A sample point was crossed: a sampled allocation, or the plain path if the sampler or the
  * profiler declined it. */
