@@ -15,6 +15,10 @@
 #include "aligned.h"
 #include "fastpath.h"
 #include "fork.h"
+#include "guard.h"
+#include "profiler.h"
+#include "sampler.h"
+#include "shared_contracts/ace_hooks.h"
 #include "shared_contracts/diag.h"
 #include "shared_contracts/valgrind_hooks.h"
 
@@ -35,17 +39,125 @@ __attribute__((constructor)) static void library_start(void)
     hak_init();
     hak_fork_handlers_register(); /* Box 2's locks, for forks that bypass fork() (fork.c) */
     pthread_atfork(NULL, NULL, hak_tcache_fork_child); /* the thread cache's extras */
+    if (hak_guard_on())
+        hak_guard_install(); /* guarded sampling's SIGSEGV handler */
     errno = saved;
 }
 
-/* The HAK_VG_* hooks are empty outside the valgrind build (valgrind_hooks.h). */
-HAKMEM_API void *malloc(size_t size)
+/* ---- entry points: plain or sampling (sampler.h) ----------------------------------------- */
+
+/* malloc, calloc and realloc jump through one pointer each: the first call after library
+ * init picks the plain hit path or its sampling variant for good (entry_first), so with
+ * sampling off the hit path pays one indirect jump and nothing else. Before init (another
+ * library's constructor) the plain path runs and the pointer stays unpicked. The pointers are
+ * written with relaxed atomics, each time with the same value. */
+static void *malloc_plain(size_t size);
+static void *calloc_plain(size_t nmemb, size_t size);
+static void *realloc_plain(void *ptr, size_t size);
+static size_t block_usable_size(void *ptr, int *is_large, const char *caller);
+static void *malloc_first(size_t size);
+static void *calloc_first(size_t nmemb, size_t size);
+static void *realloc_first(void *ptr, size_t size);
+
+static struct {
+    void *(*malloc)(size_t);
+    void *(*calloc)(size_t, size_t);
+    void *(*realloc)(void *, size_t);
+} entry = {malloc_first, calloc_first, realloc_first};
+
+/* The HAK_VG_* hooks are empty outside the valgrind build (valgrind_hooks.h); that build
+ * keeps the plain paths (memcheck watches every block) and does not sample. */
+static inline __attribute__((always_inline)) void *malloc_body(size_t size)
 {
     HAK_VG_ENTER();
     void *p = hak_alloc_fast(size);
     HAK_VG_LEAVE();
     HAK_VG_ALLOC(p, size, 0);
     return p;
+}
+
+HAKMEM_API void *malloc(size_t size)
+{
+    if (HAK_VALGRIND_BUILD)
+        return malloc_body(size); /* inline: memcheck names malloc as the allocating frame */
+    return __atomic_load_n(&entry.malloc, __ATOMIC_RELAXED)(size);
+}
+
+static void *malloc_plain(size_t size) { return malloc_body(size); }
+
+/* A sample point was crossed: a sampled allocation, or the plain path if the sampler or the
+ * profiler declined it. */
+__attribute__((cold, noinline)) static void *malloc_sampled(size_t size)
+{
+    void *p = hak_sample_point() ? hak_prof_alloc(size, HAK_MIN_ALIGN, 0) : NULL;
+    return p ? p : hak_alloc_fast(size);
+}
+
+static void *malloc_sampling(size_t size)
+{
+    if (hak_sample_due(size))
+        return malloc_sampled(size);
+    return hak_alloc_fast(size);
+}
+
+__attribute__((cold, noinline)) static void *calloc_sampled(size_t nmemb, size_t size)
+{
+    void *p = hak_sample_point() ? hak_prof_alloc(nmemb * size, HAK_MIN_ALIGN, 1) : NULL;
+    return p ? p : calloc_plain(nmemb, size);
+}
+
+static void *calloc_sampling(size_t nmemb, size_t size)
+{
+    size_t total;
+    if (!__builtin_mul_overflow(nmemb, size, &total) && hak_sample_due(total))
+        return calloc_sampled(nmemb, size);
+    return calloc_plain(nmemb, size);
+}
+
+static void *realloc_sampled(void *ptr, size_t size);
+
+static int realloc_stays(size_t size, size_t old_size, int is_large);
+
+/* realloc counts for the sampler only when it allocates anew (realloc_plain's rule): a block
+ * that stays, or a large block mremap grows or shrinks, allocates nothing. */
+static void *realloc_sampling(void *ptr, size_t size)
+{
+    if (!ptr)
+        return malloc_sampling(size);
+    if (size) {
+        int is_large;
+        size_t old_size = block_usable_size(ptr, &is_large, "realloc");
+        if (!realloc_stays(size, old_size, is_large) && hak_sample_due(size))
+            return realloc_sampled(ptr, size);
+    }
+    return realloc_plain(ptr, size);
+}
+
+__attribute__((cold, noinline)) static void *malloc_first(size_t size)
+{
+    if (!__atomic_load_n(&hak_library_ready, __ATOMIC_ACQUIRE))
+        return malloc_plain(size);
+    void *(*fn)(size_t) = hak_sampler_wanted() ? malloc_sampling : malloc_plain;
+    __atomic_store_n(&entry.malloc, fn, __ATOMIC_RELAXED);
+    return fn(size);
+}
+
+__attribute__((cold, noinline)) static void *calloc_first(size_t nmemb, size_t size)
+{
+    if (!__atomic_load_n(&hak_library_ready, __ATOMIC_ACQUIRE))
+        return calloc_plain(nmemb, size);
+    void *(*fn)(size_t, size_t) = hak_sampler_wanted() ? calloc_sampling : calloc_plain;
+    __atomic_store_n(&entry.calloc, fn, __ATOMIC_RELAXED);
+    return fn(nmemb, size);
+}
+
+__attribute__((cold, noinline)) static void *realloc_first(void *ptr, size_t size)
+{
+    if (!__atomic_load_n(&hak_library_ready, __ATOMIC_ACQUIRE))
+        return realloc_plain(ptr, size);
+    void *(*fn)(void *, size_t) = hak_sampler_wanted() ? realloc_sampling : realloc_plain;
+    __atomic_store_n(&entry.realloc, fn, __ATOMIC_RELAXED);
+    return fn(ptr, size);
 }
 
 HAKMEM_API void free(void *ptr)
@@ -66,6 +178,10 @@ static size_t block_usable_size(void *ptr, int *is_large, const char *caller)
         *is_large = 0;
         return hak_class_size(class_idx);
     }
+    if (hak_pm_tag(hak_pagemap_get((uintptr_t)ptr)) == HAK_PM_SAMPLED) {
+        *is_large = 0; /* realloc moves it as a small block */
+        return hak_sampled_usable_size(ptr, caller);
+    }
     *is_large = 1;
     return hak_large_usable_size(ptr, caller); /* aborts unless ptr is a live large block */
 }
@@ -80,6 +196,13 @@ HAKMEM_API size_t malloc_usable_size(void *ptr)
 }
 
 HAKMEM_API void *calloc(size_t nmemb, size_t size)
+{
+    if (HAK_VALGRIND_BUILD)
+        return calloc_plain(nmemb, size);
+    return __atomic_load_n(&entry.calloc, __ATOMIC_RELAXED)(nmemb, size);
+}
+
+static void *calloc_plain(size_t nmemb, size_t size)
 {
     size_t total;
     if (__builtin_mul_overflow(nmemb, size, &total)) {
@@ -124,6 +247,33 @@ HAKMEM_API void *realloc(void *ptr, size_t size)
 {
     if (HAK_VALGRIND_BUILD)
         return realloc_by_moving(ptr, size);
+    return __atomic_load_n(&entry.realloc, __ATOMIC_RELAXED)(ptr, size);
+}
+
+/* realloc needs no new block: a large block to a large size (hak_large_realloc), or a block
+ * that fits and would not waste more than half. */
+static int realloc_stays(size_t size, size_t old_size, int is_large)
+{
+    if (is_large && size > HAK_MAX_CLASS_SIZE)
+        return 1;
+    return size <= old_size && (size > old_size / 2 || old_size <= 16);
+}
+
+/* realloc to a sampled block (realloc_sampling): a move. */
+__attribute__((cold, noinline)) static void *realloc_sampled(void *ptr, size_t size)
+{
+    int is_large;
+    size_t old_size = block_usable_size(ptr, &is_large, "realloc");
+    void *fresh = hak_sample_point() ? hak_prof_alloc(size, HAK_MIN_ALIGN, 0) : NULL;
+    if (!fresh)
+        return realloc_plain(ptr, size);
+    memcpy(fresh, ptr, size < old_size ? size : old_size);
+    hak_free_fast(ptr);
+    return fresh;
+}
+
+static void *realloc_plain(void *ptr, size_t size)
+{
     if (!ptr)
         return hak_alloc_fast(size);
     if (size == 0) { /* glibc: free and return NULL */
@@ -134,8 +284,7 @@ HAKMEM_API void *realloc(void *ptr, size_t size)
     size_t old_size = block_usable_size(ptr, &is_large, "realloc");
     if (is_large && size > HAK_MAX_CLASS_SIZE)
         return hak_large_realloc(ptr, size);
-    /* Stay in place when the block fits and would not waste more than half. */
-    if (size <= old_size && (size > old_size / 2 || old_size <= 16))
+    if (realloc_stays(size, old_size, 0))
         return ptr;
     void *fresh = hak_alloc_fast(size);
     if (!fresh)
@@ -161,7 +310,11 @@ void *hak_aligned_alloc(size_t align, size_t size)
     void *p;
     HAK_VG_ENTER();
     unsigned c = hak_aligned_class(align, size);
-    p = c < HAK_NUM_CLASSES ? hak_pop(c) : hak_tcache_large(size, align, 0);
+    p = NULL;
+    if (HAK_UNLIKELY(hak_sampler_wanted()) && hak_sample_due(size) && hak_sample_point())
+        p = hak_prof_alloc(size, align, 0);
+    if (!p)
+        p = c < HAK_NUM_CLASSES ? hak_pop(c) : hak_tcache_large(size, align, 0);
     HAK_VG_LEAVE();
     HAK_VG_ALLOC(p, size, 0);
     return p;

@@ -33,6 +33,9 @@
 #include "include/hakmem.h"
 #include "aligned.h"
 #include "fastpath.h"
+#include "profiler.h"
+#include "sampler.h"
+#include "shared_contracts/ace_hooks.h"
 #include "shared_contracts/diag.h"
 #include "shared_contracts/valgrind_hooks.h"
 
@@ -85,7 +88,12 @@ HAK_COLD static void *alloc_once(size_t size, size_t align)
 {
     if (align <= HAK_MIN_ALIGN) {
         HAK_VG_ENTER();
-        void *p = hak_alloc_fast(size);
+        void *p = NULL;
+        if (!HAK_VALGRIND_BUILD && hak_sampler_wanted() && hak_sample_due(size) &&
+            hak_sample_point())
+            p = hak_prof_alloc(size, HAK_MIN_ALIGN, 0); /* aligned new at 16 or less */
+        if (!p)
+            p = hak_alloc_fast(size);
         HAK_VG_LEAVE();
         HAK_VG_ALLOC(p, size, 0);
         return p;
@@ -166,11 +174,74 @@ void *hak_cxx_new_aligned(size_t size, size_t align) __asm__("_ZnwmSt11align_val
 void *hak_cxx_new_aligned_nothrow(size_t size, size_t align, const void *tag)
     __asm__("_ZnwmSt11align_val_tRKSt9nothrow_t");
 
+/* new and its nothrow form jump through one pointer each, as malloc does (api.c): the plain
+ * hit path, or its sampling variant (sampler.h), picked at the first call after library
+ * init. */
+static void *new_plain(size_t size) { return hak_alloc_fast_or(size, new_refill, new_large); }
+
+static void *new_nothrow_plain(size_t size, const void *tag)
+{
+    return hak_alloc_fast_or(size, new_nothrow_refill, new_nothrow_large);
+}
+
+HAK_COLD static void *new_sampled(size_t size)
+{
+    void *p = hak_sample_point() ? hak_prof_alloc(size, HAK_MIN_ALIGN, 0) : NULL;
+    return p ? p : new_plain(size);
+}
+
+static void *new_sampling(size_t size)
+{
+    if (hak_sample_due(size))
+        return new_sampled(size);
+    return hak_alloc_fast_or(size, new_refill, new_large);
+}
+
+HAK_COLD static void *new_nothrow_sampled(size_t size, const void *tag)
+{
+    void *p = hak_sample_point() ? hak_prof_alloc(size, HAK_MIN_ALIGN, 0) : NULL;
+    return p ? p : new_nothrow_plain(size, tag);
+}
+
+static void *new_nothrow_sampling(size_t size, const void *tag)
+{
+    if (hak_sample_due(size))
+        return new_nothrow_sampled(size, tag);
+    return hak_alloc_fast_or(size, new_nothrow_refill, new_nothrow_large);
+}
+
+static void *new_first(size_t size);
+static void *new_nothrow_first(size_t size, const void *tag);
+
+static struct {
+    void *(*new_)(size_t);
+    void *(*new_nothrow)(size_t, const void *);
+} new_entry = {new_first, new_nothrow_first}; /* relaxed atomics, written with one value each */
+
+HAK_COLD static void *new_first(size_t size)
+{
+    if (!__atomic_load_n(&hak_library_ready, __ATOMIC_ACQUIRE))
+        return new_plain(size);
+    void *(*fn)(size_t) = hak_sampler_wanted() ? new_sampling : new_plain;
+    __atomic_store_n(&new_entry.new_, fn, __ATOMIC_RELAXED);
+    return fn(size);
+}
+
+HAK_COLD static void *new_nothrow_first(size_t size, const void *tag)
+{
+    if (!__atomic_load_n(&hak_library_ready, __ATOMIC_ACQUIRE))
+        return new_nothrow_plain(size, tag);
+    void *(*fn)(size_t, const void *) =
+        hak_sampler_wanted() ? new_nothrow_sampling : new_nothrow_plain;
+    __atomic_store_n(&new_entry.new_nothrow, fn, __ATOMIC_RELAXED);
+    return fn(size, tag);
+}
+
 HAKMEM_API void *hak_cxx_new(size_t size)
 {
     if (HAK_VALGRIND_BUILD) /* memcheck must hear of the block: no tail call */
         return alloc_once(size, HAK_MIN_ALIGN) ?: new_failed(size, HAK_MIN_ALIGN);
-    return hak_alloc_fast_or(size, new_refill, new_large);
+    return __atomic_load_n(&new_entry.new_, __ATOMIC_RELAXED)(size);
 }
 
 /* The tag is a reference to std::nothrow, which carries nothing: the cold path passes NULL
@@ -179,7 +250,7 @@ HAKMEM_API void *hak_cxx_new_nothrow(size_t size, const void *tag)
 {
     if (HAK_VALGRIND_BUILD)
         return alloc_once(size, HAK_MIN_ALIGN) ?: new_nothrow_failed(size, HAK_MIN_ALIGN, tag);
-    return hak_alloc_fast_or(size, new_nothrow_refill, new_nothrow_large);
+    return __atomic_load_n(&new_entry.new_nothrow, __ATOMIC_RELAXED)(size, tag);
 }
 
 HAKMEM_API void *hak_cxx_new_aligned(size_t size, size_t align)
@@ -268,7 +339,7 @@ HAK_COLD static void delete_sized_slow(void *ptr, size_t size, size_t align)
         if (expect < HAK_NUM_CLASSES || size > usable)
             wrong_size(ptr, size, align, tag, usable);
     }
-    hak_free_slow(ptr);
+    hak_free_unusual(ptr); /* a sampled block's free is counted there (no size check) */
 }
 
 /* Indexed by page-map tag (class + 1 for a small span): the sizes new serves from that

@@ -10,11 +10,14 @@
  * lock, then calls the real fork. The atfork handlers cover forks that do not come through the
  * wrapper; the library's constructor registers them (library_start, api.c).
  *
+ * The profiler's lock (profiler.c) comes first, before Box 2's: the profiler calls Box 2
+ * with its lock released, and Box 2 never calls the profiler.
+ *
  * Fork from a signal handler. A single-threaded process takes no lock at all (glibc does the
  * same, SINGLE_THREAD_P): no other thread can be inside the allocator, and a handler that
  * interrupted this thread inside a Box 2 lock or inside another fork must not wait for it.
  * In a multi-threaded process (POOL_ACE=1 has the learner thread), a fork that finds its own
- * thread inside a Box 2 lock (hak_backend_locks_held) or inside the wrapper
+ * thread inside a Box 2 lock (hak_backend_locks_held), inside the profiler (hak_prof_busy) or inside the wrapper
  * (forks_in_progress) is a handler that interrupted hakmem: it calls _Fork, which takes no
  * lock and runs no atfork handler, and takes none of hakmem's. Every child resets Box 2's
  * locks, so it does not hang on one the interrupted code held; what that code was writing may
@@ -30,6 +33,7 @@
 #include <unistd.h>
 
 #include "include/hakmem.h"
+#include "profiler.h"
 #include "shared_contracts/backend.h"
 
 extern void _IO_list_lock(void);
@@ -47,9 +51,11 @@ static void fork_prepare(void)
 {
     if (fork_by_wrapper)
         return;
-    atfork_locked = !__libc_single_threaded && !hak_backend_locks_held();
-    if (atfork_locked)
+    atfork_locked = !__libc_single_threaded && !hak_backend_locks_held() && !hak_prof_busy();
+    if (atfork_locked) {
+        hak_prof_fork_prepare();
         hak_backend_fork_prepare();
+    }
 }
 
 static void fork_parent(void)
@@ -57,6 +63,7 @@ static void fork_parent(void)
     if (!fork_by_wrapper && atfork_locked) {
         atfork_locked = 0;
         hak_backend_fork_parent();
+        hak_prof_fork_parent();
     }
 }
 
@@ -64,6 +71,7 @@ static void fork_child(void)
 {
     if (fork_by_wrapper)
         return;
+    hak_prof_fork_child();
     hak_backend_fork_child(atfork_locked ? HAK_FORK_LOCKED : HAK_FORK_UNLOCKED);
     atfork_locked = 0;
 }
@@ -89,6 +97,7 @@ static pid_t fork_unlocked(pid_t (*glibc_fork)(void))
     fork_by_wrapper = outer;
     forks_in_progress--;
     if (pid == 0) {
+        hak_prof_fork_child();
         if (single) {
             hak_backend_fork_child(HAK_FORK_UNLOCKED);
         } else {
@@ -113,10 +122,12 @@ HAKMEM_API pid_t fork(void)
         __atomic_store_n(&real_fork, fn, __ATOMIC_RELEASE);
     }
     hak_init();
-    if (__libc_single_threaded || hak_backend_locks_held() || forks_in_progress)
+    if (__libc_single_threaded || hak_backend_locks_held() || forks_in_progress ||
+        hak_prof_busy())
         return fork_unlocked(fn);
     forks_in_progress++;
     _IO_list_lock();
+    hak_prof_fork_prepare();
     hak_backend_fork_prepare();
     fork_by_wrapper = 1;
     pid_t pid = fn();
@@ -126,9 +137,11 @@ HAKMEM_API pid_t fork(void)
         /* glibc resets the list lock in the child only when the parent had threads; reset it
          * always, or the count we took stays held by the child's main thread. */
         _IO_list_resetlock();
+        hak_prof_fork_child();
         hak_backend_fork_child(HAK_FORK_LOCKED);
     } else {
         hak_backend_fork_parent();
+        hak_prof_fork_parent();
         _IO_list_unlock();
     }
     forks_in_progress--; /* last: a handler's fork until here finds every lock still ours */

@@ -2,6 +2,7 @@
 #include <stdint.h>
 
 #include "fastpath.h"
+#include "profiler.h"
 #include "shared_contracts/diag.h"
 
 void hak_bad_interior(void *ptr, unsigned class_idx, const char *caller)
@@ -14,12 +15,16 @@ void hak_bad_interior(void *ptr, unsigned class_idx, const char *caller)
 }
 
 /* The hit path's check failed: a pointer inside a small block aborts here; NULL, large
- * blocks and pointers hakmem does not own are Box 2's. */
+ * blocks, sampled blocks and pointers hakmem does not own are Box 2's, after the profiler
+ * counted the free of a sampled one. */
 void hak_free_unusual(void *ptr)
 {
-    unsigned class_idx = hak_pm_class(hak_pagemap_get((uintptr_t)ptr));
+    uint64_t entry = hak_pagemap_get((uintptr_t)ptr);
+    unsigned class_idx = hak_pm_class(entry);
     if (class_idx < HAK_NUM_CLASSES)
         hak_bad_interior(ptr, class_idx, "free");
+    if (hak_pm_tag(entry) >= HAK_PM_SAMPLED)
+        hak_prof_free(ptr);
     hak_free_slow(ptr);
 }
 

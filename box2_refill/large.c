@@ -35,7 +35,9 @@ typedef struct large_hdr {
     uintptr_t base;    /* mapping start */
     size_t map_len;    /* mapping length */
     size_t lead;       /* user - base */
-    uint64_t pad[3];
+    uintptr_t note;    /* a sampled block's note (hak_sampled_alloc), else 0 */
+    size_t note_size;  /* the size its sampled allocation asked for */
+    uint64_t pad;
 } large_hdr_t;
 _Static_assert(sizeof(large_hdr_t) == 64, "header is one cache line below the block");
 
@@ -141,6 +143,8 @@ static void *large_alloc(size_t size, size_t align, int zero)
     hdr->base = (uintptr_t)base;
     hdr->map_len = map_len;
     hdr->lead = lead;
+    hdr->note = 0;
+    hdr->note_size = 0;
     if (hak_pagemap_set_range(page_of(user), MAP_PAGE, hak_pm_entry(HAK_PM_LARGE, hdr))) {
         hak_os.unmap(base, map_len);
         errno = ENOMEM;
@@ -165,6 +169,28 @@ static large_hdr_t *large_lookup(const void *ptr, uint64_t entry, const char *wh
 void *hak_large_alloc(size_t size, size_t align) { return large_alloc(size, align, 0); }
 
 void *hak_large_calloc(size_t size) { return large_alloc(size, HAK_MIN_ALIGN, 1); }
+
+void *hak_large_alloc_noted(size_t size, size_t align, int zero, uintptr_t note)
+{
+    char *user = large_alloc(size, align, zero);
+    if (user) {
+        large_hdr_t *hdr = (large_hdr_t *)(user - sizeof(large_hdr_t));
+        hdr->note = note;
+        hdr->note_size = size;
+    }
+    return user;
+}
+
+int hak_large_note(const void *ptr, uint64_t entry, uintptr_t *note, size_t *size)
+{
+    large_hdr_t *hdr = hak_pm_owner(entry);
+    if (hak_pm_tag(entry) != HAK_PM_LARGE || hdr->magic != LARGE_MAGIC ||
+        hdr->user_key != ((uintptr_t)ptr ^ LARGE_MAGIC) || !hdr->note)
+        return 0;
+    *note = hdr->note;
+    *size = hdr->note_size;
+    return 1;
+}
 
 void hak_large_free(void *ptr, uint64_t entry)
 {
@@ -248,8 +274,11 @@ void *hak_large_realloc(void *ptr, size_t size)
             if (!hak_large_cache_put((uintptr_t)old_base, old_len, hak_now_ms()))
                 hak_os.unmap(old_base, old_len);
             moved = dest;
-            ((large_hdr_t *)((char *)dest + lead - sizeof(large_hdr_t)))->magic = LARGE_MAGIC;
-            ((large_hdr_t *)((char *)dest + lead - sizeof(large_hdr_t)))->lead = lead;
+            large_hdr_t *dh = (large_hdr_t *)((char *)dest + lead - sizeof(large_hdr_t));
+            dh->magic = LARGE_MAGIC;
+            dh->lead = lead;
+            dh->note = hdr->note; /* a sampled block stays sampled */
+            dh->note_size = hdr->note_size;
         } /* (a shrink into a cached range: mremap itself unmapped the rest of the old block,
            * and another thread may have mapped that place since) */
     }

@@ -31,6 +31,11 @@ HAKMEM_API const char *hakmem_version(void);
  * force, ACE events and drops) to `out`. Safe to call from any thread. */
 HAKMEM_API void hakmem_stats_print(FILE *out);
 
+/* With HAKMEM_PROF=1: write the heap profile now to `path` (NULL: HAKMEM_PROF_FILE, by default
+ * hakmem.<pid>.heap), in the format google-pprof reads (docs/PROFILER.md). 0 on success; -1
+ * with errno EINVAL when the profiler is off, or the open or write error. */
+HAKMEM_API int hakmem_prof_dump(const char *path);
+
 /* mallopt parameters of hakmem's own, next to glibc's M_* of <malloc.h> (docs/TUNING.md,
  * mallopt). For glibc's parameters mallopt returns what glibc 2.36 returns; for these, 1 when
  * it applied the value, 0 when the value is out of range. */

@@ -3,7 +3,7 @@
 # As root: apt-get installs what is missing. Otherwise: print the exact apt-get line and fail.
 set -eu
 kind=${1:-test}
-pkgs="build-essential pkg-config liburcu-dev libcmocka-dev linux-perf procps sqlite3 git python3 valgrind clang libclang-rt-14-dev redis-server redis-tools"
+pkgs="build-essential pkg-config liburcu-dev libcmocka-dev linux-perf procps sqlite3 git python3 valgrind clang libclang-rt-14-dev redis-server redis-tools google-perftools graphviz"
 if [ "$kind" = bench ]; then
     # lua5.4, with redis-server, redis-tools and g++ from the list above: the real-program
     # workloads lua, redis and gcc (bench/realprog.py)

@@ -95,10 +95,59 @@ uint64_t hak_give(unsigned class_idx, hak_chain_t chain, uint32_t list_len, enum
 
 /* ---- frees the hit path does not take --------------------------------------------------- */
 
-/* free of NULL, of a large block, or of a pointer hakmem does not own (Box 1 itself aborts on
- * a pointer inside a small block). Aborts naming the pointer unless it is NULL or a live
- * large block. Keeps errno. */
+/* free of NULL, of a large block, of a sampled block of the store, or of a pointer hakmem does
+ * not own (Box 1 itself aborts on a pointer inside a small block). Aborts naming the pointer
+ * unless it is NULL, a live large block or a live sampled block. Keeps errno. */
 void hak_free_slow(void *ptr);
+
+/* ---- sampled allocations (Box 1's sampler, box1_tls/sampler.c) ------------------------------ */
+
+/* A block for an allocation the sampler picked, from the sampled-block store
+ * (box2_refill/sample_store.c): a slot of one 64 KiB map page of its own, tagged
+ * HAK_PM_SAMPLED, for size <= HAK_MAX_CLASS_SIZE and align <= 4096; else a large block. Free's
+ * hit path sends it to its cold path (the tag is no small class), where Box 1 reads the note
+ * back (hak_sampled_note) before hak_free_slow frees it. `note` is Box 1's opaque word (not
+ * 0); zero: the block reads as zeros. NULL with errno ENOMEM. Never takes a lock: safe to
+ * call from a signal handler that interrupted another call of the store. */
+void *hak_sampled_alloc(size_t size, size_t align, int zero, uintptr_t note);
+
+/* If ptr starts a live sampled block (a store slot or a large block with a note): its note
+ * and the size hak_sampled_alloc was asked for, and 1. Otherwise 0; never aborts. No lock. */
+int hak_sampled_note(const void *ptr, uintptr_t *note, size_t *size);
+
+/* Usable size of a live store slot (tag HAK_PM_SAMPLED): the size asked for, rounded up to
+ * 16; aborts naming `caller` unless ptr starts one. */
+size_t hak_sampled_usable_size(const void *ptr, const char *caller);
+
+/* Guarded sampling (Box 1's box1_tls/guard.c): a block of at most HAK_GUARD_MAX_SIZE bytes
+ * on a page of its own in a store slot, between two PROT_NONE guard pages, against the lower
+ * one (`left`) or the upper one (its end rounded up to 16). Its free (hak_free_slow) makes the
+ * page PROT_NONE and keeps the slot out of use while HAK_GUARD_QUARANTINE later guarded frees
+ * have not pushed it out. Each slot has HAK_SAMPLED_SCRATCH bytes of the caller's
+ * (hak_sampled_scratch: its stacks), kept through the quarantine. NULL when there is no
+ * memory (or the size is too large). No lock. */
+#define HAK_GUARD_MAX_SIZE 4096u
+#define HAK_GUARD_QUARANTINE 64u
+#define HAK_SAMPLED_SCRATCH 2048u
+void *hak_guarded_alloc(size_t size, int zero, int left, uintptr_t note);
+void *hak_sampled_scratch(const void *ptr);
+
+/* What a fault at addr hit, for Box 1's SIGSEGV handler: 0 when it is no guarded slot's guard
+ * or freed page. Async-signal-safe (reads only). */
+enum hak_guard_kind {
+    HAK_GUARD_OVERFLOW = 1,       /* the guard page after a live block */
+    HAK_GUARD_UNDERFLOW = 2,      /* the guard page before a live block */
+    HAK_GUARD_USE_AFTER_FREE = 3, /* the page of a freed block, in quarantine */
+    HAK_GUARD_NEAR_FREED = 4,     /* a guard page next to a freed block */
+};
+typedef struct hak_guard_fault {
+    int kind; /* enum hak_guard_kind */
+    uintptr_t block;
+    size_t size;
+    uintptr_t note;
+    void *scratch;
+} hak_guard_fault_t;
+int hak_sampled_fault(uintptr_t addr, hak_guard_fault_t *out);
 
 /* ---- large blocks (above HAK_MAX_CLASS_SIZE, or aligned beyond what a class gives) -------- */
 

@@ -65,14 +65,30 @@
       "never goes below one refill count)")                                                  \
     X(tcache_grow_kib, "HAKMEM_TCACHE_GROW_KIB", 8192, 0, 1048576, 0,                          \
       "per thread, the bytes by which its bursts may raise its lists' caps above two refills' " \
-      "worth, when their frees come back dense, so such bursts stay in the thread (0: never)")
+      "worth, when their frees come back dense, so such bursts stay in the thread (0: never)") \
+    X(prof, "HAKMEM_PROF", 0, 0, 1, 0,                                                         \
+      "1 turns the sampled heap profiler on: profiles google-pprof reads, at exit, on "         \
+      "hakmem_prof_dump() and every HAKMEM_PROF_INTERVAL bytes (docs/PROFILER.md)")            \
+    X(prof_sample, "HAKMEM_PROF_SAMPLE", 2097152, 1, INT64_C(1) << 40, 0,                       \
+      "mean bytes allocated between two sampled allocations, per thread (intervals drawn "     \
+      "from an exponential distribution)")                                                    \
+    X(prof_interval, "HAKMEM_PROF_INTERVAL", 0, 0, INT64_C(1) << 50, 0,                         \
+      "with HAKMEM_PROF=1, write a numbered profile each time this many more bytes were "      \
+      "allocated (estimated from the samples); 0: only at exit and on hakmem_prof_dump()")      \
+    X(guard_sample, "HAKMEM_GUARD_SAMPLE", 0, 0, INT64_C(1) << 30, 0,                            \
+      "about one allocation in N of at most 4096 bytes gets a page between guard pages and a " \
+      "quarantine after its free; an overflow, underflow or use after free stops the program " \
+      "with a report (1: every one; 0: off)")
 
 #define HAK_PATH_MAX 512
 #define HAK_PATH_OPTIONS(X)                                                                     \
     X(ace_log, "POOL_ACE_LOG", "CSV of ACE decisions (docs/ACE.md)")                           \
     X(stats_file, "HAKMEM_STATS_FILE",                                                         \
       "write the HAKMEM_STATS table to this file at exit; %p in it is the pid, else "           \
-      "\".<pid>\" is appended")
+      "\".<pid>\" is appended")                                                                \
+    X(prof_file, "HAKMEM_PROF_FILE",                                                           \
+      "where HAKMEM_PROF=1 writes its profile (%p in it is the pid); unset: hakmem.%p.heap in " \
+      "the working directory")
 
 /* Each integer option's range, from the table: HAK_CFG_MIN_<field> and HAK_CFG_MAX_<field>
  * (mallopt checks the values it accepts for an option against them). */

@@ -13,7 +13,9 @@
  * An entry is (tag << HAK_PM_TAG_SHIFT) | owner:
  *   tag 0: hakmem owns nothing there (the whole entry is 0);
  *   tag class_idx + 1 (1..HAK_NUM_CLASSES): a small span; owner is its hak_span_t;
- *   tag HAK_PM_LARGE: a large block starts in this map page; owner is its header.
+ *   tag HAK_PM_LARGE: a large block starts in this map page; owner is its header;
+ *   tag HAK_PM_SAMPLED: a slot of the sampled-block store; owner NULL (the slot's header is
+ *     at the map page's start).
  * The tag sits in the top bits so the free hit path gets tag * 16 (its index into 16-byte
  * per-class tables) with one 16-bit load of the entry's top bits: hak_pagemap_x16.
  *
@@ -36,6 +38,7 @@
 #define HAK_PM_L2_SIZE (1u << 18)        /* entries per level-2 table */
 #define HAK_PM_TAG_SHIFT 52u
 #define HAK_PM_LARGE 63u
+#define HAK_PM_SAMPLED 62u /* a slot of the sampled-block store (box2_refill/sample_store.c) */
 #define HAK_PM_TAGS 64u
 
 extern uintptr_t hak_pagemap_l1[HAK_PM_L1_SIZE] __attribute__((visibility("hidden")));
@@ -66,6 +69,7 @@ static inline uintptr_t hak_pagemap_x16(uintptr_t addr)
     const uint16_t *top = (const uint16_t *)(biased + ((addr >> HAK_PM_SHIFT) << 3)) + 3;
     return __atomic_load_n(top, __ATOMIC_RELAXED);
 }
+_Static_assert(HAK_PM_SAMPLED > HAK_NUM_CLASSES, "the sampled tag is no small class");
 _Static_assert(HAK_PM_TAG_SHIFT == 52, "hak_pagemap_x16 reads tag << 4 as the top 16 bits");
 
 static inline uint64_t hak_pm_entry(unsigned tag, const void *owner)
@@ -77,7 +81,7 @@ static inline void *hak_pm_owner(uint64_t entry)
 {
     return (void *)(uintptr_t)(entry & (((uint64_t)1 << HAK_PM_TAG_SHIFT) - 1));
 }
-/* The small class of an entry, or a value >= HAK_NUM_CLASSES (not ours, or large). */
+/* The small class of an entry, or a value >= HAK_NUM_CLASSES (not ours, large or sampled). */
 static inline unsigned hak_pm_class(uint64_t entry) { return hak_pm_tag(entry) - 1u; }
 
 /* The free hit path's check of a small block, one 16-byte row per tag: a pointer p of a tag

@@ -17,7 +17,8 @@
  *
  * Each run lasts RUN_SECONDS (x10 under HAKMEM_TEST_LONG=1) and prints its operation counts.
  * Runs happen in a fresh process (this binary re-executed with --scenario) so that
- * POOL_ACE=1 can be given to the allocator at start-up. */
+ * POOL_ACE=1 can be given to the allocator at start-up; a third run samples with the heap
+ * profiler (HAKMEM_PROF=1). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <malloc.h>
@@ -497,6 +498,16 @@ static void test_random_api_threads_ace(void **s)
     run_self("random", env);
 }
 
+/* With the heap profiler sampling about one allocation in 64 KiB: sampled blocks (store slots
+ * and large blocks with a note) go through every call of the driver, from every thread. */
+static void test_random_api_threads_profiling(void **s)
+{
+    (void)s;
+    const char *const env[] = {"HAKMEM_PROF=1", "HAKMEM_PROF_SAMPLE=65536",
+                               "HAKMEM_PROF_FILE=/dev/null", NULL};
+    run_self("random", env);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--scenario") == 0) {
@@ -508,6 +519,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_api_threads),
         cmocka_unit_test(test_random_api_threads_ace),
+        cmocka_unit_test(test_random_api_threads_profiling),
     };
     return cmocka_run_group_tests_name("stress_random", tests, NULL, NULL);
 }

@@ -15,7 +15,8 @@
  * own thread holds fails the test instead of hanging it), every child exits 0, and signals
  * landed in each of the three places. Runs 5 s (30 s under HAKMEM_TEST_LONG=1), once as a
  * single-threaded process and once with POOL_ACE=1 (the learner thread makes the process
- * multi-threaded: docs/RELIABILITY.md says what holds then). */
+ * multi-threaded: docs/RELIABILITY.md says what holds then), and once more with the heap
+ * profiler on (HAKMEM_PROF=1) as well. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <setjmp.h>
@@ -260,6 +261,17 @@ static void test_fork_in_signal_handler_ace(void **s)
     run_self(env);
 }
 
+/* The same with the heap profiler sampling about every allocation of 4 KiB or more: signals
+ * land inside the profiler (its stack capture, its lock), and the handler's fork must not
+ * wait for a lock its own thread holds. Profiles go to /dev/null. */
+static void test_fork_in_signal_handler_profiling(void **s)
+{
+    (void)s;
+    const char *env[] = {"POOL_ACE=1", "HAKMEM_PROF=1", "HAKMEM_PROF_SAMPLE=4096",
+                         "HAKMEM_PROF_FILE=/dev/null", NULL};
+    run_self(env);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--scenario") == 0) {
@@ -271,6 +283,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fork_in_signal_handler),
         cmocka_unit_test(test_fork_in_signal_handler_ace),
+        cmocka_unit_test(test_fork_in_signal_handler_profiling),
     };
     return cmocka_run_group_tests_name("stress_sigfork", tests, NULL, NULL);
 }

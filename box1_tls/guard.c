@@ -1,0 +1,148 @@
+/* box1_tls/guard.c - guarded sampling: the choice, the stacks, and the fault report
+ * (guard.h). */
+#include "guard.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sampler.h"
+#include "stack.h"
+#include "shared_contracts/backend.h"
+#include "shared_contracts/config.h"
+#include "shared_contracts/diag.h"
+
+#define STACKS_MAGIC 0x6b63617473647267ull /* "grdstack" */
+
+/* In a guarded slot's scratch bytes: the stacks of its allocation and of its free. */
+typedef struct stacks {
+    uint64_t magic;
+    uint32_t n_alloc, n_free;
+    uintptr_t alloc[HAK_STACK_MAX];
+    uintptr_t freed[HAK_STACK_MAX];
+} stacks_t;
+_Static_assert(sizeof(stacks_t) <= HAK_SAMPLED_SCRATCH, "the stacks fit the scratch bytes");
+
+static struct sigaction previous; /* SIGSEGV's action before ours */
+static __thread uint64_t guard_rng __attribute__((tls_model("initial-exec")));
+
+int hak_guard_on(void) { return hak_config.guard_sample != 0; }
+
+static uint64_t next_random(void)
+{
+    uint64_t x = guard_rng ? guard_rng : ((uint64_t)(uintptr_t)&guard_rng | 1) * 0x9e3779b97f4a7c15ull;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    guard_rng = x;
+    return x * 0x2545f4914f6cdd1dull;
+}
+
+int hak_guard_take(size_t size)
+{
+    if (size > HAK_GUARD_MAX_SIZE)
+        return 0;
+    double n = (double)hak_config.guard_sample;
+    if (n <= 1.0)
+        return 1;
+    double sampled = 1.0 - exp(-(double)size / (double)hak_sample_mean());
+    double keep = sampled > 0.0 ? (1.0 / n) / sampled : 1.0;
+    return (double)(next_random() >> 11) * 0x1.0p-53 < keep;
+}
+
+void *hak_guard_alloc(size_t size, int zero, uintptr_t note, const uintptr_t *frames, int n)
+{
+    if (size > HAK_GUARD_MAX_SIZE)
+        return NULL;
+    void *p = hak_guarded_alloc(size, zero, (int)(next_random() >> 63), note);
+    if (!p)
+        return NULL;
+    stacks_t *st = hak_sampled_scratch(p);
+    if (frames) {
+        memcpy(st->alloc, frames, (size_t)n * sizeof *frames);
+        st->n_alloc = (uint32_t)n;
+    } else {
+        st->n_alloc = (uint32_t)hak_stack_capture(st->alloc, HAK_STACK_MAX);
+    }
+    st->n_free = 0;
+    st->magic = STACKS_MAGIC;
+    return p;
+}
+
+void hak_guard_free(void *ptr)
+{
+    hak_guard_fault_t f;
+    /* A live guarded block: the fault lookup of the byte below its page (its lower guard)
+     * names it; for any other pointer that lookup finds no guarded slot's guard page, or
+     * another block. */
+    if (!hak_sampled_fault(((uintptr_t)ptr & ~(uintptr_t)4095) - 1, &f) ||
+        f.kind != HAK_GUARD_UNDERFLOW || f.block != (uintptr_t)ptr)
+        return;
+    stacks_t *st = f.scratch;
+    st->n_free = (uint32_t)hak_stack_capture(st->freed, HAK_STACK_MAX);
+}
+
+static void put_stack(const char *what, const uintptr_t *frames, uint32_t n)
+{
+    char line[2048];
+    size_t len = hak_fmt(line, sizeof line, "hakmem: %s", what);
+    for (uint32_t i = 0; i < n && len + 24 < sizeof line; i++)
+        len += hak_fmt(line + len, sizeof line - len, " %p", (void *)frames[i]);
+    if (len + 1 < sizeof line)
+        line[len++] = '\n';
+    hak_write_all(2, line, len);
+}
+
+static void on_fault(int sig, siginfo_t *info, void *uctx)
+{
+    hak_guard_fault_t f;
+    uintptr_t addr = (uintptr_t)info->si_addr;
+    if (!hak_sampled_fault(addr, &f)) {
+        sigaction(SIGSEGV, &previous, NULL); /* not ours: the fault comes again, for it */
+        (void)sig;
+        (void)uctx;
+        return;
+    }
+    char line[512];
+    size_t len;
+    if (f.kind == HAK_GUARD_OVERFLOW)
+        len = hak_fmt(line, sizeof line,
+                      "hakmem: heap-buffer-overflow at %p: %zu byte(s) after the %zu-byte block "
+                      "at %p\n",
+                      (void *)addr, (size_t)(addr - f.block - f.size), f.size, (void *)f.block);
+    else if (f.kind == HAK_GUARD_UNDERFLOW)
+        len = hak_fmt(line, sizeof line,
+                      "hakmem: heap-buffer-underflow at %p: %zu byte(s) before the %zu-byte block "
+                      "at %p\n",
+                      (void *)addr, (size_t)(f.block - addr), f.size, (void *)f.block);
+    else if (f.kind == HAK_GUARD_USE_AFTER_FREE)
+        len = hak_fmt(line, sizeof line,
+                      "hakmem: use-after-free at %p: %zu byte(s) into the freed %zu-byte block at "
+                      "%p\n",
+                      (void *)addr, (size_t)(addr - f.block), f.size, (void *)f.block);
+    else
+        len = hak_fmt(line, sizeof line,
+                      "hakmem: use-after-free at %p: next to the freed %zu-byte block at %p\n",
+                      (void *)addr, f.size, (void *)f.block);
+    hak_write_all(2, line, len < sizeof line ? len : sizeof line - 1);
+    const stacks_t *st = f.scratch;
+    if (st->magic == STACKS_MAGIC) {
+        put_stack("allocated at:", st->alloc, st->n_alloc);
+        if (f.kind == HAK_GUARD_USE_AFTER_FREE || f.kind == HAK_GUARD_NEAR_FREED)
+            put_stack("freed at:", st->freed, st->n_free);
+    }
+    signal(SIGABRT, SIG_DFL);
+    abort();
+}
+
+void hak_guard_install(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_fault;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &previous);
+}

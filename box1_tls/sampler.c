@@ -1,0 +1,73 @@
+/* box1_tls/sampler.c - the sampler's cold path: per-thread exponential intervals (sampler.h). */
+#include "sampler.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shared_contracts/ace_hooks.h"
+#include "shared_contracts/config.h"
+
+__thread int64_t hak_sample_left __attribute__((tls_model("initial-exec")));
+
+/* Cold per-thread state: the generator (xorshift64*), 0 until the thread is armed. */
+static __thread uint64_t sample_rng __attribute__((tls_model("initial-exec")));
+
+int hak_sampler_wanted(void)
+{
+    return __atomic_load_n(&hak_library_ready, __ATOMIC_ACQUIRE) &&
+           (hak_config.prof || hak_config.guard_sample);
+}
+
+/* The profiler's mean; without it, guarded sampling's: 16 N bytes, 1 for N = 1 (guard.h). */
+uint64_t hak_sample_mean(void)
+{
+    if (hak_config.prof || !hak_config.guard_sample)
+        return (uint64_t)hak_config.prof_sample;
+    return hak_config.guard_sample == 1 ? 1 : 16u * (uint64_t)hak_config.guard_sample;
+}
+
+static uint64_t splitmix(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static uint64_t next_random(void)
+{
+    uint64_t x = sample_rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    sample_rng = x;
+    return x * 0x2545f4914f6cdd1dull;
+}
+
+/* An exponentially distributed interval of mean hak_sample_mean() bytes, at least 1. */
+static int64_t draw_interval(void)
+{
+    double u = (double)((next_random() >> 11) + 1) * 0x1.0p-53; /* in (0, 1] */
+    double bytes = -log(u) * (double)hak_sample_mean();
+    if (bytes < 1.0)
+        return 1;
+    if (bytes > 0x1.0p62)
+        return INT64_C(1) << 62;
+    return (int64_t)bytes;
+}
+
+int hak_sample_point(void)
+{
+    if (HAK_UNLIKELY(!sample_rng)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        sample_rng = splitmix((uint64_t)(uintptr_t)&sample_rng ^ (uint64_t)ts.tv_nsec ^
+                              (uint64_t)getpid() << 32) | 1;
+        hak_sample_left = draw_interval();
+        return 0;
+    }
+    hak_sample_left = draw_interval();
+    return 1;
+}

@@ -1,0 +1,339 @@
+/* box2_refill/sample_store.c - the sampled-block store: memory for the allocations Box 1's
+ * sampler picks (shared_contracts/backend.h, hak_sampled_alloc).
+ *
+ * Why: a sampled block must reach free's cold path, so that the profiler hears of its free
+ * while free's hit path pays nothing. A block whose page map tag is not a small class fails
+ * the hit path's block-start test (pagemap.h) and goes to Box 1's hak_free_unusual.
+ *
+ * Layout: the store is a set of chunks of STORE_SLOTS_PER_CHUNK slots; a slot is one 64 KiB
+ * map page (HAK_PM_SHIFT), tagged HAK_PM_SAMPLED in the page map for as long as the process
+ * lives (chunks are never unmapped). A slot holds one block of at most HAK_MAX_CLASS_SIZE
+ * bytes and alignment at most 4096: its header (slot_t) at the slot's start, the block at
+ * slot + lead (lead = max(64, align)), the rest of the slot untouched (never resident).
+ * Larger or more aligned sampled requests are large blocks (large.c) whose header carries
+ * the note. Guarded sampling (hak_guarded_alloc, below) lays a slot out with guard pages
+ * around the block's page.
+ *
+ * Invariants: a slot is live (magic SLOT_LIVE, user == slot + lead, note and size as
+ * hak_sampled_alloc was given them) or on a free stack (magic SLOT_FREE, or 0 when it was
+ * never used: its pages were never touched).
+ *
+ * Synchronisation: no lock, so a free from a signal handler that interrupted the store
+ * cannot wait for anything. The free slots form STORE_SHARDS Treiber stacks of slot indices
+ * (a thread pushes onto and pops from its arena's first, then tries the others); each head
+ * packs a 32-bit version with index + 1 (0: empty) and changes by CAS, the version against
+ * ABA. The links live in a small array per chunk (links), not in the slots; a link is read
+ * with a relaxed atomic load (its slot may have been taken meanwhile: the CAS then fails). Growing maps a whole chunk: a grower reserves a chunk
+ * index by fetch-add, maps and tags it, publishes its address with a release store, then
+ * pushes its slots; two threads may grow at once (each keeps its chunk). A fork copies the
+ * stack as it is; a chunk reserved but not yet published is lost in the child, which costs
+ * address space only.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "large.h"
+#include "os.h"
+#include "pagemap_write.h"
+#include "sample_store.h"
+#include "thread.h"
+#include "shared_contracts/backend.h"
+#include "shared_contracts/diag.h"
+#include "shared_contracts/pagemap.h"
+
+#define SLOT_BYTES ((size_t)1 << HAK_PM_SHIFT)
+#define STORE_SLOTS_PER_CHUNK 256u /* 16 MiB of address space a chunk */
+#define STORE_CHUNKS_MAX 4096u     /* at most 1 M slots (64 GiB of address space) */
+#define SLOT_LIVE 0x6576696c706d6173ull /* "samplive" */
+#define SLOT_FREE 0x65657266706d6173ull /* "sampfree" */
+#define SLOT_QUARANTINED 0x6e7571706d6173ull /* "sampqun" */
+#define PAGE 4096u
+#define GUARD_SHARD STORE_SHARDS /* the free stack of guarded slots */
+#define QUARANTINE HAK_GUARD_QUARANTINE
+#define SLOT_MAX_ALIGN 4096u
+
+typedef struct slot {
+    uint64_t magic; /* SLOT_LIVE, SLOT_FREE, SLOT_QUARANTINED, or 0 in a slot never used */
+    uint32_t guarded; /* 1: the guarded layout (hak_guarded_alloc), for good */
+    uint32_t index;   /* the slot's own index */
+    uint64_t lead;  /* user - slot */
+    uintptr_t user; /* the block, while live */
+    uintptr_t note; /* Box 1's word */
+    size_t size;    /* the size asked for (0 in a slot never used) */
+    uint64_t pad[2];
+} slot_t;
+_Static_assert(sizeof(slot_t) == 64, "the header fits below the smallest lead");
+
+#define STORE_SHARDS 16u /* free stacks; a thread uses its arena's first (thread.h) */
+
+static char *chunks[STORE_CHUNKS_MAX]; /* published with a release store, read with acquire */
+/* Per chunk, the free stacks' links: links[c][i] is the next free slot's index + 1 (0: none)
+ * after slot i of chunk c, kept apart from the slots so that a slot's pages are touched only
+ * when a block is placed in it. Mapped with the chunk, published before it. */
+static uint32_t *links[STORE_CHUNKS_MAX];
+static uint32_t chunks_reserved;         /* fetch-add by growers */
+/* The free stacks, each version << 32 | (index + 1), changed by CAS; on lines of their own. */
+static struct {
+    uint64_t head;
+} __attribute__((aligned(64))) free_heads[STORE_SHARDS + 1]; /* + the guarded slots' */
+
+/* The calling thread's stack: threads of different arenas neither bounce one line nor
+ * share slots (a slot freed by a thread comes back warm to that thread). */
+static unsigned my_shard(void) { return hak_thread_self()->arena % STORE_SHARDS; }
+
+static uint32_t *link_of(uint32_t index)
+{
+    uint32_t *l = __atomic_load_n(&links[index / STORE_SLOTS_PER_CHUNK], __ATOMIC_ACQUIRE);
+    return &l[index % STORE_SLOTS_PER_CHUNK];
+}
+
+static slot_t *slot_at(uint32_t index)
+{
+    char *chunk = __atomic_load_n(&chunks[index / STORE_SLOTS_PER_CHUNK], __ATOMIC_ACQUIRE);
+    return (slot_t *)(chunk + (size_t)(index % STORE_SLOTS_PER_CHUNK) * SLOT_BYTES);
+}
+
+static void push_free(unsigned shard, uint32_t index)
+{
+    uint64_t *top = &free_heads[shard].head;
+    uint32_t *link = link_of(index);
+    uint64_t head = __atomic_load_n(top, __ATOMIC_RELAXED), next;
+    do {
+        __atomic_store_n(link, (uint32_t)head, __ATOMIC_RELAXED);
+        next = ((head >> 32) + 1) << 32 | (index + 1u);
+    } while (!__atomic_compare_exchange_n(top, &head, next, 1, __ATOMIC_RELEASE,
+                                          __ATOMIC_RELAXED));
+}
+
+/* A free slot's index + 1 from one stack, or 0 when it is empty. */
+static uint32_t pop_shard(unsigned shard)
+{
+    uint64_t *top = &free_heads[shard].head;
+    uint64_t head = __atomic_load_n(top, __ATOMIC_ACQUIRE), next;
+    do {
+        uint32_t first = (uint32_t)head;
+        if (!first)
+            return 0;
+        uint32_t after = __atomic_load_n(link_of(first - 1u), __ATOMIC_RELAXED);
+        next = ((head >> 32) + 1) << 32 | after;
+    } while (!__atomic_compare_exchange_n(top, &head, next, 1, __ATOMIC_ACQUIRE,
+                                          __ATOMIC_ACQUIRE));
+    return (uint32_t)head;
+}
+
+/* From the thread's own stack, else from the others. */
+static uint32_t pop_free(unsigned shard)
+{
+    for (unsigned i = 0; i < STORE_SHARDS; i++) {
+        uint32_t got = pop_shard((shard + i) % STORE_SHARDS);
+        if (got)
+            return got;
+    }
+    return 0;
+}
+
+/* Map one more chunk, tag its map pages and push its slots onto `shard`. 0 on ENOMEM. */
+static int grow(unsigned shard)
+{
+    uint32_t c = __atomic_fetch_add(&chunks_reserved, 1, __ATOMIC_RELAXED);
+    if (c >= STORE_CHUNKS_MAX) {
+        errno = ENOMEM;
+        return 0;
+    }
+    size_t len = (size_t)STORE_SLOTS_PER_CHUNK * SLOT_BYTES;
+    char *chunk = hak_os_map_aligned(len, SLOT_BYTES);
+    if (!chunk)
+        return 0;
+    if (hak_pagemap_set_range((uintptr_t)chunk, len, hak_pm_entry(HAK_PM_SAMPLED, NULL))) {
+        hak_os.unmap(chunk, len);
+        errno = ENOMEM;
+        return 0;
+    }
+    uint32_t *l = hak_os.map(STORE_SLOTS_PER_CHUNK * sizeof(uint32_t));
+    if (!l) {
+        hak_pagemap_set_range((uintptr_t)chunk, len, 0);
+        hak_os.unmap(chunk, len);
+        errno = ENOMEM;
+        return 0;
+    }
+    __atomic_store_n(&links[c], l, __ATOMIC_RELEASE);
+    __atomic_store_n(&chunks[c], chunk, __ATOMIC_RELEASE);
+    for (uint32_t i = STORE_SLOTS_PER_CHUNK; i-- > 0;) /* lowest address on top */
+        push_free(shard, c * STORE_SLOTS_PER_CHUNK + i);
+    return 1;
+}
+
+static void *slot_alloc(size_t size, size_t align, int zero, uintptr_t note)
+{
+    uint32_t top;
+    unsigned shard = my_shard();
+    while (!(top = pop_free(shard)))
+        if (!grow(shard))
+            return NULL;
+    slot_t *s = slot_at(top - 1u);
+    size_t lead = align > 64 ? align : 64u;
+    char *user = (char *)s + lead;
+    if (zero && s->magic == SLOT_FREE)
+        memset(user, 0, size); /* a reused slot; a fresh one (magic 0) is zero */
+    s->index = top - 1u;
+    s->magic = SLOT_LIVE;
+    s->lead = lead;
+    s->user = (uintptr_t)user;
+    s->note = note;
+    s->size = size;
+    return user;
+}
+
+void *hak_sampled_alloc(size_t size, size_t align, int zero, uintptr_t note)
+{
+    if (align < HAK_MIN_ALIGN)
+        align = HAK_MIN_ALIGN;
+    if (size <= HAK_MAX_CLASS_SIZE && align <= SLOT_MAX_ALIGN)
+        return slot_alloc(size, align, zero, note);
+    return hak_large_alloc_noted(size, align, zero, note);
+}
+
+/* The live slot ptr starts, or NULL. */
+static slot_t *live_slot(const void *ptr)
+{
+    slot_t *s = (slot_t *)((uintptr_t)ptr & ~(uintptr_t)(SLOT_BYTES - 1));
+    if (__atomic_load_n(&s->magic, __ATOMIC_RELAXED) != SLOT_LIVE || s->user != (uintptr_t)ptr)
+        return NULL;
+    return s;
+}
+
+int hak_sampled_note(const void *ptr, uintptr_t *note, size_t *size)
+{
+    uint64_t entry = hak_pagemap_get((uintptr_t)ptr);
+    if (hak_pm_tag(entry) == HAK_PM_LARGE)
+        return hak_large_note(ptr, entry, note, size);
+    if (hak_pm_tag(entry) != HAK_PM_SAMPLED)
+        return 0;
+    slot_t *s = live_slot(ptr);
+    if (!s)
+        return 0;
+    *note = s->note;
+    *size = s->size;
+    return 1;
+}
+
+/* ---- guarded slots ---------------------------------------------------------------------
+ *
+ * Layout: page 0 the header and the caller's scratch bytes, page 1 a guard, page 2 the block's
+ * page, page 3 a guard; the rest of the slot is never touched. The guards are made PROT_NONE
+ * when a slot first takes the layout, which it keeps for good (its own free stack,
+ * GUARD_SHARD). A freed guarded block's page becomes PROT_NONE too, and the slot waits in a
+ * ring of QUARANTINE slots (claimed by fetch-add, swapped in by exchange: no lock); the slot it
+ * pushes out gets its page back and goes to the free stack. */
+
+static uint32_t quarantine_ring[QUARANTINE]; /* index + 1 of a quarantined slot; exchange */
+static uint64_t quarantine_next;             /* fetch-add */
+
+static void quarantine(slot_t *s)
+{
+    char *page = (char *)s + 2 * PAGE;
+    __atomic_store_n(&s->magic, SLOT_QUARANTINED, __ATOMIC_RELEASE);
+    mprotect(page, PAGE, PROT_NONE);
+    uint64_t at = __atomic_fetch_add(&quarantine_next, 1, __ATOMIC_RELAXED) % QUARANTINE;
+    uint32_t out = __atomic_exchange_n(&quarantine_ring[at], s->index + 1u, __ATOMIC_ACQ_REL);
+    if (!out)
+        return;
+    slot_t *old = slot_at(out - 1u);
+    mprotect((char *)old + 2 * PAGE, PAGE, PROT_READ | PROT_WRITE);
+    __atomic_store_n(&old->magic, SLOT_FREE, __ATOMIC_RELEASE);
+    old->user = 0;
+    push_free(GUARD_SHARD, old->index);
+}
+
+void *hak_guarded_alloc(size_t size, int zero, int left, uintptr_t note)
+{
+    if (size > HAK_GUARD_MAX_SIZE)
+        return NULL;
+    uint32_t top = pop_shard(GUARD_SHARD);
+    slot_t *s;
+    if (top) {
+        s = slot_at(top - 1u);
+    } else {
+        unsigned shard = my_shard();
+        while (!(top = pop_free(shard)))
+            if (!grow(shard))
+                return NULL;
+        s = slot_at(top - 1u);
+        if (s->magic == SLOT_FREE) /* a used plain slot: its block page may hold old data */
+            memset((char *)s + 2 * PAGE, 0, PAGE);
+        if (mprotect((char *)s + PAGE, PAGE, PROT_NONE) ||
+            mprotect((char *)s + 3 * PAGE, PAGE, PROT_NONE)) {
+            push_free(shard, top - 1u);
+            return NULL;
+        }
+        s->guarded = 1;
+    }
+    char *page = (char *)s + 2 * PAGE;
+    size_t room = (size + HAK_MIN_ALIGN - 1) & ~(size_t)(HAK_MIN_ALIGN - 1);
+    char *user = left ? page : page + PAGE - (room ? room : HAK_MIN_ALIGN);
+    if (zero)
+        memset(page, 0, PAGE);
+    s->index = top - 1u;
+    s->lead = (uintptr_t)user - (uintptr_t)s;
+    s->user = (uintptr_t)user;
+    s->note = note;
+    s->size = size;
+    __atomic_store_n(&s->magic, SLOT_LIVE, __ATOMIC_RELEASE);
+    return user;
+}
+
+void *hak_sampled_scratch(const void *ptr)
+{
+    slot_t *s = (slot_t *)((uintptr_t)ptr & ~(uintptr_t)(SLOT_BYTES - 1));
+    return (char *)s + sizeof(slot_t);
+}
+
+int hak_sampled_fault(uintptr_t addr, hak_guard_fault_t *out)
+{
+    if (hak_pm_tag(hak_pagemap_get(addr)) != HAK_PM_SAMPLED)
+        return 0;
+    slot_t *s = (slot_t *)(addr & ~(uintptr_t)(SLOT_BYTES - 1));
+    uint64_t magic = __atomic_load_n(&s->magic, __ATOMIC_ACQUIRE);
+    uintptr_t off = addr - (uintptr_t)s;
+    if (!s->guarded || off < PAGE || off >= 4 * PAGE)
+        return 0;
+    out->block = (uintptr_t)s + s->lead;
+    out->size = s->size;
+    out->note = s->note;
+    out->scratch = (char *)s + sizeof(slot_t);
+    if (magic == SLOT_QUARANTINED && off >= 2 * PAGE && off < 3 * PAGE)
+        out->kind = HAK_GUARD_USE_AFTER_FREE;
+    else if (magic == SLOT_LIVE && off < 2 * PAGE)
+        out->kind = HAK_GUARD_UNDERFLOW;
+    else if (magic == SLOT_LIVE && off >= 3 * PAGE)
+        out->kind = HAK_GUARD_OVERFLOW;
+    else
+        out->kind = HAK_GUARD_NEAR_FREED; /* a guard page next to a freed block */
+    return 1;
+}
+
+void hak_store_free(void *ptr, const char *caller)
+{
+    slot_t *s = live_slot(ptr);
+    if (!s)
+        hak_fatal("%s(%p): invalid pointer: hakmem did not allocate it, or it was freed already",
+                  caller, ptr);
+    if (s->guarded) {
+        quarantine(s);
+        return;
+    }
+    s->magic = SLOT_FREE;
+    s->user = 0;
+    push_free(my_shard(), s->index);
+}
+
+size_t hak_sampled_usable_size(const void *ptr, const char *caller)
+{
+    slot_t *s = live_slot(ptr);
+    if (!s)
+        hak_fatal("%s(%p): invalid pointer: hakmem did not allocate it, or it was freed already",
+                  caller, ptr);
+    return (s->size + HAK_MIN_ALIGN - 1) & ~(size_t)(HAK_MIN_ALIGN - 1);
+}

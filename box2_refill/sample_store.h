@@ -1,0 +1,13 @@
+/* box2_refill/sample_store.h - the sampled-block store (sample_store.c), beyond what
+ * shared_contracts/backend.h exports: free's slow path for a pointer whose page map tag is
+ * HAK_PM_SAMPLED (aborts naming `caller` unless ptr starts a live sampled block), and the
+ * store's counts for the statistics. */
+#ifndef HAK_BOX2_SAMPLE_STORE_H
+#define HAK_BOX2_SAMPLE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+void hak_store_free(void *ptr, const char *caller);
+
+#endif
