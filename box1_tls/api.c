@@ -95,9 +95,10 @@ __attribute__((cold, noinline)) static void *malloc_sampled(size_t size)
 
 static void *malloc_sampling(size_t size)
 {
-    if (hak_sample_due(size))
+    uintptr_t base = hak_tls_base(); /* one TLS base for the countdown and the pop */
+    if (hak_sample_due_at(base, size))
         return malloc_sampled(size);
-    return hak_alloc_fast(size);
+    return hak_alloc_fast_at_or(base, size, hak_tcache_refill, hak_large_default);
 }
 
 __attribute__((cold, noinline)) static void *calloc_sampled(size_t nmemb, size_t size)

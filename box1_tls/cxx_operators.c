@@ -192,9 +192,10 @@ HAK_COLD static void *new_sampled(size_t size)
 
 static void *new_sampling(size_t size)
 {
-    if (hak_sample_due(size))
+    uintptr_t base = hak_tls_base(); /* one TLS base for the countdown and the pop */
+    if (hak_sample_due_at(base, size))
         return new_sampled(size);
-    return hak_alloc_fast_or(size, new_refill, new_large);
+    return hak_alloc_fast_at_or(base, size, new_refill, new_large);
 }
 
 HAK_COLD static void *new_nothrow_sampled(size_t size, const void *tag)
@@ -205,9 +206,10 @@ HAK_COLD static void *new_nothrow_sampled(size_t size, const void *tag)
 
 static void *new_nothrow_sampling(size_t size, const void *tag)
 {
-    if (hak_sample_due(size))
+    uintptr_t base = hak_tls_base();
+    if (hak_sample_due_at(base, size))
         return new_nothrow_sampled(size, tag);
-    return hak_alloc_fast_or(size, new_nothrow_refill, new_nothrow_large);
+    return hak_alloc_fast_at_or(base, size, new_nothrow_refill, new_nothrow_large);
 }
 
 static void *new_first(size_t size);

@@ -38,7 +38,8 @@ __attribute__((noreturn, cold)) void hak_bad_interior(void *ptr, unsigned class_
  * for an empty list (hak_tcache_refill's contract), `large` for a size above every class
  * (hak_tcache_large's, with align). */
 static inline __attribute__((always_inline)) void *
-hak_alloc_fast_or(size_t size, void *(*miss)(unsigned), void *(*large)(size_t, size_t))
+hak_alloc_fast_at_or(uintptr_t base, size_t size, void *(*miss)(unsigned),
+                     void *(*large)(size_t, size_t))
 {
     uintptr_t x16; /* (class_idx + 1) * 16 */
     if (HAK_LIKELY(size <= HAK_SMALL_LOOKUP_MAX))
@@ -47,7 +48,14 @@ hak_alloc_fast_or(size_t size, void *(*miss)(unsigned), void *(*large)(size_t, s
         x16 = hak_upper_x16[(size + 255) >> 8];
     else
         return large(size, HAK_MIN_ALIGN);
-    return hak_pop_x16_or(x16, miss);
+    return hak_pop_at_or(base, x16, miss);
+}
+
+/* The same from the calling thread's hak_tcache (hak_tls_base). */
+static inline __attribute__((always_inline)) void *
+hak_alloc_fast_or(size_t size, void *(*miss)(unsigned), void *(*large)(size_t, size_t))
+{
+    return hak_alloc_fast_at_or(hak_tls_base(), size, miss, large);
 }
 
 static inline void *hak_large_default(size_t size, size_t align)

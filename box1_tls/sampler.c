@@ -9,7 +9,6 @@
 #include "shared_contracts/ace_hooks.h"
 #include "shared_contracts/config.h"
 
-__thread int64_t hak_sample_left __attribute__((tls_model("initial-exec")));
 
 /* Cold per-thread state: the generator (xorshift64*), 0 until the thread is armed. */
 static __thread uint64_t sample_rng __attribute__((tls_model("initial-exec")));

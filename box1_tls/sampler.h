@@ -26,9 +26,13 @@
 #include <stdint.h>
 
 #include "shared_contracts/backend.h"
+#include "tcache.h"
 
-/* Bytes this thread may still allocate before its next sample point; below 0: one is due. */
-extern __thread int64_t hak_sample_left __attribute__((tls_model("initial-exec")));
+/* Bytes this thread may still allocate before its next sample point; below 0: one is due.
+ * It is the thread cache's list[0], which no size class uses (tcache.h): a sampling entry
+ * point counts down and pops from one TLS base (hak_sample_due_at, hak_alloc_fast_at_or),
+ * and for the smallest classes in one cache line. */
+#define hak_sample_left (hak_tcache.sample_left)
 
 /* Nonzero when library init is done and a sampling feature is on (HAKMEM_PROF): the entry
  * points then take their sampling variants. */
@@ -41,10 +45,16 @@ int hak_sample_point(void);
 /* The countdown of a sampling entry point: nonzero when an allocation of `size` bytes
  * crossed a sample point. The caller then calls, in tail position (so the hit path keeps no
  * register across a call), a cold function that asks hak_sample_point whether to sample. */
+static inline __attribute__((always_inline)) int hak_sample_due_at(uintptr_t base, size_t size)
+{
+    hak_tls_i64_t *left = (hak_tls_i64_t *)base; /* list[0]: sample_left */
+    *left -= (int64_t)size;
+    return HAK_UNLIKELY(*left < 0);
+}
+
 static inline __attribute__((always_inline)) int hak_sample_due(size_t size)
 {
-    hak_sample_left -= (int64_t)size;
-    return HAK_UNLIKELY(hak_sample_left < 0);
+    return hak_sample_due_at(hak_tls_base(), size);
 }
 
 /* The mean interval in force (bytes), as the profile's header states it. */

@@ -40,10 +40,11 @@
 #include "shared_contracts/list_rule.h"
 #include "shared_contracts/valgrind_hooks.h"
 
-/* Per thread; the static empty state at thread start: every head HAK_CHAIN_END, rooms and
- * caps 0 (TLS initial data, copied for each thread). Owner thread only. */
+/* Per thread; the static empty state at thread start: every list's head HAK_CHAIN_END, rooms and
+ * caps 0, and list[0] (the sampler's countdown) 0 (TLS initial data, copied for each thread).
+ * Owner thread only. */
 __thread hak_tcache_t hak_tcache __attribute__((tls_model("initial-exec"))) = {
-    .list = {[0 ... HAK_NUM_CLASSES] = {.head = HAK_CHAIN_END, .room = 0, .cap = 0}}};
+    .list = {[1 ... HAK_NUM_CLASSES] = {.head = HAK_CHAIN_END, .room = 0, .cap = 0}}};
 __thread hak_tcache_cold_t hak_tcache_cold __attribute__((tls_model("initial-exec")));
 
 static pthread_key_t exit_key;              /* created once, by the first thread start */

@@ -43,10 +43,19 @@ typedef struct hak_list {
 } hak_list_t;
 
 typedef struct hak_tcache {
-    hak_list_t list[HAK_NUM_CLASSES + 1]; /* by tag = class_idx + 1; list[0] unused */
+    union {
+        hak_list_t list[HAK_NUM_CLASSES + 1]; /* by tag = class_idx + 1 */
+        struct {
+            /* list[0], which no tag names: the sampler's countdown (sampler.h), which the
+             * sampling entry points reach from the TLS offset their pop uses. */
+            int64_t sample_left;
+            int64_t unused;
+        };
+    };
 } __attribute__((aligned(64))) hak_tcache_t;
 
 _Static_assert(sizeof(hak_list_t) == 16, "the hit paths index lists by tag * 16");
+_Static_assert(__builtin_offsetof(hak_tcache_t, sample_left) == 0, "list[0] is the countdown");
 
 extern __thread hak_tcache_t hak_tcache __attribute__((tls_model("initial-exec")));
 
@@ -108,28 +117,39 @@ void hak_tcache_trim(uint64_t now_ms);
  * is one fs-relative instruction, with no thread-pointer arithmetic. */
 #if defined(__x86_64__) && defined(__SEG_FS)
 typedef hak_list_t __seg_fs hak_tls_list_t;
-static inline __attribute__((always_inline)) hak_tls_list_t *hak_list_x16(uintptr_t x16)
+typedef int64_t __seg_fs hak_tls_i64_t;
+/* The base the hit paths address hak_tcache from: its TLS offset (one load from the GOT). */
+static inline __attribute__((always_inline)) uintptr_t hak_tls_base(void)
 {
     uintptr_t tls_offset;
     __asm__("movq hak_tcache@gottpoff(%%rip), %0" : "=r"(tls_offset));
-    return (hak_tls_list_t *)(tls_offset + x16);
+    return tls_offset;
 }
 #else
 typedef hak_list_t hak_tls_list_t;
-static inline hak_tls_list_t *hak_list_x16(uintptr_t x16)
-{
-    return (hak_list_t *)((char *)hak_tcache.list + x16);
-}
+typedef int64_t hak_tls_i64_t;
+static inline uintptr_t hak_tls_base(void) { return (uintptr_t)&hak_tcache; }
 #endif
+
+static inline __attribute__((always_inline)) hak_tls_list_t *hak_list_at(uintptr_t base,
+                                                                         uintptr_t x16)
+{
+    return (hak_tls_list_t *)(base + x16);
+}
+
+static inline __attribute__((always_inline)) hak_tls_list_t *hak_list_x16(uintptr_t x16)
+{
+    return hak_list_at(hak_tls_base(), x16);
+}
 
 static inline unsigned hak_x16_class(uintptr_t x16) { return (unsigned)(x16 >> 4) - 1u; }
 
 /* Pop, the malloc hit, for the list at x16 = (class_idx + 1) * 16. The refill ends in this
  * same pop. */
-static inline __attribute__((always_inline)) void *hak_pop_x16_or(uintptr_t x16,
-                                                                 void *(*miss)(unsigned))
+static inline __attribute__((always_inline)) void *
+hak_pop_at_or(uintptr_t base, uintptr_t x16, void *(*miss)(unsigned))
 {
-    hak_tls_list_t *l = hak_list_x16(x16);
+    hak_tls_list_t *l = hak_list_at(base, x16);
     uint64_t *block = l->head; /* never NULL: a block, or HAK_CHAIN_END */
     uint64_t next = block[0] ^ hak_link_key;
     /* One test for two cases (chain.h): the end of the list (HAK_CHAIN_END's link decodes
@@ -151,6 +171,13 @@ static inline __attribute__((always_inline)) void *hak_pop_x16_or(uintptr_t x16,
 bad:
     __attribute__((cold));
     return miss(hak_x16_class(x16));
+}
+
+/* The same from the calling thread's hak_tcache. */
+static inline __attribute__((always_inline)) void *hak_pop_x16_or(uintptr_t x16,
+                                                                 void *(*miss)(unsigned))
+{
+    return hak_pop_at_or(hak_tls_base(), x16, miss);
 }
 
 static inline __attribute__((always_inline)) void *hak_pop_x16(uintptr_t x16)
