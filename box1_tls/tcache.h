@@ -4,8 +4,10 @@
  *
  * Layout: hak_tcache.list[tag], tag = class_idx + 1 (the page map's tag, pagemap.h), one
  * 16-byte hak_list_t per class: a malloc hit and a free hit touch one cache line of
- * thread-local data, the line of their class. list[0] is unused, so the free hit path indexes
- * the array with the page map's tag * 16 as it comes. No statistic and no trim bookkeeping
+ * thread-local data, the line of their class. No tag names list[0], so the free hit path
+ * indexes the array with the page map's tag * 16 as it comes; list[0] holds the sampler's
+ * countdown (sampler.h), which only the sampling entry points touch. No statistic and no trim
+ * bookkeeping
  * lives here or runs on a hit: what the trim needs is set on the slow paths (hak_tcache_cold).
  *
  * Every thread's struct starts as the static empty state (head HAK_CHAIN_END, room 0, cap 0;
