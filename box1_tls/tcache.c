@@ -137,6 +137,13 @@ static void list_grow(unsigned class_idx, hak_list_t *l)
                                        budget > tc->extra_bytes ? budget - tc->extra_bytes : 0);
     if (!step || !list_dense(class_idx, l))
         return;
+    /* The first such burst only marks the class: a thread that bursts once (a server's
+     * worker on one big request) would keep a grown list's blocks, resident, for as long as
+     * it sits idle afterwards. The second burst is the sign of a thread that repeats them. */
+    if (!(tc->burst_seen >> class_idx & 1)) {
+        tc->burst_seen |= 1ull << class_idx;
+        return;
+    }
     uint64_t bytes = (uint64_t)step * hak_class_size(class_idx);
     if (__atomic_add_fetch(&extra_bytes_all, bytes, __ATOMIC_RELAXED) >
         hak_list_grow_budgets_all() * budget) {

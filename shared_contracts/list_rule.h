@@ -21,8 +21,11 @@
  *   the thread's extras, in bytes, stay within HAKMEM_TCACHE_GROW_KIB (hak_list_grow_step),
  *   and every thread's extras within hak_list_grow_budgets_all() such budgets (one per
  *   CPU, at most 4);
- * only what is still over the cap spills. A burst of d blocks then stays in the list from its
- * first free on: later bursts of that depth make no refill and no spill, and the thread's
+ * only what is still over the cap spills. The first such burst of a class only marks it
+ * (Box 1's burst_seen: a thread that bursts once, a server's worker on one big request,
+ * would keep a grown list resident while it idles); from the second on, a burst of d blocks
+ * stays in the list from its first free: later bursts of that depth make no refill and no
+ * spill, and the thread's
  * blocks never pass through the spans to another thread. A grown list hands blocks out in
  * the order its thread freed them, so Box 1 grows a list only when the blocks freed last lie
  * dense (box1_tls/tcache.c, list_dense: neighbours at most two block sizes apart): a burst
