@@ -126,8 +126,8 @@ static void cache_store(const walk_t *w, uint32_t first)
                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (m == MAP_FAILED)
             return;
-        void *none = NULL;
-        if (!__atomic_compare_exchange_n(&cache, &none, m, 0, __ATOMIC_RELEASE,
+        cache_entry_t *none = NULL;
+        if (!__atomic_compare_exchange_n(&cache, &none, (cache_entry_t *)m, 0, __ATOMIC_RELEASE,
                                           __ATOMIC_ACQUIRE))
             munmap(m, CACHE_ENTRIES * sizeof(cache_entry_t));
     }

@@ -173,7 +173,9 @@ hak_pop_at_or(uintptr_t base, uintptr_t x16, void *(*miss)(unsigned))
                                           * a list freed in random order would miss on each */
     return block;
 bad:
-    __attribute__((cold));
+#if !defined(__clang__)
+    __attribute__((cold)); /* gcc lays the miss out of line (clang has no label attributes) */
+#endif
     return miss(hak_x16_class(x16));
 }
 

@@ -26,6 +26,7 @@
 #include "box2_refill/lock.h"
 #include "box2_refill/os.h"
 #include "box2_refill/refill.h"
+#include "box2_refill/share.h"
 #include "box2_refill/span.h"
 #include "box2_refill/thread.h"
 #include "shared_contracts/config.h"
@@ -295,6 +296,56 @@ static void test_mailbox_posts_collects_and_fills(void **state)
     hak_lock(&hak_central[a][c].lock);
     hak_central_check(a, c);
     hak_unlock(&hak_central[a][c].lock);
+}
+
+/* ---- the refill share (share.h) ---------------------------------------------------------
+ * With many more live threads than CPUs, one refill's bytes are cut to a share of 1 MiB per
+ * CPU divided among them (at least 32 KiB or 8 blocks); classes up to 512 B keep 64; with few
+ * threads nothing is cut. Checked with 8 threads per CPU alive and attached, then after they
+ * have exited. */
+static pthread_barrier_t share_alive;
+
+static void *share_thread(void *arg)
+{
+    free(malloc(100)); /* attach */
+    pthread_barrier_wait(&share_alive); /* all attached */
+    pthread_barrier_wait(&share_alive); /* main has looked */
+    return arg;
+}
+
+static void test_refill_share_when_threads_outnumber_cpus(void **state)
+{
+    (void)state;
+    free(malloc(100)); /* main attached */
+    unsigned c4k = hak_size_to_class(4096), c512 = hak_size_to_class(512);
+    uint64_t cpus = hak_config.cpus < 1 ? 1 : (uint64_t)hak_config.cpus;
+    uint32_t before = hak_thread_live_count();
+    assert_int_equal(hak_share_count(c4k, 64), 64); /* few threads: no cut */
+    enum { MAX_THREADS = 256 };
+    unsigned n = (unsigned)(8 * cpus < MAX_THREADS ? 8 * cpus : MAX_THREADS);
+    pthread_t t[MAX_THREADS];
+    assert_int_equal(pthread_barrier_init(&share_alive, NULL, n + 1), 0);
+    for (unsigned i = 0; i < n; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, share_thread, NULL), 0);
+    pthread_barrier_wait(&share_alive);
+    uint32_t live = hak_thread_live_count();
+    uint64_t bytes = cpus * HAK_SHARE_BYTES_PER_CPU / live;
+    if (bytes < HAK_SHARE_MIN_BYTES)
+        bytes = HAK_SHARE_MIN_BYTES;
+    uint64_t want = bytes / 4096 < HAK_SHARE_MIN_BLOCKS ? HAK_SHARE_MIN_BLOCKS : bytes / 4096;
+    uint32_t got4k = hak_share_count(c4k, 64), got512 = hak_share_count(c512, 64);
+    uint32_t small = hak_share_count(c4k, 4); /* a count below the share stays */
+    pthread_barrier_wait(&share_alive);
+    for (unsigned i = 0; i < n; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&share_alive);
+    assert_true(live >= before + n);
+    assert_int_equal(got4k, want < 64 ? want : 64);
+    assert_true(got4k < 64); /* 8 threads per CPU: 4 KiB refills are cut */
+    assert_int_equal(got512, 64); /* 512 B x 64 = 32 KiB: never cut */
+    assert_int_equal(small, 4);
+    assert_int_equal(hak_thread_live_count(), before); /* the exits were counted */
+    assert_int_equal(hak_share_count(c4k, 64), 64);
 }
 
 /* ---- cap growth (list_rule.h) -----------------------------------------------------------
@@ -937,6 +988,7 @@ int main(void)
         cmocka_unit_test(test_refill_uses_phase1_count),
         cmocka_unit_test(test_refill_count_per_class_override),
         cmocka_unit_test(test_list_never_exceeds_cap),
+        cmocka_unit_test(test_refill_share_when_threads_outnumber_cpus),
         cmocka_unit_test(test_deep_bursts_stay_in_the_thread),
         cmocka_unit_test(test_cap_growth_stops_at_the_thread_budget),
         cmocka_unit_test(test_cap_growth_stops_at_the_process_budget),
