@@ -89,21 +89,18 @@ static void *malloc_plain(size_t size) { return malloc_body(size); }
  * profiler declined it. */
 __attribute__((cold, noinline)) static void *malloc_sampled(size_t size)
 {
-    void *p = hak_sample_point() ? hak_prof_alloc(size, HAK_MIN_ALIGN, 0) : NULL;
+    void *p = hak_prof_sample(size, HAK_MIN_ALIGN, 0);
     return p ? p : hak_alloc_fast(size);
 }
 
 static void *malloc_sampling(size_t size)
 {
-    uintptr_t base = hak_tls_base(); /* one TLS base for the countdown and the pop */
-    if (hak_sample_due_at(base, size))
-        return malloc_sampled(size);
-    return hak_alloc_fast_at_or(base, size, hak_tcache_refill, hak_large_default);
+    return hak_alloc_sampling_or(size, malloc_sampled, hak_tcache_refill, hak_large_default);
 }
 
 __attribute__((cold, noinline)) static void *calloc_sampled(size_t nmemb, size_t size)
 {
-    void *p = hak_sample_point() ? hak_prof_alloc(nmemb * size, HAK_MIN_ALIGN, 1) : NULL;
+    void *p = hak_prof_sample(nmemb * size, HAK_MIN_ALIGN, 1);
     return p ? p : calloc_plain(nmemb, size);
 }
 
@@ -265,7 +262,7 @@ __attribute__((cold, noinline)) static void *realloc_sampled(void *ptr, size_t s
 {
     int is_large;
     size_t old_size = block_usable_size(ptr, &is_large, "realloc");
-    void *fresh = hak_sample_point() ? hak_prof_alloc(size, HAK_MIN_ALIGN, 0) : NULL;
+    void *fresh = hak_prof_sample(size, HAK_MIN_ALIGN, 0);
     if (!fresh)
         return realloc_plain(ptr, size);
     memcpy(fresh, ptr, size < old_size ? size : old_size);
@@ -311,9 +308,7 @@ void *hak_aligned_alloc(size_t align, size_t size)
     void *p;
     HAK_VG_ENTER();
     unsigned c = hak_aligned_class(align, size);
-    p = NULL;
-    if (HAK_UNLIKELY(hak_sampler_wanted()) && hak_sample_due(size) && hak_sample_point())
-        p = hak_prof_alloc(size, align, 0);
+    p = hak_prof_sample_if_due(size, align, 0);
     if (!p)
         p = c < HAK_NUM_CLASSES ? hak_pop(c) : hak_tcache_large(size, align, 0);
     HAK_VG_LEAVE();

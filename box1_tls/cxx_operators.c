@@ -88,10 +88,8 @@ HAK_COLD static void *alloc_once(size_t size, size_t align)
 {
     if (align <= HAK_MIN_ALIGN) {
         HAK_VG_ENTER();
-        void *p = NULL;
-        if (!HAK_VALGRIND_BUILD && hak_sampler_wanted() && hak_sample_due(size) &&
-            hak_sample_point())
-            p = hak_prof_alloc(size, HAK_MIN_ALIGN, 0); /* aligned new at 16 or less */
+        void *p = HAK_VALGRIND_BUILD ? NULL /* aligned new at 16 or less: */
+                                     : hak_prof_sample_if_due(size, HAK_MIN_ALIGN, 0);
         if (!p)
             p = hak_alloc_fast(size);
         HAK_VG_LEAVE();
@@ -186,30 +184,26 @@ static void *new_nothrow_plain(size_t size, const void *tag)
 
 HAK_COLD static void *new_sampled(size_t size)
 {
-    void *p = hak_sample_point() ? hak_prof_alloc(size, HAK_MIN_ALIGN, 0) : NULL;
+    void *p = hak_prof_sample(size, HAK_MIN_ALIGN, 0);
     return p ? p : new_plain(size);
 }
 
 static void *new_sampling(size_t size)
 {
-    uintptr_t base = hak_tls_base(); /* one TLS base for the countdown and the pop */
-    if (hak_sample_due_at(base, size))
-        return new_sampled(size);
-    return hak_alloc_fast_at_or(base, size, new_refill, new_large);
+    return hak_alloc_sampling_or(size, new_sampled, new_refill, new_large);
 }
 
-HAK_COLD static void *new_nothrow_sampled(size_t size, const void *tag)
+HAK_COLD static void *new_nothrow_sampled(size_t size)
 {
-    void *p = hak_sample_point() ? hak_prof_alloc(size, HAK_MIN_ALIGN, 0) : NULL;
-    return p ? p : new_nothrow_plain(size, tag);
+    void *p = hak_prof_sample(size, HAK_MIN_ALIGN, 0);
+    return p ? p : new_nothrow_plain(size, NULL); /* the tag carries nothing */
 }
 
 static void *new_nothrow_sampling(size_t size, const void *tag)
 {
-    uintptr_t base = hak_tls_base();
-    if (hak_sample_due_at(base, size))
-        return new_nothrow_sampled(size, tag);
-    return hak_alloc_fast_at_or(base, size, new_nothrow_refill, new_nothrow_large);
+    (void)tag;
+    return hak_alloc_sampling_or(size, new_nothrow_sampled, new_nothrow_refill,
+                                 new_nothrow_large);
 }
 
 static void *new_first(size_t size);

@@ -26,19 +26,8 @@ typedef struct stacks {
 _Static_assert(sizeof(stacks_t) <= HAK_SAMPLED_SCRATCH, "the stacks fit the scratch bytes");
 
 static struct sigaction previous; /* SIGSEGV's action before ours */
-static __thread uint64_t guard_rng __attribute__((tls_model("initial-exec")));
 
 int hak_guard_on(void) { return hak_config.guard_sample != 0; }
-
-static uint64_t next_random(void)
-{
-    uint64_t x = guard_rng ? guard_rng : ((uint64_t)(uintptr_t)&guard_rng | 1) * 0x9e3779b97f4a7c15ull;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    guard_rng = x;
-    return x * 0x2545f4914f6cdd1dull;
-}
 
 int hak_guard_take(size_t size)
 {
@@ -49,14 +38,14 @@ int hak_guard_take(size_t size)
         return 1;
     double sampled = 1.0 - exp(-(double)size / (double)hak_sample_mean());
     double keep = sampled > 0.0 ? (1.0 / n) / sampled : 1.0;
-    return (double)(next_random() >> 11) * 0x1.0p-53 < keep;
+    return (double)(hak_sample_random() >> 11) * 0x1.0p-53 < keep;
 }
 
 void *hak_guard_alloc(size_t size, int zero, uintptr_t note, const uintptr_t *frames, int n)
 {
     if (size > HAK_GUARD_MAX_SIZE)
         return NULL;
-    void *p = hak_guarded_alloc(size, zero, (int)(next_random() >> 63), note);
+    void *p = hak_guarded_alloc(size, zero, (int)(hak_sample_random() >> 63), note);
     if (!p)
         return NULL;
     stacks_t *st = hak_sampled_scratch(p);

@@ -34,8 +34,8 @@ void hak_free_unusual(void *ptr)
  * already spent on word 1, practically never. */
 static int reads_as_link(const void *ptr, unsigned class_idx)
 {
-    uint64_t next = ((const uint64_t *)ptr)[0] ^ hak_link_key;
-    if (next & HAK_LINK_BAD)
+    uint64_t next = hak_link_decode(ptr);
+    if (!hak_link_ok(next))
         return 0;
     if (next == (uintptr_t)HAK_CHAIN_END)
         return 1;

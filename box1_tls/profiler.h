@@ -21,12 +21,31 @@
 
 #include <stddef.h>
 
+#include "sampler.h"
+
 /* A sampled allocation: its stack counted, its block from Box 2's store (guarded, guard.h,
  * when guarded sampling is on and it fits a page). With the profiler off and guarded sampling
  * on, a guarded block if hak_guard_take picks it, else NULL. NULL (errno kept) too when the
  * calling thread is already inside the profiler or the store has no memory: the caller then
  * allocates as usual, unsampled. */
 void *hak_prof_alloc(size_t size, size_t align, int zero);
+
+/* A sample point was crossed (hak_sample_due said so): the sampled block, or NULL when the
+ * point only armed the thread or hak_prof_alloc declined; the caller then allocates as
+ * usual. */
+static inline void *hak_prof_sample(size_t size, size_t align, int zero)
+{
+    return hak_sample_point() ? hak_prof_alloc(size, align, zero) : NULL;
+}
+
+/* The same for the entry points that have no sampling variant to jump to (the aligned ones):
+ * they count down themselves, and only while a sampling feature is on. */
+static inline void *hak_prof_sample_if_due(size_t size, size_t align, int zero)
+{
+    if (HAK_UNLIKELY(hak_sampler_wanted()) && hak_sample_due(size))
+        return hak_prof_sample(size, align, zero);
+    return NULL;
+}
 
 /* Free's cold path, for a pointer whose page map tag is large or sampled, before Box 2 frees
  * it: a guarded block's free stack is recorded, a sampled block leaves the in-use counts. No

@@ -8,6 +8,7 @@
 
 #include "shared_contracts/ace_hooks.h"
 #include "shared_contracts/config.h"
+#include "shared_contracts/random.h"
 
 
 /* Cold per-thread state: the generator (xorshift64*), 0 until the thread is armed. */
@@ -27,28 +28,26 @@ uint64_t hak_sample_mean(void)
     return hak_config.guard_sample == 1 ? 1 : 16u * (uint64_t)hak_config.guard_sample;
 }
 
-static uint64_t splitmix(uint64_t x)
+/* Seed the thread's generator: its address, the clock and the pid, mixed. */
+static void arm(void)
 {
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    sample_rng = hak_splitmix64((uint64_t)(uintptr_t)&sample_rng ^ (uint64_t)ts.tv_nsec ^
+                                (uint64_t)getpid() << 32) | 1;
 }
 
-static uint64_t next_random(void)
+uint64_t hak_sample_random(void)
 {
-    uint64_t x = sample_rng;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    sample_rng = x;
-    return x * 0x2545f4914f6cdd1dull;
+    if (HAK_UNLIKELY(!sample_rng))
+        arm();
+    return hak_xorshift64s(&sample_rng);
 }
 
 /* An exponentially distributed interval of mean hak_sample_mean() bytes, at least 1. */
 static int64_t draw_interval(void)
 {
-    double u = (double)((next_random() >> 11) + 1) * 0x1.0p-53; /* in (0, 1] */
+    double u = (double)((hak_sample_random() >> 11) + 1) * 0x1.0p-53; /* in (0, 1] */
     double bytes = -log(u) * (double)hak_sample_mean();
     if (bytes < 1.0)
         return 1;
@@ -60,10 +59,7 @@ static int64_t draw_interval(void)
 int hak_sample_point(void)
 {
     if (HAK_UNLIKELY(!sample_rng)) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        sample_rng = splitmix((uint64_t)(uintptr_t)&sample_rng ^ (uint64_t)ts.tv_nsec ^
-                              (uint64_t)getpid() << 32) | 1;
+        arm();
         hak_sample_left = draw_interval();
         return 0;
     }

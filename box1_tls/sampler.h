@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fastpath.h"
 #include "shared_contracts/backend.h"
 #include "tcache.h"
 
@@ -56,6 +57,22 @@ static inline __attribute__((always_inline)) int hak_sample_due(size_t size)
 {
     return hak_sample_due_at(hak_tls_base(), size);
 }
+
+/* The body of a sampling entry point (malloc_sampling, new_sampling, ...): the countdown and
+ * the pop from one TLS base; a crossed sample point goes to `sampled` in tail position. */
+static inline __attribute__((always_inline)) void *
+hak_alloc_sampling_or(size_t size, void *(*sampled)(size_t), void *(*miss)(unsigned),
+                      void *(*large)(size_t, size_t))
+{
+    uintptr_t base = hak_tls_base();
+    if (hak_sample_due_at(base, size))
+        return sampled(size);
+    return hak_alloc_fast_at_or(base, size, miss, large);
+}
+
+/* The next word of the calling thread's generator (xorshift64*, seeded at its first use),
+ * for every sampling feature's random choices (guard.c). */
+uint64_t hak_sample_random(void);
 
 /* The mean interval in force (bytes), as the profile's header states it. */
 uint64_t hak_sample_mean(void);

@@ -235,7 +235,7 @@ __attribute__((noreturn, cold)) static void list_corrupt(unsigned class_idx)
               "not a block (overwritten after its free: a heap overflow from the block before "
               "it, or a write after free)",
               hak_class_size(class_idx), (const void *)block,
-              (void *)(uintptr_t)(block[0] ^ hak_link_key));
+              (void *)(uintptr_t)hak_link_decode(block));
 }
 
 /* The pop's miss path: the list is empty (its head is HAK_CHAIN_END), or the head block's

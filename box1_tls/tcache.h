@@ -155,7 +155,7 @@ hak_pop_at_or(uintptr_t base, uintptr_t x16, void *(*miss)(unsigned))
 {
     hak_tls_list_t *l = hak_list_at(base, x16);
     uint64_t *block = l->head; /* never NULL: a block, or HAK_CHAIN_END */
-    uint64_t next = block[0] ^ hak_link_key;
+    uint64_t next = hak_link_decode(block);
     /* One test for two cases (chain.h): the end of the list (HAK_CHAIN_END's link decodes
      * to the key, a bad link), and a corrupted link; the miss path tells them apart. A bad
      * link is never stored as the head, so it is never followed. On x86-64 the test reads

@@ -25,9 +25,9 @@ void hak_debug_take(hak_span_t *s, void *block, int was_free)
                 hak_fatal("malloc: the free %u-byte block %p was written %u bytes in after it "
                           "was freed (use after free)",
                           size, block, k);
-        uint64_t raw = ((uint64_t *)block)[0], next = raw ^ hak_link_key; /* chain.h */
+        uint64_t raw = ((uint64_t *)block)[0], next = hak_link_decode(block); /* chain.h */
         if (raw && next && next != (uintptr_t)HAK_CHAIN_END &&
-            ((next & HAK_LINK_BAD) || hak_pm_class(hak_pagemap_get(next)) != s->class_idx))
+            (!hak_link_ok(next) || hak_pm_class(hak_pagemap_get(next)) != s->class_idx))
             hak_fatal("malloc: corrupted free list: block %p links to %p, not a free %u-byte "
                       "block (use after free?)",
                       block, (void *)next, size);

@@ -61,11 +61,21 @@ static inline uint64_t hak_link_encode(const void *next)
     return (uint64_t)(uintptr_t)next ^ hak_link_key;
 }
 
+/* What block's link decodes to, unchecked: for code that judges it itself (the checks of
+ * free and debug mode). */
+static inline uint64_t hak_link_decode(const void *block)
+{
+    return ((const uint64_t *)block)[0] ^ hak_link_key;
+}
+
+/* Could a decoded link be a block address (or NULL)? */
+static inline int hak_link_ok(uint64_t decoded) { return !(decoded & HAK_LINK_BAD); }
+
 /* The block after `block`, checked: a corrupted link aborts here, before anyone follows it. */
 static inline void *hak_block_next(const void *block)
 {
-    uint64_t next = ((const uint64_t *)block)[0] ^ hak_link_key;
-    if (__builtin_expect(!!(next & HAK_LINK_BAD), 0))
+    uint64_t next = hak_link_decode(block);
+    if (__builtin_expect(!hak_link_ok(next), 0))
         hak_link_corrupt(block, next);
     return (void *)(uintptr_t)next;
 }

@@ -14,6 +14,7 @@
 
 #include "backend.h"
 #include "chain.h"
+#include "random.h"
 
 /* Placeholders until init (no block is cached before it): nonzero, and the link key has the
  * bits hak_keys_make forces (bit 0 and bit 63). */
@@ -40,13 +41,8 @@ static void random_words(uint64_t w[2])
     uint64_t x = (uint64_t)a.tv_nsec ^ (uint64_t)a.tv_sec << 32 ^ (uint64_t)b.tv_nsec << 17 ^
                  (uint64_t)getpid() << 40 ^ (uint64_t)(uintptr_t)&x ^
                  (uint64_t)(uintptr_t)random_words;
-    for (int i = 0; i < 2; i++) { /* splitmix64 */
-        x += 0x9e3779b97f4a7c15ull;
-        uint64_t z = x;
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-        w[i] ^= z ^ (z >> 31);
-    }
+    w[0] ^= hak_splitmix64(x);
+    w[1] ^= hak_splitmix64(x + 0x9e3779b97f4a7c15ull);
 }
 
 void hak_keys_make(void)

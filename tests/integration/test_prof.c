@@ -139,6 +139,16 @@ static void expect_sites(const char *space, const char *file, const char *first,
     }
 }
 
+/* Run prog_prof MODE in dir with env, then find its one exit profile: into file. */
+static void profile_run(const char *dir, const char *mode, const char *const env[], char *file,
+                        size_t cap)
+{
+    tl_result r;
+    run_prog(dir, mode, NULL, env, &r);
+    tl_result_free(&r);
+    profile_of(dir, 0, file, cap);
+}
+
 static char *scratch(void) { return tl_mkdtemp("prof"); }
 
 static void done(char *dir)
@@ -153,10 +163,7 @@ static void test_inuse_heavier_site_first(void **s)
     (void)s;
     char *dir = scratch(), file[4096];
     const char *env[] = {"HAKMEM_PROF=1", SAMPLE, NULL};
-    tl_result r;
-    run_prog(dir, "live", NULL, env, &r);
-    tl_result_free(&r);
-    profile_of(dir, 0, file, sizeof file);
+    profile_run(dir, "live", env, file, sizeof file);
     expect_sites("--inuse_space", file, "site_heavy", 75.0, "site_light", 25.0);
     expect_sites("--alloc_space", file, "site_heavy", 75.0, "site_light", 25.0);
     done(dir);
@@ -170,10 +177,7 @@ static void test_freed_samples_leave_inuse(void **s)
     (void)s;
     char *dir = scratch(), file[4096];
     const char *env[] = {"HAKMEM_PROF=1", SAMPLE, NULL};
-    tl_result r;
-    run_prog(dir, "freed", NULL, env, &r);
-    tl_result_free(&r);
-    profile_of(dir, 0, file, sizeof file);
+    profile_run(dir, "freed", env, file, sizeof file);
     expect_sites("--alloc_space", file, "site_churn", 75.0, "site_light", 25.0);
     expect_sites("--inuse_space", file, "site_light", 100.0, "site_churn", 0.0);
     done(dir);
@@ -200,10 +204,7 @@ static void test_threads(void **s)
     (void)s;
     char *dir = scratch(), file[4096];
     const char *env[] = {"HAKMEM_PROF=1", SAMPLE, NULL};
-    tl_result r;
-    run_prog(dir, "threads", NULL, env, &r);
-    tl_result_free(&r);
-    profile_of(dir, 0, file, sizeof file);
+    profile_run(dir, "threads", env, file, sizeof file);
     expect_sites("--inuse_space", file, "site_heavy", 75.0, "site_light", 25.0);
     done(dir);
 }
@@ -214,10 +215,7 @@ static void test_with_ace(void **s)
     (void)s;
     char *dir = scratch(), file[4096];
     const char *env[] = {"HAKMEM_PROF=1", SAMPLE, "POOL_ACE=1", NULL};
-    tl_result r;
-    run_prog(dir, "live", NULL, env, &r);
-    tl_result_free(&r);
-    profile_of(dir, 0, file, sizeof file);
+    profile_run(dir, "live", env, file, sizeof file);
     expect_sites("--inuse_space", file, "site_heavy", 75.0, "site_light", 25.0);
     done(dir);
 }
