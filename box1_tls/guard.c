@@ -53,7 +53,7 @@ void *hak_guard_alloc(size_t size, int zero, uintptr_t note, const uintptr_t *fr
         memcpy(st->alloc, frames, (size_t)n * sizeof *frames);
         st->n_alloc = (uint32_t)n;
     } else {
-        st->n_alloc = (uint32_t)hak_stack_capture(st->alloc, HAK_STACK_MAX);
+        st->n_alloc = (uint32_t)hak_stack_capture(st->alloc, HAK_STACK_MAX, NULL);
     }
     st->n_free = 0;
     st->magic = STACKS_MAGIC;
@@ -70,7 +70,7 @@ void hak_guard_free(void *ptr)
         f.kind != HAK_GUARD_UNDERFLOW || f.block != (uintptr_t)ptr)
         return;
     stacks_t *st = f.scratch;
-    st->n_free = (uint32_t)hak_stack_capture(st->freed, HAK_STACK_MAX);
+    st->n_free = (uint32_t)hak_stack_capture(st->freed, HAK_STACK_MAX, NULL);
 }
 
 static void put_stack(const char *what, const uintptr_t *frames, uint32_t n)

@@ -3,7 +3,11 @@
  *
  * A bucket is one distinct stack: its frames and four counts, the sampled allocations and
  * their bytes, and the sampled frees and their bytes (in use = allocated - freed), each kept
- * in COUNT_SHARDS sets (a thread counts in one, chosen in turn), summed in a profile. The counts
+ * in COUNT_SETS sets, summed in a profile: a thread owns one of the first COUNT_OWNED sets
+ * while it lives (claimed at its first count, given back at its exit) and adds to it with
+ * plain loads and stores, no locked instruction; threads beyond those, and counts made while
+ * the thread is already inside the profiler (a free in a signal handler), go to the last set
+ * with atomic adds. The counts
  * are raw: one per sampled allocation, its size asked for. The profile's header names the
  * sampling (heap_v2/<mean>), and google-pprof unsamples each stack itself: with c samples of
  * b bytes, it scales both by 1 / (1 - exp(-(b / c) / mean)), as for tcmalloc's profiles.
@@ -51,10 +55,12 @@
 #define BUCKET_ARENA ((size_t)1 << 20) /* bytes mapped at a time for buckets */
 #define DEFAULT_FILE "hakmem.%p.heap"
 
-#define COUNT_SHARDS 8u /* counter sets per bucket; a thread counts in its own */
+#define COUNT_OWNED 8u                /* count sets a thread can own */
+#define COUNT_SHARED COUNT_OWNED      /* the set every other count goes to, by atomic add */
+#define COUNT_SETS (COUNT_OWNED + 1u)
 
-/* A bucket's counts, one set per shard on a line of its own, so threads sampling the same
- * stack do not bounce one line: relaxed atomics, summed when a profile is written. */
+/* A bucket's counts, each set on a line of its own, so threads sampling the same stack do
+ * not bounce one line; summed when a profile is written. */
 typedef struct counts {
     uint64_t alloc_objs, alloc_bytes, free_objs, free_bytes;
 } __attribute__((aligned(64))) counts_t;
@@ -64,7 +70,7 @@ typedef struct bucket {
     struct bucket *all;  /* in the list of every bucket */
     uint64_t hash;
     uint32_t depth;
-    counts_t count[COUNT_SHARDS];
+    counts_t count[COUNT_SETS];
     uintptr_t frames[]; /* depth return addresses, innermost first */
 } bucket_t;
 
@@ -77,24 +83,83 @@ static uint64_t next_dump;       /* HAKMEM_PROF_INTERVAL's next threshold; CAS *
 static uint32_t dump_seq;        /* interval profiles written; under prof_lock */
 static int open_warned;          /* one warning for a file that cannot be opened; atomic */
 
-/* Inside the profiler: hak_prof_alloc, a profile being written. */
+/* Inside the profiler: hak_prof_alloc, a free being counted, a profile being written. */
 static __thread int prof_inside __attribute__((tls_model("initial-exec")));
-/* The calling thread's counter shard + 1 (0: not chosen yet); threads take turns. */
-static __thread unsigned prof_shard __attribute__((tls_model("initial-exec")));
-static unsigned shards_given; /* atomic */
+/* The count set the calling thread owns + 1; 0: none claimed yet; COUNT_SHARED + 1: none was
+ * free (or the thread is past its exit): it counts in the shared set. */
+static __thread unsigned prof_set __attribute__((tls_model("initial-exec")));
+static unsigned sets_owned; /* bit i: set i has an owner; claimed by CAS (acquire), given back
+                             * by an atomic and (release), so a new owner sees the last counts */
 
-static counts_t *my_counts(bucket_t *b)
+/* A thread that owns a set gives it back at its exit, through a key destructor of the
+ * profiler's own (Box 1's exit destructor is tcache.c's, which the profiler's code depends
+ * on, so it cannot call up here). */
+static pthread_key_t set_key;
+static pthread_once_t set_key_once = PTHREAD_ONCE_INIT;
+
+static void set_give_back(void *arg)
 {
-    if (HAK_UNLIKELY(!prof_shard))
-        prof_shard = __atomic_fetch_add(&shards_given, 1, __ATOMIC_RELAXED) % COUNT_SHARDS + 1;
-    return &b->count[prof_shard - 1];
+    (void)arg;
+    unsigned set = prof_set;
+    prof_set = COUNT_SHARED + 1; /* what this thread counts from now on goes to the shared set */
+    if (set && set <= COUNT_OWNED)
+        __atomic_fetch_and(&sets_owned, ~(1u << (set - 1)), __ATOMIC_RELEASE);
 }
 
-/* A bucket's four counts, summed over its shards. */
+static void make_set_key(void)
+{
+    if (pthread_key_create(&set_key, set_give_back))
+        set_key = (pthread_key_t)-1;
+}
+
+/* The set the calling thread counts in: its own (claimed at its first count if one is free,
+ * and only if its exit can give it back), else the shared one. Called inside the profiler. */
+static unsigned my_set(void)
+{
+    if (HAK_UNLIKELY(!prof_set)) {
+        prof_set = COUNT_SHARED + 1;
+        pthread_once(&set_key_once, make_set_key);
+        unsigned owned = __atomic_load_n(&sets_owned, __ATOMIC_RELAXED);
+        while (set_key != (pthread_key_t)-1 && owned != (1u << COUNT_OWNED) - 1) {
+            unsigned i = (unsigned)__builtin_ctz(~owned);
+            if (!__atomic_compare_exchange_n(&sets_owned, &owned, owned | 1u << i, 0,
+                                             __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+                continue;
+            if (pthread_setspecific(set_key, (void *)1)) { /* no destructor: give it back */
+                __atomic_fetch_and(&sets_owned, ~(1u << i), __ATOMIC_RELEASE);
+                break;
+            }
+            prof_set = i + 1;
+            break;
+        }
+    }
+    return prof_set - 1;
+}
+
+/* Count one sampled allocation (freed == 0) or free of `bytes` in b. The caller is inside the
+ * profiler since before it checked that it was not (so a signal handler that interrupts this
+ * counts in the shared set), or says shared. */
+static void count(bucket_t *b, int freed, uint64_t bytes, int shared)
+{
+    unsigned set = shared ? COUNT_SHARED : my_set();
+    counts_t *c = &b->count[set];
+    uint64_t *objs = freed ? &c->free_objs : &c->alloc_objs;
+    uint64_t *sum = freed ? &c->free_bytes : &c->alloc_bytes;
+    if (set == COUNT_SHARED) {
+        __atomic_fetch_add(objs, 1, __ATOMIC_RELAXED);
+        __atomic_fetch_add(sum, bytes, __ATOMIC_RELAXED);
+        return;
+    }
+    /* The set's one writer: plain load and store (relaxed: a profile reads them meanwhile). */
+    __atomic_store_n(objs, __atomic_load_n(objs, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+    __atomic_store_n(sum, __atomic_load_n(sum, __ATOMIC_RELAXED) + bytes, __ATOMIC_RELAXED);
+}
+
+/* A bucket's four counts, summed over its sets. */
 static void sum_counts(const bucket_t *b, uint64_t out[4])
 {
     out[0] = out[1] = out[2] = out[3] = 0;
-    for (unsigned i = 0; i < COUNT_SHARDS; i++) {
+    for (unsigned i = 0; i < COUNT_SETS; i++) {
         out[0] += __atomic_load_n(&b->count[i].alloc_objs, __ATOMIC_RELAXED);
         out[1] += __atomic_load_n(&b->count[i].alloc_bytes, __ATOMIC_RELAXED);
         out[2] += __atomic_load_n(&b->count[i].free_objs, __ATOMIC_RELAXED);
@@ -430,16 +495,17 @@ void *hak_prof_alloc(size_t size, size_t align, int zero)
         return p;
     }
     uintptr_t frames[HAK_STACK_MAX];
-    int n = hak_stack_capture(frames, HAK_STACK_MAX);
-    bucket_t *b = bucket_for(frames, n);
+    hak_stack_seen_t seen;
+    int n = hak_stack_capture(frames, HAK_STACK_MAX, &seen);
+    bucket_t *b = (bucket_t *)seen.note; /* the stack cache knew these frames' bucket */
+    if (!b && (b = bucket_for(frames, n)))
+        hak_stack_set_note(&seen, (uintptr_t)b);
     if (b && hak_guard_on() && align <= HAK_MIN_ALIGN && size <= HAK_GUARD_MAX_SIZE)
         p = hak_guard_alloc(size, zero, (uintptr_t)b, frames, n);
     if (b && !p)
         p = hak_sampled_alloc(size, align, zero, (uintptr_t)b);
     if (p) {
-        counts_t *c = my_counts(b);
-        __atomic_fetch_add(&c->alloc_objs, 1, __ATOMIC_RELAXED);
-        __atomic_fetch_add(&c->alloc_bytes, size, __ATOMIC_RELAXED);
+        count(b, 0, size, 0);
         interval_dump(hak_sample_mean());
     }
     errno = saved;
@@ -460,10 +526,15 @@ void hak_prof_free(void *ptr)
     }
     if (!hak_config.prof || !hak_sampled_note(ptr, &note, &size) || !note)
         return;
-    counts_t *c = my_counts((bucket_t *)note);
-    __atomic_fetch_add(&c->free_objs, 1, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&c->free_bytes, size, __ATOMIC_RELAXED);
+    if (prof_inside) { /* a free inside the profiler, or in a handler that interrupted it */
+        count((bucket_t *)note, 1, size, 1);
+        return;
+    }
+    enter();
+    count((bucket_t *)note, 1, size, 0);
+    leave();
 }
+
 
 /* ---- fork ------------------------------------------------------------------------------ */
 
@@ -487,6 +558,8 @@ void hak_prof_fork_parent(void)
 
 void hak_prof_fork_child(void)
 {
+    /* Only the forking thread lives on: only its count set stays owned. */
+    sets_owned = prof_set && prof_set <= COUNT_OWNED ? 1u << (prof_set - 1) : 0;
     fork_locked = 0;
     pthread_mutex_init(&prof_lock, NULL);
 }

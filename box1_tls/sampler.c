@@ -59,9 +59,12 @@ static int64_t draw_interval(void)
 int hak_sample_point(void)
 {
     if (HAK_UNLIKELY(!sample_rng)) {
+        /* The thread's first interval starts at its first allocation, which the countdown
+         * (from 0) already took off: that allocation is sampled if it reaches past it. */
         arm();
-        hak_sample_left = draw_interval();
-        return 0;
+        hak_sample_left += draw_interval();
+        if (hak_sample_left >= 0)
+            return 0;
     }
     hak_sample_left = draw_interval();
     return 1;

@@ -16,8 +16,9 @@
  * hak_sampled_alloc), and its cold path tells the profiler.
  *
  * A thread starts with hak_sample_left == 0, so its first counted allocation reaches
- * hak_sample_point, which arms the thread (seeds its generator, draws an interval) without
- * sampling. Per-thread state only; no lock.
+ * hak_sample_point, which arms the thread (seeds its generator) and draws its first interval
+ * from that allocation's start: the allocation is sampled if it reaches past it, as any
+ * other. Per-thread state only; no lock.
  */
 #ifndef HAK_BOX1_SAMPLER_H
 #define HAK_BOX1_SAMPLER_H
@@ -40,7 +41,7 @@
 int hak_sampler_wanted(void);
 
 /* Cold: hak_sample_left went below zero. Draws the next interval; 1 when this allocation is
- * to be sampled, 0 when it only armed the thread. */
+ * to be sampled, 0 when it only armed the thread (its first interval reaches past it). */
 int hak_sample_point(void);
 
 /* The countdown of a sampling entry point: nonzero when an allocation of `size` bytes

@@ -48,6 +48,7 @@ typedef struct cache_entry {
     uint64_t seq;
     uintptr_t cfa0;
     uint32_t n, first; /* frames in the walk; index of the first kept frame */
+    uintptr_t note;    /* the caller's word for these frames (hak_stack_set_note), or 0 */
     uintptr_t ip[WALK_MAX];
     uintptr_t cfa[WALK_MAX];
 } cache_entry_t;
@@ -87,8 +88,9 @@ static cache_entry_t *entry_for(uintptr_t cfa0)
     return &c[(cfa0 * 0x9e3779b97f4a7c15ull) >> 56];
 }
 
-/* A cached walk that matches the current stack, its kept frames copied out; -1 if none. */
-static int cache_lookup(uintptr_t cfa0, uintptr_t *frames, int max)
+/* A cached walk that matches the current stack, its kept frames copied out and the entry
+ * told in *seen; -1 if none. */
+static int cache_lookup(uintptr_t cfa0, uintptr_t *frames, int max, hak_stack_seen_t *seen)
 {
     cache_entry_t *e = entry_for(cfa0);
     if (!e)
@@ -108,13 +110,21 @@ static int cache_lookup(uintptr_t cfa0, uintptr_t *frames, int max)
         if (j >= first && kept < max)
             frames[kept++] = ip;
     }
+    uintptr_t note = __atomic_load_n(&e->note, __ATOMIC_RELAXED);
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
     if (__atomic_load_n(&e->seq, __ATOMIC_RELAXED) != seq)
         return -1;
+    if (seen) {
+        seen->entry = e;
+        seen->seq = seq;
+        seen->note = note;
+    }
     return kept;
 }
 
-static void cache_store(const walk_t *w, uint32_t first)
+/* Keep the walk (its note 0) and tell the entry in *seen, when the walk chains through the
+ * stack and no other writer holds its entry. */
+static void cache_store(const walk_t *w, uint32_t first, hak_stack_seen_t *seen)
 {
     if (w->n < 1)
         return;
@@ -139,15 +149,36 @@ static void cache_store(const walk_t *w, uint32_t first)
     __atomic_store_n(&e->cfa0, w->cfa[0], __ATOMIC_RELAXED);
     __atomic_store_n(&e->n, (uint32_t)w->n, __ATOMIC_RELAXED);
     __atomic_store_n(&e->first, first, __ATOMIC_RELAXED);
+    __atomic_store_n(&e->note, 0, __ATOMIC_RELAXED);
     for (int j = 0; j < w->n; j++) {
         __atomic_store_n(&e->ip[j], w->ip[j], __ATOMIC_RELAXED);
         __atomic_store_n(&e->cfa[j], w->cfa[j], __ATOMIC_RELAXED);
     }
     __atomic_store_n(&e->seq, seq + 2, __ATOMIC_RELEASE);
+    if (seen) {
+        seen->entry = e;
+        seen->seq = seq + 2;
+    }
 }
 
-__attribute__((noinline)) int hak_stack_capture(uintptr_t *frames, int max)
+void hak_stack_set_note(const hak_stack_seen_t *seen, uintptr_t note)
 {
+    cache_entry_t *e = seen->entry;
+    uint64_t seq = seen->seq;
+    if (!e || !__atomic_compare_exchange_n(&e->seq, &seq, seq + 1, 0, __ATOMIC_ACQUIRE,
+                                           __ATOMIC_RELAXED))
+        return; /* refilled or held by a writer since: its frames may differ now */
+    __atomic_store_n(&e->note, note, __ATOMIC_RELAXED);
+    __atomic_store_n(&e->seq, seq + 2, __ATOMIC_RELEASE);
+}
+
+__attribute__((noinline)) int hak_stack_capture(uintptr_t *frames, int max,
+                                                hak_stack_seen_t *seen)
+{
+    if (seen) {
+        seen->entry = NULL;
+        seen->note = 0;
+    }
     static int mode; /* 0 not yet known, 1 shared library, 2 linked into the program */
     int m = __atomic_load_n(&mode, __ATOMIC_RELAXED);
     if (!m) {
@@ -158,7 +189,7 @@ __attribute__((noinline)) int hak_stack_capture(uintptr_t *frames, int max)
      * caller's stack pointer at the call, is that plus 16 (the return address and the saved
      * frame pointer): the key of the walk from its caller's frame on. */
     uintptr_t cfa0 = (uintptr_t)__builtin_frame_address(0) + 16;
-    int n = cache_lookup(cfa0, frames, max);
+    int n = cache_lookup(cfa0, frames, max, seen);
     if (n >= 0)
         return n;
     walk_t w;
@@ -181,7 +212,7 @@ __attribute__((noinline)) int hak_stack_capture(uintptr_t *frames, int max)
         w.n -= self;
         memmove(w.ip, w.ip + self, (size_t)w.n * sizeof w.ip[0]);
         memmove(w.cfa, w.cfa + self, (size_t)w.n * sizeof w.cfa[0]);
-        cache_store(&w, (uint32_t)(first - self));
+        cache_store(&w, (uint32_t)(first - self), seen);
     }
     return n;
 }

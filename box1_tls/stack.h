@@ -19,8 +19,23 @@
 
 #define HAK_STACK_MAX 64 /* frames kept, the innermost first */
 
+/* The stack cache's entry a capture matched or filled (NULL: none), and its note: a word the
+ * caller hung on that entry's frames with hak_stack_set_note (0: none yet). The profiler
+ * keeps the bucket of the frames there, so a capture from a known call chain finds its
+ * bucket without hashing or comparing frames. */
+typedef struct hak_stack_seen {
+    void *entry;
+    uint64_t seq;
+    uintptr_t note;
+} hak_stack_seen_t;
+
 /* Up to max return addresses of the calling thread, starting at the innermost frame outside
- * hakmem (frames of hakmem's own code at the top are skipped); returns how many. */
-int hak_stack_capture(uintptr_t *frames, int max);
+ * hakmem (frames of hakmem's own code at the top are skipped); returns how many. With seen,
+ * tells what the stack cache knew (above). */
+int hak_stack_capture(uintptr_t *frames, int max, hak_stack_seen_t *seen);
+
+/* Hang note on the entry seen names, for later captures of the same frames (with the
+ * same max); nothing if that entry changed since. */
+void hak_stack_set_note(const hak_stack_seen_t *seen, uintptr_t note);
 
 #endif

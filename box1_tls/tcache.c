@@ -35,6 +35,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "shared_contracts/backend.h"
 #include "shared_contracts/config.h"
 #include "shared_contracts/diag.h"
 #include "shared_contracts/list_rule.h"
@@ -384,6 +385,7 @@ static void thread_exit(void *arg)
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
         list_set_cap(hak_list(c), 0);
     hak_tcache_cold.state = HAK_TC_UNCACHED;
+    hak_sampled_thread_exit();
     hak_thread_detach();
     HAK_VG_LEAVE();
     errno = saved;

@@ -23,7 +23,16 @@
  * (a thread pushes onto and pops from its arena's first, then tries the others); each head
  * packs a 32-bit version with index + 1 (0: empty) and changes by CAS, the version against
  * ABA. The links live in a small array per chunk (links), not in the slots; a link is read
- * with a relaxed atomic load (its slot may have been taken meanwhile: the CAS then fails). Growing maps a whole chunk: a grower reserves a chunk
+ * with a relaxed atomic load (its slot may have been taken meanwhile: the CAS then fails).
+ * In front of them each thread keeps up to STASH free slots of its own (stash, TLS): a
+ * sampled allocation takes from it and a sampled free puts back to it with plain loads and
+ * stores, no locked instruction (a CAS drains the store buffer, which costs a program that
+ * writes a lot more than the CAS itself). The stash is busy while its owner changes it: a
+ * signal handler that interrupts that uses the shared stacks. Only a thread with a record of
+ * its own (thread.h) keeps a stash: its exit (hak_sampled_thread_exit, from Box 1's exit
+ * destructor) pushes the stash onto the shared stacks; a fork child loses the
+ * stashes of the threads that do not exist in it (address space only, at most STASH slots a
+ * thread). Growing maps a whole chunk: a grower reserves a chunk
  * index by fetch-add, maps and tags it, publishes its address with a release store, then
  * pushes its slots; two threads may grow at once (each keeps its chunk). A fork copies the
  * stack as it is; a chunk reserved but not yet published is lost in the child, which costs
@@ -78,6 +87,60 @@ static uint32_t chunks_reserved;         /* fetch-add by growers */
 static struct {
     uint64_t head;
 } __attribute__((aligned(64))) free_heads[STORE_SHARDS + 1]; /* + the guarded slots' */
+
+#define STASH 16u /* free slots a thread keeps in front of the shared stacks */
+
+/* The calling thread's free slots (index + 1), owner only; busy while it changes them, off
+ * once the thread is past its exit. */
+static __thread struct {
+    uint32_t n;
+    uint8_t busy, off;
+    uint32_t slot[STASH];
+} stash __attribute__((tls_model("initial-exec")));
+
+/* Claim the stash against a signal handler; 0 when it is busy (we are that handler), off,
+ * or the thread has no record of its own (it never started caching, so no exit destructor
+ * would give its stash back: thread.h). */
+static int stash_enter(void)
+{
+    if (stash.busy || stash.off || !hak_thread_self()->live)
+        return 0;
+    stash.busy = 1;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    return 1;
+}
+
+static void stash_leave(void)
+{
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    stash.busy = 0;
+}
+
+/* A free slot's index + 1 from the stash, or 0. */
+static uint32_t stash_take(void)
+{
+    uint32_t top = 0;
+    if (stash_enter()) {
+        if (stash.n)
+            top = stash.slot[--stash.n];
+        stash_leave();
+    }
+    return top;
+}
+
+/* Keep a free slot in the stash; 0 when it is full, busy or off. */
+static int stash_put(uint32_t index)
+{
+    int kept = 0;
+    if (stash_enter()) {
+        if (stash.n < STASH) {
+            stash.slot[stash.n++] = index + 1u;
+            kept = 1;
+        }
+        stash_leave();
+    }
+    return kept;
+}
 
 /* The calling thread's stack: threads of different arenas neither bounce one line nor
  * share slots (a slot freed by a thread comes back warm to that thread). */
@@ -167,11 +230,13 @@ static int grow(unsigned shard)
 
 static void *slot_alloc(size_t size, size_t align, int zero, uintptr_t note)
 {
-    uint32_t top;
-    unsigned shard = my_shard();
-    while (!(top = pop_free(shard)))
-        if (!grow(shard))
-            return NULL;
+    uint32_t top = stash_take();
+    if (!top) {
+        unsigned shard = my_shard();
+        while (!(top = pop_free(shard)))
+            if (!grow(shard))
+                return NULL;
+    }
     slot_t *s = slot_at(top - 1u);
     size_t lead = align > 64 ? align : 64u;
     char *user = (char *)s + lead;
@@ -326,7 +391,19 @@ void hak_store_free(void *ptr, const char *caller)
     }
     s->magic = SLOT_FREE;
     s->user = 0;
-    push_free(my_shard(), s->index);
+    if (!stash_put(s->index))
+        push_free(my_shard(), s->index);
+}
+
+void hak_sampled_thread_exit(void)
+{
+    if (!stash_enter())
+        return;
+    stash.off = 1;
+    unsigned shard = my_shard();
+    while (stash.n)
+        push_free(shard, stash.slot[--stash.n] - 1u);
+    stash_leave();
 }
 
 size_t hak_sampled_usable_size(const void *ptr, const char *caller)

@@ -111,6 +111,10 @@ void hak_free_slow(void *ptr);
  * call from a signal handler that interrupted another call of the store. */
 void *hak_sampled_alloc(size_t size, size_t align, int zero, uintptr_t note);
 
+/* The calling thread's exit (Box 1's destructor): the free slots the store kept for this
+ * thread go back to the shared ones; its later sampled allocations and frees use those. */
+void hak_sampled_thread_exit(void);
+
 /* If ptr starts a live sampled block (a store slot or a large block with a note): its note
  * and the size hak_sampled_alloc was asked for, and 1. Otherwise 0; never aborts. No lock. */
 int hak_sampled_note(const void *ptr, uintptr_t *note, size_t *size);

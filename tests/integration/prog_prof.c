@@ -5,6 +5,10 @@
  *   freed    site_churn allocates 3x the bytes of site_keep and frees them; site_keep holds
  *   dump     as live, then hakmem_prof_dump(PATH) (and a check that it returned 0)
  *   threads  as live, split over 4 threads
+ *   exact    two waves of EXACT_THREADS threads at once (more than the profiler's 8 count sets
+ *            a thread can own): each allocates EXACT_EACH blocks in site_heavy and frees half;
+ *            run it with HAKMEM_PROF_SAMPLE=1 (every allocation sampled): the profile's counts
+ *            are exact
  *   fork     as live with a thread allocating meanwhile; then fork: the child runs
  *            site_child (2x site_heavy's bytes), the parent frees and allocates half of
  *            site_heavy's blocks again; both exit through exit() (each writes its profile); prints
@@ -95,6 +99,37 @@ static void *live_part(void *arg)
     int t = (int)(intptr_t)arg;
     live(t * (N / 4), (t + 1) * (N / 4));
     return NULL;
+}
+
+#define EXACT_THREADS 12
+#define EXACT_EACH 200
+
+static pthread_barrier_t exact_start;
+
+static void *exact_part(void *arg)
+{
+    (void)arg;
+    void *held[EXACT_EACH];
+    pthread_barrier_wait(&exact_start); /* every thread of the wave lives and counts at once */
+    for (int i = 0; i < EXACT_EACH; i++)
+        held[i] = site_heavy();
+    for (int i = 0; i < EXACT_EACH; i += 2)
+        free(held[i]);
+    return NULL;
+}
+
+static void exact(void)
+{
+    for (int wave = 0; wave < 2; wave++) {
+        pthread_t t[EXACT_THREADS];
+        pthread_barrier_init(&exact_start, NULL, EXACT_THREADS);
+        for (int i = 0; i < EXACT_THREADS; i++)
+            if (pthread_create(&t[i], NULL, exact_part, NULL))
+                FAIL("pthread_create");
+        for (int i = 0; i < EXACT_THREADS; i++)
+            pthread_join(t[i], NULL);
+        pthread_barrier_destroy(&exact_start);
+    }
 }
 
 static int (*prof_dump(void))(const char *)
@@ -230,6 +265,8 @@ int main(int argc, char **argv)
                 FAIL("pthread_create");
         for (int i = 0; i < 4; i++)
             pthread_join(t[i], NULL);
+    } else if (!strcmp(mode, "exact")) {
+        exact();
     } else if (!strcmp(mode, "fork")) {
         pthread_t t;
         if (pthread_create(&t, NULL, churner, NULL))

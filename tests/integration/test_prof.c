@@ -75,7 +75,7 @@ static void profile_of(const char *dir, int pid, char *path, size_t cap)
 
 typedef struct row {
     char name[128];
-    double flat_pct;
+    double flat, flat_pct;
 } row_t;
 
 /* google-pprof `mode` (--text with --inuse_space or --alloc_space) of PROG and file: its rows
@@ -100,6 +100,7 @@ static int pprof_text(const char *space, const char *file, row_t *rows, int max)
         if (sscanf(line, " %lf %lf%% %lf%% %lf %lf%% %127s", &flat, &flat_pct, &sum_pct, &cum,
                    &cum_pct, name) == 6) {
             snprintf(rows[n].name, sizeof rows[n].name, "%s", name);
+            rows[n].flat = flat;
             rows[n].flat_pct = flat_pct;
             n++;
         }
@@ -206,6 +207,37 @@ static void test_threads(void **s)
     const char *env[] = {"HAKMEM_PROF=1", SAMPLE, NULL};
     profile_run(dir, "threads", env, file, sizeof file);
     expect_sites("--inuse_space", file, "site_heavy", 75.0, "site_light", 25.0);
+    done(dir);
+}
+
+/* The flat value google-pprof gives `name` in `space`; fails if it lists no such row. */
+static double flat_of(const char *space, const char *file, const char *name)
+{
+    row_t rows[64];
+    int n = pprof_text(space, file, rows, 64);
+    for (int i = 0; i < n; i++)
+        if (!strcmp(rows[i].name, name))
+            return rows[i].flat;
+    fail_msg("%s: no row for %s", space, name);
+    return 0;
+}
+
+/* Counts are exact with every allocation sampled, while more threads count at once than
+ * there are count sets to own (the rest count by atomic add in the shared set), and after a
+ * wave of threads exited and the next wave owns their sets: 2 waves x 12 threads x 200
+ * blocks allocated, half of them freed (prog_prof exact). A set written by two threads at
+ * once with plain stores would lose counts. */
+static void test_counts_exact_over_many_threads(void **s)
+{
+    (void)s;
+    char *dir = scratch(), file[4096];
+    const char *env[] = {"HAKMEM_PROF=1", "HAKMEM_PROF_SAMPLE=1", NULL};
+    profile_run(dir, "exact", env, file, sizeof file);
+    double allocated = flat_of("--alloc_objects", file, "site_heavy");
+    double in_use = flat_of("--inuse_objects", file, "site_heavy");
+    print_message("    site_heavy: %.0f allocated, %.0f in use\n", allocated, in_use);
+    assert_true(allocated == 2 * 12 * 200);
+    assert_true(in_use == 2 * 12 * 100);
     done(dir);
 }
 
@@ -414,6 +446,7 @@ int main(void)
         cmocka_unit_test(test_freed_samples_leave_inuse),
         cmocka_unit_test(test_dump_call),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_counts_exact_over_many_threads),
         cmocka_unit_test(test_with_ace),
         cmocka_unit_test(test_fork),
         cmocka_unit_test(test_svg_and_collapsed),

@@ -3,7 +3,7 @@
  * serves, its page map tag, note, size and usable size; free through the ordinary free (its
  * hit path must send it to the cold path); zeroing of a reused slot; a large sampled block
  * keeps its note through realloc; four threads taking and giving back slots at once get no
- * slot twice.
+ * slot twice; a thread's freed slots come back to it, and go back to the store at its exit.
  *
  * Linked with libhakmem.a (the profiler is off: free's cold path counts nothing, then frees).
  */
@@ -140,9 +140,72 @@ static void test_threads_never_share_a_slot(void **s)
             fail_msg("thread %d: %s", i, (const char *)res[i]);
 }
 
+/* A freed slot is the next one the same thread gets (its stash, LIFO). */
+static void test_freed_slot_comes_back_to_its_thread(void **s)
+{
+    (void)s;
+    void *a = hak_sampled_alloc(100, 16, 0, 1);
+    void *b = hak_sampled_alloc(100, 16, 0, 2);
+    assert_non_null(a);
+    assert_non_null(b);
+    free(a);
+    free(b);
+    void *c = hak_sampled_alloc(200, 16, 0, 3);
+    void *d = hak_sampled_alloc(200, 16, 0, 4);
+    assert_ptr_equal(c, b);
+    assert_ptr_equal(d, a);
+    free(c);
+    free(d);
+}
+
+#define SERIAL_THREADS 400
+#define SERIAL_SLOTS 16
+
+static void *take_and_give(void *arg)
+{
+    uintptr_t *seen = arg;
+    void *p[SERIAL_SLOTS];
+    free(malloc(48)); /* the thread starts caching: it has a record, and an exit destructor */
+    for (int i = 0; i < SERIAL_SLOTS; i++) {
+        p[i] = hak_sampled_alloc(64, 16, 0, 9);
+        TL_CHECK(p[i] != NULL, "the store gave no slot");
+        seen[i] = (uintptr_t)p[i];
+    }
+    for (int i = 0; i < SERIAL_SLOTS; i++)
+        free(p[i]); /* into this thread's stash, which its exit gives back */
+    return NULL;
+}
+
+/* Threads one after another each take 16 slots, free them and exit: the slots a thread kept
+ * for itself go back to the store at its exit, so the next threads reuse them. Without that,
+ * 400 threads would strand 6400 slots and the store would keep growing; with it, they all
+ * share the first few dozen. */
+static void test_exited_threads_give_their_slots_back(void **s)
+{
+    (void)s;
+    static uintptr_t seen[SERIAL_THREADS][SERIAL_SLOTS];
+    for (int t = 0; t < SERIAL_THREADS; t++) {
+        const char *why = tl_run_thread(take_and_give, seen[t]);
+        if (why)
+            fail_msg("thread %d: %s", t, why);
+    }
+    uintptr_t *all = &seen[0][0];
+    size_t n = SERIAL_THREADS * SERIAL_SLOTS, distinct = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t j = 0;
+        while (j < i && all[j] != all[i])
+            j++;
+        distinct += j == i;
+    }
+    print_message("    %zu distinct slots over %d threads\n", distinct, SERIAL_THREADS);
+    assert_true(distinct <= 4 * SERIAL_SLOTS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_exited_threads_give_their_slots_back),
+        cmocka_unit_test(test_freed_slot_comes_back_to_its_thread),
         cmocka_unit_test(test_slot_blocks),
         cmocka_unit_test(test_reused_slot_is_zeroed),
         cmocka_unit_test(test_large_sampled_block),
