@@ -5,6 +5,7 @@
  *   freed    site_churn allocates 3x the bytes of site_keep and frees them; site_keep holds
  *   dump     as live, then hakmem_prof_dump(PATH) (and a check that it returned 0)
  *   threads  as live, split over 4 threads
+ *   odd      site_odd holds ODD_N blocks of 100 bytes (hakmem's class: 112 bytes)
  *   exact    two waves of EXACT_THREADS threads at once (more than the profiler's 8 count sets
  *            a thread can own): each allocates EXACT_EACH blocks in site_heavy and frees half;
  *            run it with HAKMEM_PROF_SAMPLE=1 (every allocation sampled): the profile's counts
@@ -99,6 +100,18 @@ static void *live_part(void *arg)
     int t = (int)(intptr_t)arg;
     live(t * (N / 4), (t + 1) * (N / 4));
     return NULL;
+}
+
+#define ODD_N 100000
+void *held_odd[ODD_N]; /* held to the end */
+
+__attribute__((noinline)) void *site_odd(void)
+{
+    char *p = malloc(100);
+    if (!p)
+        FAIL("malloc(100)");
+    p[0] = 1;
+    return p;
 }
 
 #define EXACT_THREADS 12
@@ -265,6 +278,9 @@ int main(int argc, char **argv)
                 FAIL("pthread_create");
         for (int i = 0; i < 4; i++)
             pthread_join(t[i], NULL);
+    } else if (!strcmp(mode, "odd")) {
+        for (int i = 0; i < ODD_N; i++)
+            held_odd[i] = site_odd();
     } else if (!strcmp(mode, "exact")) {
         exact();
     } else if (!strcmp(mode, "fork")) {
