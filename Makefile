@@ -19,7 +19,7 @@ NOBUILTIN := -fno-builtin-malloc -fno-builtin-calloc -fno-builtin-realloc -fno-b
 LIB_CFLAGS := -O2 -g -D_GNU_SOURCE $(WARN) -fPIC -pthread -fvisibility=hidden -ftls-model=initial-exec \
               -fno-semantic-interposition -fno-stack-protector -fno-tree-slp-vectorize $(NOBUILTIN) -I. $(URCU_CFLAGS) \
               -DHAKMEM_VERSION_STRING='"$(VERSION)"' $(EXTRA_CFLAGS)
-LIB_LDLIBS := $(URCU_LIBS) -pthread -ldl -lm -lgcc_s
+LIB_LDLIBS := $(URCU_LIBS) -pthread -ldl -lgcc_s
 
 LIB_SRCS := $(wildcard shared_contracts/*.c box1_tls/*.c box2_refill/*.c box3_ace/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -55,7 +55,7 @@ deps-bench:
 
 $(BUILD)/hakmem.pc: Makefile
 	@mkdir -p $(BUILD)
-	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: hakmem\nDescription: hakmem malloc replacement\nVersion: %s\nLibs: -L$${libdir} -lhakmem\nLibs.private: -Wl,--undefined=hak_ace_start %s -pthread -ldl -lm -lgcc_s\nCflags: -I$${includedir}\n' \
+	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: hakmem\nDescription: hakmem malloc replacement\nVersion: %s\nLibs: -L$${libdir} -lhakmem\nLibs.private: -Wl,--undefined=hak_ace_start %s -pthread -ldl -lgcc_s\nCflags: -I$${includedir}\n' \
 	  '$(PREFIX)' '$(VERSION)' '$(URCU_LIBS)' > $@
 
 install: lib $(BUILD)/hakmem.pc

@@ -2,7 +2,6 @@
  * (guard.h). */
 #include "guard.h"
 
-#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +35,7 @@ int hak_guard_take(size_t size)
     double n = (double)hak_config.guard_sample;
     if (n <= 1.0)
         return 1;
-    double sampled = 1.0 - exp(-(double)size / (double)hak_sample_mean());
+    double sampled = hak_sample_chance(size);
     double keep = sampled > 0.0 ? (1.0 / n) / sampled : 1.0;
     return (double)(hak_sample_random() >> 11) * 0x1.0p-53 < keep;
 }

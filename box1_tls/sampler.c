@@ -1,13 +1,13 @@
 /* box1_tls/sampler.c - the sampler's cold path: per-thread exponential intervals (sampler.h). */
 #include "sampler.h"
 
-#include <math.h>
 #include <stdint.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "shared_contracts/ace_hooks.h"
 #include "shared_contracts/config.h"
+#include "sample_math.h"
 #include "shared_contracts/random.h"
 
 
@@ -47,8 +47,7 @@ uint64_t hak_sample_random(void)
 /* An exponentially distributed interval of mean hak_sample_mean() bytes, at least 1. */
 static int64_t draw_interval(void)
 {
-    double u = (double)((hak_sample_random() >> 11) + 1) * 0x1.0p-53; /* in (0, 1] */
-    double bytes = -log(u) * (double)hak_sample_mean();
+    double bytes = hak_neg_log_unit(hak_sample_random()) * (double)hak_sample_mean();
     if (bytes < 1.0)
         return 1;
     if (bytes > 0x1.0p62)
@@ -68,4 +67,9 @@ int hak_sample_point(void)
     }
     hak_sample_left = draw_interval();
     return 1;
+}
+
+double hak_sample_chance(size_t size)
+{
+    return hak_one_minus_exp_neg((double)size / (double)hak_sample_mean());
 }

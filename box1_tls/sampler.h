@@ -75,6 +75,9 @@ hak_alloc_sampling_or(size_t size, void *(*sampled)(size_t), void *(*miss)(unsig
  * for every sampling feature's random choices (guard.c). */
 uint64_t hak_sample_random(void);
 
+/* The chance that an allocation of `size` bytes is sampled: 1 - exp(-size / mean). */
+double hak_sample_chance(size_t size);
+
 /* The mean interval in force (bytes), as the profile's header states it. */
 uint64_t hak_sample_mean(void);
 
