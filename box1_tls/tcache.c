@@ -136,8 +136,18 @@ static void list_grow(unsigned class_idx, hak_list_t *l)
     uint64_t budget = hak_list_grow_budget();
     uint32_t step = hak_list_grow_step(class_idx, tc->taken[class_idx], l->cap,
                                        budget > tc->extra_bytes ? budget - tc->extra_bytes : 0);
-    if (!step || !list_dense(class_idx, l))
+    if (!step)
         return;
+    if (!list_dense(class_idx, l)) {
+        /* A burst came back scrambled: a structure freed in random order. Growth starts
+         * over: the next dense burst only marks the class again. A thread whose dense and
+         * scrambled bursts alternate (a structure built, freed in random order, rebuilt,
+         * freed in order) would otherwise grow its list on a dense one, and the grown list
+         * would take the next scrambled one in whole, with no slow path to send it to the
+         * spans, and hand it out scrambled. */
+        tc->burst_seen &= ~(1ull << class_idx);
+        return;
+    }
     /* The first such burst only marks the class: a thread that bursts once (a server's
      * worker on one big request) would keep a grown list's blocks, resident, for as long as
      * it sits idle afterwards. The second burst is the sign of a thread that repeats them. */

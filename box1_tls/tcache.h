@@ -74,8 +74,9 @@ typedef struct hak_tcache_cold {
     uint64_t trim_due_ms; /* when the next trim pass is due */
     uint64_t refilled;    /* bit c: class c refilled since the last trim pass */
     uint64_t spilled;     /* bit c: class c spilled since the last trim pass */
-    uint64_t burst_seen;  /* bit c: a burst of class c came back dense once, and spilled
-                           * (list_grow grows the list at the next one) */
+    uint64_t burst_seen;  /* bit c: a burst of class c came back dense, and spilled
+                           * (list_grow grows the list at the next one, unless a burst
+                           * comes back scrambled first: that clears the bit) */
     uint64_t extra_bytes; /* sum over classes of extra[c] * size(c) <= HAKMEM_TCACHE_GROW_KIB */
     uint32_t extra[HAK_NUM_CLASSES]; /* blocks list c's cap grew above its base cap (the list
                                       * rule's growth): cap == base cap + extra[c] */

@@ -23,7 +23,9 @@
  *   CPU, at most 4);
  * only what is still over the cap spills. The first such burst of a class only marks it
  * (Box 1's burst_seen: a thread that bursts once, a server's worker on one big request,
- * would keep a grown list resident while it idles); from the second on, a burst of d blocks
+ * would keep a grown list resident while it idles), and a burst that comes back scrambled
+ * clears the mark (a grown list would take the next scrambled burst in whole); from the
+ * second in a row on, a burst of d blocks
  * stays in the list from its first free: later bursts of that depth make no refill and no
  * spill, and the thread's
  * blocks never pass through the spans to another thread. A grown list hands blocks out in
