@@ -169,6 +169,7 @@ static void collect_ring(uint32_t slot, hak_ring_t *r, hak_ace_interval_t *iv,
         memset(last_kind_drops[slot], 0, sizeof last_kind_drops[slot]);
         memset(trim_pending[slot], 0, sizeof trim_pending[slot]);
         memset(last_refill[slot], 0, sizeof last_refill[slot]);
+        hak_ring_release_pages(r); /* its events are read: no memory held for a dead thread */
         __atomic_store_n(&r->state, HAK_RING_FREE, __ATOMIC_RELEASE);
     }
 }

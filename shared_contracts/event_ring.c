@@ -96,6 +96,20 @@ void hak_ring_orphan(hak_ring_t *ring)
                  expected);
 }
 
+void hak_ring_release_pages(hak_ring_t *ring)
+{
+    hak_event_t *slots = __atomic_load_n(&ring->slots, __ATOMIC_RELAXED);
+    if (!slots)
+        return;
+    uintptr_t page = 4096, start = (uintptr_t)slots;
+    uintptr_t end = start + (size_t)(__atomic_load_n(&ring->mask, __ATOMIC_RELAXED) + 1u) *
+                                sizeof(hak_event_t);
+    start = (start + page - 1) & ~(page - 1); /* whole pages of this slot's events only */
+    end &= ~(page - 1);
+    if (end > start)
+        madvise((void *)start, end - start, MADV_DONTNEED);
+}
+
 hak_ring_t *hak_ring_get(uint32_t slot)
 {
     hak_ring_t *rings = __atomic_load_n(&reg_rings, __ATOMIC_ACQUIRE);

@@ -112,11 +112,16 @@ static inline uint32_t hak_ring_pop(hak_ring_t *ring, hak_event_t *out, uint32_t
  * hak_ring_acquire: a thread takes a FREE slot; NULL if ACE is off or all are taken.
  * hak_ring_orphan: the owner thread gives it up at exit (OWNED -> ORPHANED).
  * hak_ring_get: slot i (0..HAK_RING_SLOTS-1) or NULL before init; for the learner and tests.
+ * hak_ring_release_pages: the learner, about to set a drained ORPHANED ring FREE, gives the
+ *   whole pages of its events back to the OS (madvise MADV_DONTNEED): the slot stays mapped,
+ *   its next owner finds zero pages. A process whose threads come and go keeps no resident
+ *   event memory for the threads that left.
  * hak_ring_no_ring_drops: events lost because a thread had no ring. */
 bool hak_ring_registry_init(uint32_t capacity);
 hak_ring_t *hak_ring_acquire(void);
 void hak_ring_orphan(hak_ring_t *ring);
 hak_ring_t *hak_ring_get(uint32_t slot);
+void hak_ring_release_pages(hak_ring_t *ring);
 void hak_ring_count_no_ring_drop(void);
 uint64_t hak_ring_no_ring_drops(void);
 

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include <cmocka.h>
 
@@ -20,7 +21,7 @@
 #include "shared_contracts/event_ring.h"
 #include "shared_contracts/policy_table.h"
 
-#define CAP 64u
+#define CAP 256u /* 4 KiB of events a slot: whole pages, which the learner gives back */
 
 static uint32_t state_of(hak_ring_t *r) { return __atomic_load_n(&r->state, __ATOMIC_ACQUIRE); }
 
@@ -90,6 +91,45 @@ static void acquire_orphan_recycle(void **state)
     hak_ace_step();
     assert_int_equal(state_of(r), HAK_RING_FREE);
     hak_ring_orphan(NULL); /* no-op */
+}
+
+/* Resident pages among the n bytes at p (mincore). */
+static size_t resident_pages(const void *p, size_t n)
+{
+    uintptr_t start = (uintptr_t)p & ~(uintptr_t)4095, end = ((uintptr_t)p + n + 4095) & ~(uintptr_t)4095;
+    unsigned char vec[64];
+    size_t pages = (end - start) / 4096, in = 0;
+    assert_true(pages <= sizeof vec);
+    assert_int_equal(mincore((void *)start, end - start, vec), 0);
+    for (size_t i = 0; i < pages; i++)
+        in += vec[i] & 1;
+    return in;
+}
+
+/* A ring the learner sets FREE holds no resident event pages: a thread that filled its ring
+ * and exited leaves nothing behind (the slot stays mapped; its next owner starts on zero
+ * pages). */
+static void freed_ring_gives_its_pages_back(void **state)
+{
+    (void)state;
+    hak_ring_t *r = hak_ring_acquire();
+    assert_non_null(r);
+    size_t bytes = (size_t)(r->mask + 1) * sizeof(hak_event_t);
+    hak_event_t e = {.class_idx = 3, .count = 64, .kind = HAK_EV_REFILL};
+    for (uint32_t i = 0; i <= r->mask; i++) /* every event page written */
+        assert_true(hak_ring_push(r, &e));
+    size_t touched = resident_pages(r->slots, bytes);
+    assert_true(touched >= bytes / 4096);
+    hak_ring_orphan(r);
+    hak_ace_step(); /* drained, pages given back, FREE */
+    assert_int_equal(state_of(r), HAK_RING_FREE);
+    assert_int_equal(resident_pages(r->slots, bytes), 0);
+    hak_ring_t *again = hak_ring_acquire(); /* and it works again, from zero pages */
+    assert_ptr_equal(again, r);
+    assert_true(hak_ring_push(again, &e));
+    hak_ring_orphan(again);
+    hak_ace_step();
+    assert_int_equal(state_of(r), HAK_RING_FREE);
 }
 
 static void exhaustion_and_no_ring_drops(void **state)
@@ -298,6 +338,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(before_init_nothing),
         cmocka_unit_test(acquire_orphan_recycle),
+        cmocka_unit_test(freed_ring_gives_its_pages_back),
         cmocka_unit_test(exhaustion_and_no_ring_drops),
         cmocka_unit_test(ring_full_drops_reach_the_learner),
         cmocka_unit_test(dropped_events_count_for_their_own_class),
