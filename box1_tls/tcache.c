@@ -130,12 +130,40 @@ static int list_dense(unsigned class_idx, const hak_list_t *l)
 /* An overflow: grow the extra by what the list rule gives for the blocks the thread's refills
  * brought in since the last overflow (list_rule.h, growth), if every thread's extras together
  * stay within hak_list_grow_budgets_all() budgets. */
+static void list_shrink(unsigned class_idx);
+static uint64_t give(unsigned class_idx, uint32_t n, enum hak_give why);
+
+/* The thread's growth budget is spent and class_idx bursts now: the extras of its lists that
+ * had no slow path since the last trim pass (what that pass will find idle) go now, with
+ * the blocks they hold above their base caps, instead of up to a pass later. Their bursts
+ * have moved on (a phase of the program), and their blocks sit idle in the list. */
+static void reclaim_idle_extras(unsigned class_idx)
+{
+    hak_tcache_cold_t *tc = &hak_tcache_cold;
+    uint64_t busy = tc->refilled | tc->spilled;
+    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+        if (c == class_idx || !tc->extra[c] || (busy >> c & 1))
+            continue;
+        uint32_t len = hak_list_count(c), base = hak_list(c)->cap - tc->extra[c];
+        if (len > base)
+            give(c, len - base, HAK_GIVE_TRIM);
+        list_shrink(c);
+        tc->taken[c] = 0;
+    }
+}
+
 static void list_grow(unsigned class_idx, hak_list_t *l)
 {
     hak_tcache_cold_t *tc = &hak_tcache_cold;
     uint64_t budget = hak_list_grow_budget();
     uint32_t step = hak_list_grow_step(class_idx, tc->taken[class_idx], l->cap,
                                        budget > tc->extra_bytes ? budget - tc->extra_bytes : 0);
+    if (step < hak_list_grow_step(class_idx, tc->taken[class_idx], l->cap, budget) &&
+        list_dense(class_idx, l)) {
+        reclaim_idle_extras(class_idx);
+        step = hak_list_grow_step(class_idx, tc->taken[class_idx], l->cap,
+                                  budget > tc->extra_bytes ? budget - tc->extra_bytes : 0);
+    }
     if (!step)
         return;
     if (!list_dense(class_idx, l)) {

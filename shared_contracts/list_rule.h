@@ -35,7 +35,9 @@
  * instead, to the spans, whose bitmaps hand its blocks out again in address order
  * (box2_refill/central.h). A thread that only takes (a
  * producer) or only gives back (a consumer) never grows. Box 1 drops a list's extra (back to
- * the base cap) when the list sits idle through a trim pass, and in a drain. */
+ * the base cap) when the list sits idle through a trim pass, in a drain, and when another
+ * class of its thread grows while the thread's budget is spent and this list had no slow
+ * path since the last trim pass. */
 #ifndef HAK_LIST_RULE_H
 #define HAK_LIST_RULE_H
 

@@ -612,6 +612,43 @@ static void test_cap_growth_stops_at_the_thread_budget(void **state)
     hak_config.tcache_grow_kib = grow;
 }
 
+/* A program's phases: class 36 bursts and grows its list to the thread's whole growth budget,
+ * then its phase ends and class 35 bursts. Before a trim pass would find class 36 idle, 35's
+ * first overflow finds the budget spent and takes back the extras of the lists that had no
+ * slow path since the last pass (class 36's), blocks and all: its second burst grows. */
+static void *phase_shift_thread(void *arg)
+{
+    unsigned a = 36, b = 35;
+    static void *blocks[BURST];
+    free(malloc(1280));
+    for (int r = 0; r < 3; r++)
+        burst(a, blocks, BURST);
+    uint64_t budget = (uint64_t)hak_config.tcache_grow_kib * 1024u;
+    TL_CHECK(hak_tcache_cold.extra[a] > 0 &&
+                 budget - hak_tcache_cold.extra_bytes < (uint64_t)hak_class_size(b) * 64,
+             "class 36 did not take the thread's growth budget");
+    /* A pass now: class 36 was busy in the period, so it keeps its extra; the pass starts a
+     * new period (and, at this time, no other pass comes during the test). */
+    hak_tcache_trim(UINT64_MAX / 4);
+    TL_CHECK(hak_tcache_cold.extra[a] > 0, "the pass trimmed a busy list");
+    burst(b, blocks, BURST);
+    burst(b, blocks, BURST);
+    TL_CHECK(hak_tcache_cold.extra[a] == 0, "the idle class kept its extra");
+    TL_CHECK(hak_list_count(a) <= hak_list(a)->cap, "the idle class kept blocks above its cap");
+    TL_CHECK(hak_tcache_cold.extra[b] > 0, "the bursting class did not grow");
+    TL_CHECK(hak_tcache_cold.extra_bytes <= budget, "the extras passed the thread's budget");
+    return arg;
+}
+
+static void test_a_new_phase_takes_the_idle_lists_budget(void **state)
+{
+    (void)state;
+    int64_t grow = hak_config.tcache_grow_kib;
+    hak_config.tcache_grow_kib = 20 * 200; /* 200 blocks of 20 KiB a thread */
+    run_in_thread(phase_shift_thread, NULL);
+    hak_config.tcache_grow_kib = grow;
+}
+
 /* ---- idle-list trim ----------------------------------------------------------------------
  * A pass gives back three quarters of each list that neither refilled nor spilled since the
  * previous pass, and leaves alone a list that did either. The passes are called directly,
@@ -991,6 +1028,7 @@ int main(void)
         cmocka_unit_test(test_refill_share_when_threads_outnumber_cpus),
         cmocka_unit_test(test_deep_bursts_stay_in_the_thread),
         cmocka_unit_test(test_cap_growth_stops_at_the_thread_budget),
+        cmocka_unit_test(test_a_new_phase_takes_the_idle_lists_budget),
         cmocka_unit_test(test_cap_growth_stops_at_the_process_budget),
         cmocka_unit_test(test_long_give_backs_come_in_bounded_chains),
         cmocka_unit_test(test_take_gives_lowest_blocks_in_address_order),
