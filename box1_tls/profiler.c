@@ -535,7 +535,6 @@ void hak_prof_free(void *ptr)
     leave();
 }
 
-
 /* ---- fork ------------------------------------------------------------------------------ */
 
 static int fork_locked; /* set by the prepare handler that took prof_lock */

@@ -36,8 +36,8 @@
  * and for the smallest classes in one cache line. */
 #define hak_sample_left (hak_tcache.sample_left)
 
-/* Nonzero when library init is done and a sampling feature is on (HAKMEM_PROF): the entry
- * points then take their sampling variants. */
+/* Nonzero when library init is done and a sampling feature is on (HAKMEM_PROF or
+ * HAKMEM_GUARD_SAMPLE): the entry points then take their sampling variants. */
 int hak_sampler_wanted(void);
 
 /* Cold: hak_sample_left went below zero. Draws the next interval; 1 when this allocation is

@@ -127,9 +127,6 @@ static int list_dense(unsigned class_idx, const hak_list_t *l)
     return 4 * dense >= 3 * links;
 }
 
-/* An overflow: grow the extra by what the list rule gives for the blocks the thread's refills
- * brought in since the last overflow (list_rule.h, growth), if every thread's extras together
- * stay within hak_list_grow_budgets_all() budgets. */
 static void list_shrink(unsigned class_idx);
 static uint64_t give(unsigned class_idx, uint32_t n, enum hak_give why);
 
@@ -152,21 +149,33 @@ static void reclaim_idle_extras(unsigned class_idx)
     }
 }
 
+/* What the thread's extras may still grow by, in bytes (HAKMEM_TCACHE_GROW_KIB). */
+static uint64_t grow_room(void)
+{
+    uint64_t budget = hak_list_grow_budget(), used = hak_tcache_cold.extra_bytes;
+    return budget > used ? budget - used : 0;
+}
+
+/* An overflow: grow the extra by what the list rule gives for the blocks the thread's refills
+ * brought in since the last overflow (list_rule.h, growth), if every thread's extras together
+ * stay within hak_list_grow_budgets_all() budgets. */
 static void list_grow(unsigned class_idx, hak_list_t *l)
 {
     hak_tcache_cold_t *tc = &hak_tcache_cold;
     uint64_t budget = hak_list_grow_budget();
-    uint32_t step = hak_list_grow_step(class_idx, tc->taken[class_idx], l->cap,
-                                       budget > tc->extra_bytes ? budget - tc->extra_bytes : 0);
-    if (step < hak_list_grow_step(class_idx, tc->taken[class_idx], l->cap, budget) &&
-        list_dense(class_idx, l)) {
+    /* The step the whole budget would allow; none: not a burst deeper than the list. */
+    uint32_t want = hak_list_grow_step(class_idx, tc->taken[class_idx], l->cap, budget);
+    if (!want)
+        return;
+    int dense = list_dense(class_idx, l);
+    uint32_t step = hak_list_grow_step(class_idx, tc->taken[class_idx], l->cap, grow_room());
+    if (step < want && dense) {
         reclaim_idle_extras(class_idx);
-        step = hak_list_grow_step(class_idx, tc->taken[class_idx], l->cap,
-                                  budget > tc->extra_bytes ? budget - tc->extra_bytes : 0);
+        step = hak_list_grow_step(class_idx, tc->taken[class_idx], l->cap, grow_room());
     }
     if (!step)
         return;
-    if (!list_dense(class_idx, l)) {
+    if (!dense) {
         /* A burst came back scrambled: a structure freed in random order. Growth starts
          * over: the next dense burst only marks the class again. A thread whose dense and
          * scrambled bursts alternate (a structure built, freed in random order, rebuilt,

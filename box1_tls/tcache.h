@@ -7,8 +7,8 @@
  * thread-local data, the line of their class. No tag names list[0], so the free hit path
  * indexes the array with the page map's tag * 16 as it comes; list[0] holds the sampler's
  * countdown (sampler.h), which only the sampling entry points touch. No statistic and no trim
- * bookkeeping
- * lives here or runs on a hit: what the trim needs is set on the slow paths (hak_tcache_cold).
+ * bookkeeping lives here or runs on a hit: what the trim needs is set on the slow paths
+ * (hak_tcache_cold).
  *
  * Every thread's struct starts as the static empty state (head HAK_CHAIN_END, room 0, cap 0;
  * the TLS initialiser in tcache.c): the first malloc of a class misses and the first free

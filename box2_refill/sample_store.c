@@ -228,15 +228,22 @@ static int grow(unsigned shard)
     return 1;
 }
 
+/* A free slot's index + 1 from the shared stacks (the thread's own first), the store grown by
+ * a chunk when they are all empty; 0 on ENOMEM. */
+static uint32_t shared_take(unsigned shard)
+{
+    uint32_t top;
+    while (!(top = pop_free(shard)))
+        if (!grow(shard))
+            return 0;
+    return top;
+}
+
 static void *slot_alloc(size_t size, size_t align, int zero, uintptr_t note)
 {
     uint32_t top = stash_take();
-    if (!top) {
-        unsigned shard = my_shard();
-        while (!(top = pop_free(shard)))
-            if (!grow(shard))
-                return NULL;
-    }
+    if (!top && !(top = shared_take(my_shard())))
+        return NULL;
     slot_t *s = slot_at(top - 1u);
     size_t lead = align > 64 ? align : 64u;
     char *user = (char *)s + lead;
@@ -322,9 +329,8 @@ void *hak_guarded_alloc(size_t size, int zero, int left, uintptr_t note)
         s = slot_at(top - 1u);
     } else {
         unsigned shard = my_shard();
-        while (!(top = pop_free(shard)))
-            if (!grow(shard))
-                return NULL;
+        if (!(top = shared_take(shard)))
+            return NULL;
         s = slot_at(top - 1u);
         if (s->magic == SLOT_FREE) /* a used plain slot: its block page may hold old data */
             memset((char *)s + 2 * PAGE, 0, PAGE);
