@@ -177,10 +177,74 @@ static int debug_bits_init(hak_span_t *s)
     return 0;
 }
 
+/* The pool has no empty span of `kind`: cut an empty span of a larger kind into spans of
+ * this one (it is aligned to its length, so each piece is aligned to its own), a resident one
+ * if any, else a purged one; the pieces join the pool of `kind` in the state, and with the
+ * empty time, of the span they came from. So memory one class gave back (a program that
+ * freed a list of 7 KiB nodes, 128 KiB spans) serves the next class that needs spans (2.5 KiB
+ * values, 64 KiB spans) instead of staying resident beside new mappings until the decay
+ * purges it. Pieces are never joined again: a larger kind maps anew. Returns 0 when there is
+ * nothing to cut or no descriptor for the pieces (then nothing changed). Pool lock held. */
+static int split_larger(unsigned kind)
+{
+    for (int resident = 1; resident >= 0; resident--) {
+        for (unsigned j = kind + 1; j < HAK_SPAN_KINDS; j++) {
+            hak_span_t *big = resident ? pooled[j] : purged[j];
+            if (!big)
+                continue;
+            unsigned n = 1u << (j - kind);
+            hak_span_t *piece[1u << (HAK_SPAN_KINDS - 1)];
+            piece[0] = big;
+            for (unsigned i = 1; i < n; i++) {
+                if (!(piece[i] = new_descriptor())) {
+                    while (--i) { /* keep them for later spans */
+                        piece[i]->next = unused_desc;
+                        unused_desc = piece[i];
+                    }
+                    return 0;
+                }
+            }
+            if (resident)
+                pool_unlink(big);
+            else
+                purged[j] = big->next;
+            uintptr_t base = hak_span_base(big);
+            for (unsigned i = 0; i < n; i++) {
+                hak_span_t *p = piece[i];
+                p->base_page = (base + (uintptr_t)i * hak_span_len(kind)) >> 16;
+                p->kind = (uint8_t)kind;
+                p->state = big->state;
+                p->empty_since_ms = big->empty_since_ms;
+                p->prev = NULL;
+                if (resident) { /* pooled[kind] is empty: the pieces are its whole list */
+                    p->next = i + 1 < n ? piece[i + 1] : NULL;
+                    if (i + 1 < n)
+                        piece[i + 1]->prev = p;
+                } else {
+                    p->next = purged[kind];
+                    purged[kind] = p;
+                }
+            }
+            if (resident) {
+                pooled[kind] = piece[0];
+                pooled_tail[kind] = piece[n - 1];
+                for (unsigned i = 1; i < n; i++) /* pool_unlink reads prev of the first */
+                    piece[i]->prev = piece[i - 1];
+                piece[0]->prev = NULL;
+            }
+            totals.splits++;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 hak_span_t *hak_span_get(unsigned kind, unsigned class_idx)
 {
     size_t len = hak_span_len(kind);
     hak_lock(&pool_lock);
+    if (!pooled[kind] && !purged[kind])
+        split_larger(kind);
     hak_span_t *s = pooled[kind];
     if (s) {
         pool_unlink(s);

@@ -5,7 +5,9 @@
  * and the page map points every 64 KiB map page of an active span at the descriptor.
  *
  * States: ACTIVE (owned by one class's central list), POOLED (empty, pages still resident,
- * waiting out the decay delay), PURGED (empty, pages given back with MADV_DONTNEED).
+ * waiting out the decay delay), PURGED (empty, pages given back with MADV_DONTNEED). An empty
+ * span may be cut into spans of a smaller kind when that kind has none (hak_span_get); spans
+ * are never joined, so a span lies inside a chunk of its kind or of a larger one.
  *
  * Free blocks of an ACTIVE span are bits, not a list: bit i of freemap is set exactly while
  * block i (at base + i * size) is in the span, so a refill takes the span's lowest free
@@ -59,7 +61,9 @@ static inline uintptr_t hak_span_base(const hak_span_t *s) { return s->base_page
 void hak_span_reset_free(hak_span_t *s);
 
 /* An empty span of `kind` for class_idx (state ACTIVE, page map set, nothing carved), or
- * NULL with errno ENOMEM. Takes the pool lock; callers may hold a class lock. */
+ * NULL with errno ENOMEM: from the pool, resident ones first; when the pool has none of that
+ * kind, from an empty span of a larger kind cut into spans of this one (resident first);
+ * else new memory. Takes the pool lock; callers may hold a class lock. */
 hak_span_t *hak_span_get(unsigned kind, unsigned class_idx);
 
 /* Give an ACTIVE span with in_use == 0 back to the pool. Takes the pool lock. */
@@ -80,6 +84,7 @@ typedef struct hak_span_totals {
     size_t pooled;   /* bytes in POOLED spans (resident, empty) */
     size_t purged;   /* bytes in PURGED spans */
     size_t active;   /* bytes in ACTIVE spans */
+    size_t splits;   /* empty spans cut into spans of a smaller kind (hak_span_get) */
 } hak_span_totals_t;
 void hak_span_totals(hak_span_totals_t *out);
 /* The most span bytes ever mapped at once. Takes the pool lock. */

@@ -63,8 +63,8 @@ size_t hak_stats_format(char *buf, size_t cap)
     hak_span_totals(&sp);
     uint64_t lcount, lbytes, ltotal;
     hak_large_stats(&lcount, &lbytes, &ltotal);
-    PUT("spans: mapped %zu KiB, active %zu KiB, empty %zu KiB, purged %zu KiB\n", sp.mapped >> 10,
-        sp.active >> 10, sp.pooled >> 10, sp.purged >> 10);
+    PUT("spans: mapped %zu KiB, active %zu KiB, empty %zu KiB, purged %zu KiB, %zu cut smaller\n",
+        sp.mapped >> 10, sp.active >> 10, sp.pooled >> 10, sp.purged >> 10, sp.splits);
     PUT("large: %llu live (%llu KiB), %llu allocated in all\n", (unsigned long long)lcount,
         (unsigned long long)(lbytes >> 10), (unsigned long long)ltotal);
     hak_large_cache_totals_t lc;

@@ -891,6 +891,56 @@ static void test_spare_span_kept_then_trimmed(void **state)
     assert_int_equal(class_spans(35), 0);
 }
 
+/* ---- the pool of empty spans ----------------------------------------------------------- */
+
+/* A kind with no empty span takes pieces of an empty span of a larger kind, before any new
+ * memory (a program that freed its 7 KiB nodes, 128 KiB spans, and now allocates 2.5 KiB
+ * values, 64 KiB spans): every piece lies in one of those spans, aligned to its own length,
+ * with the page map naming its own descriptor, and nothing new is mapped. */
+static void test_empty_spans_cut_for_a_smaller_kind(void **state)
+{
+    (void)state;
+    enum { BIG = 3, PIECES = 2 * BIG, MAX_TAKEN = 512 };
+    const unsigned small_class = 24, big_class = 30; /* 2560 B: 64 KiB spans; 7168 B: 128 KiB */
+    hak_span_t *big[BIG];
+    uintptr_t big_base[BIG];
+    for (int i = 0; i < BIG; i++) {
+        big[i] = hak_span_get(1, big_class);
+        assert_non_null(big[i]);
+        big_base[i] = hak_span_base(big[i]);
+    }
+    for (int i = 0; i < BIG; i++)
+        hak_span_put(big[i], hak_now_ms()); /* empty, resident: the newest of their kind */
+    hak_span_totals_t before, after;
+    hak_span_totals(&before);
+    /* Kind 0 first hands out whatever empty spans of its own the pool holds, then pieces. */
+    static hak_span_t *taken[MAX_TAKEN];
+    int n = 0, pieces = 0;
+    while (pieces < PIECES && n < MAX_TAKEN) {
+        hak_span_t *s = hak_span_get(0, small_class);
+        assert_non_null(s);
+        taken[n++] = s;
+        uintptr_t b = hak_span_base(s);
+        for (int i = 0; i < BIG; i++) {
+            if (b < big_base[i] || b >= big_base[i] + hak_span_len(1))
+                continue;
+            pieces++;
+            assert_int_equal(s->kind, 0);
+            assert_int_equal(b % hak_span_len(0), 0);
+            assert_int_equal(s->state, HAK_SPAN_ACTIVE);
+            assert_ptr_equal(hak_pm_owner(hak_pagemap_get(b)), s);
+            assert_ptr_equal(hak_pm_owner(hak_pagemap_get(b + hak_span_len(0) - 1)), s);
+            assert_int_equal(hak_pm_class(hak_pagemap_get(b)), small_class);
+        }
+    }
+    hak_span_totals(&after);
+    assert_int_equal(pieces, PIECES);
+    assert_int_equal(after.mapped, before.mapped); /* no new memory */
+    assert_true(after.splits >= before.splits + BIG);
+    for (int i = 0; i < n; i++)
+        hak_span_put(taken[i], hak_now_ms());
+}
+
 static void test_page_map_knows_only_hakmem_blocks(void **state)
 {
     (void)state;
@@ -1039,6 +1089,7 @@ int main(void)
         cmocka_unit_test(test_large_blocks_and_page_map),
         cmocka_unit_test(test_large_cache_reuses_and_calloc_zeroes),
         cmocka_unit_test(test_spare_span_kept_then_trimmed),
+        cmocka_unit_test(test_empty_spans_cut_for_a_smaller_kind),
         cmocka_unit_test(test_block_freed_in_another_arena_returns_to_its_arena),
         cmocka_unit_test(test_mailbox_posts_collects_and_fills),
         cmocka_unit_test(test_page_map_knows_only_hakmem_blocks),
