@@ -74,6 +74,22 @@ static void pool_unlink(hak_span_t *s)
         pooled_tail[k] = s->prev;
 }
 
+/* The oldest POOLED span of kind k, purged: PURGED, on its kind's purged list. Returns its
+ * length. Pool lock held; pooled_tail[k] not NULL. */
+static size_t purge_oldest(unsigned k)
+{
+    hak_span_t *s = pooled_tail[k];
+    size_t len = hak_span_len(k);
+    pool_unlink(s);
+    hak_os.purge((void *)hak_span_base(s), len);
+    s->state = HAK_SPAN_PURGED;
+    s->next = purged[k];
+    purged[k] = s;
+    totals.pooled -= len;
+    totals.purged += len;
+    return len;
+}
+
 /* Unmap every empty span, pooled or purged, keeping the descriptors: gives address space
  * back (RLIMIT_AS, vm.max_map_count) when a mapping has failed. Pool lock held. */
 static size_t unmap_purged_locked(void)
@@ -253,6 +269,16 @@ hak_span_t *hak_span_get(unsigned kind, unsigned class_idx)
         purged[kind] = s->next;
         totals.purged -= len;
     } else {
+        /* New memory, while empty spans of smaller kinds (which cannot be joined into this
+         * one) may sit resident: purge as many of their bytes, oldest first, so that the
+         * pages the program gave back pay for the ones it now touches and RSS stays level,
+         * as if they had been reused. They stay in the pool, PURGED, for their kinds. */
+        size_t want = len;
+        for (unsigned k = 0; k < kind && want; k++)
+            while (want && pooled_tail[k]) {
+                size_t got = purge_oldest(k);
+                want = got < want ? want - got : 0;
+            }
         hak_span_t *d = new_descriptor();
         uintptr_t base = d ? new_span_memory(kind) : 0;
         if (!base) {
@@ -314,21 +340,9 @@ size_t hak_span_decay(uint64_t now_ms, uint64_t decay_ms, int force)
 {
     size_t bytes = 0;
     hak_lock(&pool_lock);
-    for (unsigned k = 0; k < HAK_SPAN_KINDS; k++) {
-        hak_span_t *s;
-        while ((s = pooled_tail[k]) != NULL &&
-               (force || now_ms - s->empty_since_ms >= decay_ms)) {
-            size_t len = hak_span_len(k);
-            pool_unlink(s);
-            hak_os.purge((void *)hak_span_base(s), len);
-            s->state = HAK_SPAN_PURGED;
-            s->next = purged[k];
-            purged[k] = s;
-            totals.pooled -= len;
-            totals.purged += len;
-            bytes += len;
-        }
-    }
+    for (unsigned k = 0; k < HAK_SPAN_KINDS; k++)
+        while (pooled_tail[k] && (force || now_ms - pooled_tail[k]->empty_since_ms >= decay_ms))
+            bytes += purge_oldest(k);
     hak_unlock(&pool_lock);
     return bytes;
 }

@@ -941,6 +941,45 @@ static void test_empty_spans_cut_for_a_smaller_kind(void **state)
         hak_span_put(taken[i], hak_now_ms());
 }
 
+static size_t purged_bytes;
+static void summing_purge(void *addr, size_t len)
+{
+    purged_bytes += len;
+    real_purge(addr, len);
+}
+
+/* A span of a kind that must come from new memory, while empty spans of smaller kinds sit
+ * resident (they cannot be joined into it): as many of their bytes are purged first, so that
+ * RSS stays level. (This binary sets HAKMEM_DECAY_MS to 10 minutes: no decay purges here.) */
+static void test_new_span_memory_purges_resident_smaller_spans(void **state)
+{
+    (void)state;
+    enum { SMALL = 16, MAX_TAKEN = 4096 };
+    const unsigned small_class = 24, big_class = 39; /* 64 KiB spans; 512 KiB spans */
+    hak_span_t *small[SMALL];
+    for (int i = 0; i < SMALL; i++) {
+        small[i] = hak_span_get(0, small_class);
+        assert_non_null(small[i]);
+    }
+    for (int i = 0; i < SMALL; i++)
+        hak_span_put(small[i], hak_now_ms()); /* 1 MiB of kind 0, resident */
+    static hak_span_t *taken[MAX_TAKEN];
+    int n = 0;
+    real_purge = hak_os.purge;
+    hak_os.purge = summing_purge;
+    purged_bytes = 0;
+    /* The pool's own spans of kind 3 come first; the first one from new memory purges. */
+    while (!purged_bytes && n < MAX_TAKEN) {
+        taken[n] = hak_span_get(3, big_class);
+        assert_non_null(taken[n]);
+        n++;
+    }
+    hak_os.purge = real_purge;
+    assert_int_equal(purged_bytes, hak_span_len(3)); /* one new span's worth, whole spans */
+    for (int i = 0; i < n; i++)
+        hak_span_put(taken[i], hak_now_ms());
+}
+
 static void test_page_map_knows_only_hakmem_blocks(void **state)
 {
     (void)state;
@@ -1090,6 +1129,7 @@ int main(void)
         cmocka_unit_test(test_large_cache_reuses_and_calloc_zeroes),
         cmocka_unit_test(test_spare_span_kept_then_trimmed),
         cmocka_unit_test(test_empty_spans_cut_for_a_smaller_kind),
+        cmocka_unit_test(test_new_span_memory_purges_resident_smaller_spans),
         cmocka_unit_test(test_block_freed_in_another_arena_returns_to_its_arena),
         cmocka_unit_test(test_mailbox_posts_collects_and_fills),
         cmocka_unit_test(test_page_map_knows_only_hakmem_blocks),
