@@ -231,11 +231,9 @@ static int split_larger(unsigned kind)
                 p->kind = (uint8_t)kind;
                 p->state = big->state;
                 p->empty_since_ms = big->empty_since_ms;
-                p->prev = NULL;
                 if (resident) { /* pooled[kind] is empty: the pieces are its whole list */
+                    p->prev = i ? piece[i - 1] : NULL;
                     p->next = i + 1 < n ? piece[i + 1] : NULL;
-                    if (i + 1 < n)
-                        piece[i + 1]->prev = p;
                 } else {
                     p->next = purged[kind];
                     purged[kind] = p;
@@ -244,9 +242,6 @@ static int split_larger(unsigned kind)
             if (resident) {
                 pooled[kind] = piece[0];
                 pooled_tail[kind] = piece[n - 1];
-                for (unsigned i = 1; i < n; i++) /* pool_unlink reads prev of the first */
-                    piece[i]->prev = piece[i - 1];
-                piece[0]->prev = NULL;
             }
             totals.splits++;
             return 1;

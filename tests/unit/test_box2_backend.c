@@ -896,10 +896,10 @@ static void test_spare_span_kept_then_trimmed(void **state)
 /* A kind with no empty span takes pieces of an empty span of a larger kind, before any new
  * memory (a program that freed its 7 KiB nodes, 128 KiB spans, and now allocates 2.5 KiB
  * values, 64 KiB spans): every piece lies in one of those spans, aligned to its own length,
- * with the page map naming its own descriptor, and nothing new is mapped. */
-static void test_empty_spans_cut_for_a_smaller_kind(void **state)
+ * with the page map naming its own descriptor, and nothing new is mapped. purge_first: the
+ * larger spans are PURGED (after a forced decay) rather than resident, the other branch. */
+static void cut_for_a_smaller_kind(int purge_first)
 {
-    (void)state;
     enum { BIG = 3, PIECES = 2 * BIG, MAX_TAKEN = 512 };
     const unsigned small_class = 24, big_class = 30; /* 2560 B: 64 KiB spans; 7168 B: 128 KiB */
     hak_span_t *big[BIG];
@@ -911,6 +911,8 @@ static void test_empty_spans_cut_for_a_smaller_kind(void **state)
     }
     for (int i = 0; i < BIG; i++)
         hak_span_put(big[i], hak_now_ms()); /* empty, resident: the newest of their kind */
+    if (purge_first) /* every pooled span purged: the pieces come from purged ones */
+        hak_span_decay(hak_now_ms(), 0, 1);
     hak_span_totals_t before, after;
     hak_span_totals(&before);
     /* Kind 0 first hands out whatever empty spans of its own the pool holds, then pieces. */
@@ -939,6 +941,18 @@ static void test_empty_spans_cut_for_a_smaller_kind(void **state)
     assert_true(after.splits >= before.splits + BIG);
     for (int i = 0; i < n; i++)
         hak_span_put(taken[i], hak_now_ms());
+}
+
+static void test_empty_spans_cut_for_a_smaller_kind(void **state)
+{
+    (void)state;
+    cut_for_a_smaller_kind(0);
+}
+
+static void test_purged_spans_cut_for_a_smaller_kind(void **state)
+{
+    (void)state;
+    cut_for_a_smaller_kind(1);
 }
 
 static size_t purged_bytes;
@@ -1129,6 +1143,7 @@ int main(void)
         cmocka_unit_test(test_large_cache_reuses_and_calloc_zeroes),
         cmocka_unit_test(test_spare_span_kept_then_trimmed),
         cmocka_unit_test(test_empty_spans_cut_for_a_smaller_kind),
+        cmocka_unit_test(test_purged_spans_cut_for_a_smaller_kind),
         cmocka_unit_test(test_new_span_memory_purges_resident_smaller_spans),
         cmocka_unit_test(test_block_freed_in_another_arena_returns_to_its_arena),
         cmocka_unit_test(test_mailbox_posts_collects_and_fills),
