@@ -18,6 +18,7 @@
 #include "guard.h"
 #include "profiler.h"
 #include "sampler.h"
+#include "sampling_entry.h"
 #include "shared_contracts/ace_hooks.h"
 #include "shared_contracts/diag.h"
 #include "shared_contracts/valgrind_hooks.h"

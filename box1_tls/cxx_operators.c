@@ -35,6 +35,7 @@
 #include "fastpath.h"
 #include "profiler.h"
 #include "sampler.h"
+#include "sampling_entry.h"
 #include "shared_contracts/ace_hooks.h"
 #include "shared_contracts/diag.h"
 #include "shared_contracts/valgrind_hooks.h"

@@ -8,7 +8,7 @@
  * sample points is Poisson in the bytes allocated, which pprof's unsampling assumes.
  *
  * No cost when off. The countdown runs only in the sampling variants of the entry points
- * (api.c, cxx_operators.c), which malloc, calloc, realloc and operator new jump to through one
+ * (api.c, cxx_operators.c; their common body is sampling_entry.h), which malloc, calloc, realloc and operator new jump to through one
  * pointer each, chosen at their first call after library init (hak_sampler_wanted): with
  * sampling off the pointer names the plain hit path, and the hit path pays the one indirect
  * jump. The aligned entry points test hak_sampler_wanted on their own path. Free never pays:
@@ -26,7 +26,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fastpath.h"
 #include "shared_contracts/backend.h"
 #include "tcache.h"
 
@@ -57,18 +56,6 @@ static inline __attribute__((always_inline)) int hak_sample_due_at(uintptr_t bas
 static inline __attribute__((always_inline)) int hak_sample_due(size_t size)
 {
     return hak_sample_due_at(hak_tls_base(), size);
-}
-
-/* The body of a sampling entry point (malloc_sampling, new_sampling, ...): the countdown and
- * the pop from one TLS base; a crossed sample point goes to `sampled` in tail position. */
-static inline __attribute__((always_inline)) void *
-hak_alloc_sampling_or(size_t size, void *(*sampled)(size_t), void *(*miss)(unsigned),
-                      void *(*large)(size_t, size_t))
-{
-    uintptr_t base = hak_tls_base();
-    if (hak_sample_due_at(base, size))
-        return sampled(size);
-    return hak_alloc_fast_at_or(base, size, miss, large);
 }
 
 /* The next word of the calling thread's generator (xorshift64*, seeded at its first use),
