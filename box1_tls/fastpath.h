@@ -25,13 +25,9 @@
 #include "shared_contracts/pagemap.h"
 #include "shared_contracts/size_classes.h"
 #include "shared_contracts/size_lookup.h"
+#include "misuse.h"
 #include "tcache.h"
 
-/* Cold paths of free (misuse.c). */
-void hak_free_unusual(void *ptr);
-void hak_free_recheck(void *ptr, uintptr_t x16);
-__attribute__((noreturn, cold)) void hak_bad_interior(void *ptr, unsigned class_idx,
-                                                      const char *caller);
 
 /* The _or forms take the caller's own cold paths, called in tail position (C++'s operator
  * new must see a failure, and a tail call keeps the hit path free of saved registers): `miss`

@@ -1,9 +1,13 @@
 /* box1_tls/misuse.c - cold paths of free that decide between chance and misuse. */
 #include <stdint.h>
 
-#include "fastpath.h"
+#include "misuse.h"
+
 #include "profiler.h"
 #include "shared_contracts/diag.h"
+#include "shared_contracts/pagemap.h"
+#include "shared_contracts/size_classes.h"
+#include "tcache.h"
 
 void hak_bad_interior(void *ptr, unsigned class_idx, const char *caller)
 {
