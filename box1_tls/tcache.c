@@ -312,7 +312,8 @@ void *hak_tcache_refill(unsigned class_idx)
     errno = saved;
     hak_chain_prepend(&l->head, r.chain);
     l->room -= (int32_t)r.chain.count;
-    list_set_cap(l, hak_list_cap(class_idx, r.refill_count) + tc->extra[class_idx]);
+    list_set_cap(l, hak_list_cap_after(class_idx, r.refill_count, r.cap_refills) +
+                        tc->extra[class_idx]);
     tc->taken[class_idx] += r.chain.count;
     tc->refilled |= 1ull << class_idx;
     maybe_trim(r.now_ms);

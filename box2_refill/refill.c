@@ -26,6 +26,7 @@
 #include "shared_contracts/config.h"
 #include "shared_contracts/diag.h"
 #include "shared_contracts/event_ring.h"
+#include "shared_contracts/list_rule.h"
 #include "shared_contracts/policy_table.h"
 #include "span.h"
 #include "thread.h"
@@ -88,18 +89,22 @@ static uint32_t take(unsigned arena, unsigned class_idx, uint32_t want, hak_chai
 void hak_refill(unsigned class_idx, uint32_t list_len, int cached, hak_refill_t *out)
 {
     hak_thread_t *t = hak_thread_self();
-    uint32_t count = 1;
+    uint32_t count = 1, cap_refills = HAK_LIST_CAP_REFILLS;
     uint64_t now = hak_now_ms();
     if (cached && HAK_LIKELY(!hak_config.debug)) { /* debug: every malloc comes here (debug.h) */
         uint32_t fixed = hak_fixed_refill_count(class_idx);
         /* Shadow mode publishes nothing: no table to read (and no urcu-bp reader to register). */
         count = hak_config.ace == 1 ? hak_policy_refill_count(class_idx, fixed) : fixed;
         count = hak_ramp_count(class_idx, count, hak_ramp_step(t, class_idx)); /* ramp.h */
+        uint32_t unshared = count;
         count = hak_share_count(class_idx, count); /* share.h */
+        if (count < unshared)
+            cap_refills = 1; /* an idle worker among many keeps one share, not two */
     }
     if (cached)
         hak_test_refill_hook(class_idx, count); /* nothing outside the test build (refill.h) */
     out->refill_count = count;
+    out->cap_refills = cap_refills;
     uint32_t got = take(t->arena, class_idx, count, &out->chain);
     if (!got && hak_reclaim_may_help(0) && hak_reclaim()) /* out of memory or address space:
                                                              * give back, try once more */

@@ -66,6 +66,8 @@ void hak_thread_detach(void);
 typedef struct hak_refill {
     hak_chain_t chain;     /* the blocks taken (count 0: out of memory, errno ENOMEM) */
     uint32_t refill_count; /* the count this refill read, once, at its start (contract B) */
+    uint32_t cap_refills;  /* refills' worth the list may keep (list_rule.h): the rule's, or 1
+                            * when the refill share cut this refill (box2_refill/share.h) */
     uint64_t now_ms;       /* Box 2's coarse clock at the refill (Box 1's trim schedule) */
 } hak_refill_t;
 

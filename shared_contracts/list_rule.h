@@ -4,7 +4,9 @@
  *
  *   cap(c, n)   = clamp(cap_refills * n, n, HAKMEM_TCACHE_MAX_KIB / size(c))
  *                 for a list last refilled with n blocks (0 with HAKMEM_DEBUG=1: lists are
- *                 bypassed);
+ *                 bypassed); one refill's worth, clamp(n, n, ...), when the refill share cut
+ *                 that refill (threads outnumber the CPUs: box2_refill/share.h), so that a
+ *                 server's idle workers keep half as much;
  *   spill(cap, len) = max(cap / spill_div, len - cap, 1): the blocks freed last
  *                 leave as one chain when a free takes the list past its cap.
  * So with the defaults (2, 2) a list holds at most two refills' worth and a spill moves one
@@ -67,12 +69,11 @@ extern hak_list_rule_t hak_list_rule;
 #define HAK_LIST_SPILL_DIV HAK_LIST_SPILL_DIV_DEFAULT
 #endif
 
-/* The cap under a byte budget per list (0: no budget). Pure; Box 3 calls it with its own
- * copy of the budget. */
-static inline uint32_t hak_list_cap_for(unsigned class_idx, uint32_t refill_count,
-                                        uint64_t budget_bytes)
+/* The cap of `refills` refills' worth under a byte budget per list (0: no budget). Pure. */
+static inline uint32_t hak_list_cap_of(unsigned class_idx, uint32_t refill_count,
+                                       uint32_t refills, uint64_t budget_bytes)
 {
-    uint64_t cap = (uint64_t)HAK_LIST_CAP_REFILLS * refill_count;
+    uint64_t cap = (uint64_t)refills * refill_count;
     uint64_t fit = budget_bytes / hak_class_size(class_idx);
     if (budget_bytes && cap > fit)
         cap = fit;
@@ -81,12 +82,30 @@ static inline uint32_t hak_list_cap_for(unsigned class_idx, uint32_t refill_coun
     return (uint32_t)cap;
 }
 
-/* The cap Box 1 sets after a refill of refill_count blocks. */
-static inline uint32_t hak_list_cap(unsigned class_idx, uint32_t refill_count)
+/* The rule's cap under a byte budget per list. Pure; Box 3 calls it with its own copy of the
+ * budget. */
+static inline uint32_t hak_list_cap_for(unsigned class_idx, uint32_t refill_count,
+                                        uint64_t budget_bytes)
+{
+    return hak_list_cap_of(class_idx, refill_count, HAK_LIST_CAP_REFILLS, budget_bytes);
+}
+
+/* The cap Box 1 sets after a refill of refill_count blocks that may keep `refills` refills'
+ * worth (hak_refill_t.cap_refills: HAK_LIST_CAP_REFILLS, or 1 when the refill share cut the
+ * refill: box2_refill/share.h). */
+static inline uint32_t hak_list_cap_after(unsigned class_idx, uint32_t refill_count,
+                                          uint32_t refills)
 {
     if (hak_config.debug)
         return 0;
-    return hak_list_cap_for(class_idx, refill_count, (uint64_t)hak_config.tcache_max_kib * 1024u);
+    return hak_list_cap_of(class_idx, refill_count, refills,
+                           (uint64_t)hak_config.tcache_max_kib * 1024u);
+}
+
+/* The cap of the rule (HAK_LIST_CAP_REFILLS refills' worth), as a thread starts with. */
+static inline uint32_t hak_list_cap(unsigned class_idx, uint32_t refill_count)
+{
+    return hak_list_cap_after(class_idx, refill_count, HAK_LIST_CAP_REFILLS);
 }
 
 /* The largest refill count whose cap, before the budget clamps it, fits budget_bytes. */

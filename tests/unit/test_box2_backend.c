@@ -301,8 +301,8 @@ static void test_mailbox_posts_collects_and_fills(void **state)
 /* ---- the refill share (share.h) ---------------------------------------------------------
  * With many more live threads than CPUs, one refill's bytes are cut to a share of 1 MiB per
  * CPU divided among them (at least 32 KiB or 8 blocks); classes up to 512 B keep 64; with few
- * threads nothing is cut. Checked with 8 threads per CPU alive and attached, then after they
- * have exited. */
+ * threads nothing is cut. A list whose last refill was cut keeps one refill's worth, not two.
+ * Checked with 8 threads per CPU alive and attached, then after they have exited. */
 static pthread_barrier_t share_alive;
 
 static void *share_thread(void *arg)
@@ -335,6 +335,16 @@ static void test_refill_share_when_threads_outnumber_cpus(void **state)
     uint64_t want = bytes / 4096 < HAK_SHARE_MIN_BLOCKS ? HAK_SHARE_MIN_BLOCKS : bytes / 4096;
     uint32_t got4k = hak_share_count(c4k, 64), got512 = hak_share_count(c512, 64);
     uint32_t small = hak_share_count(c4k, 4); /* a count below the share stays */
+    /* This thread's refills of 4 KiB ramp up to the share and are cut: its list then keeps
+     * one refill's worth, not two (list_rule.h). */
+    enum { HELD = 64 };
+    void *held[HELD];
+    for (int i = 0; i < HELD; i++)
+        held[i] = malloc(4096);
+    uint32_t base_cap = hak_list(c4k)->cap - hak_tcache_cold.extra[c4k];
+    hak_refill_t r;
+    hak_refill(c4k, hak_list_count(c4k), 1, &r); /* Box 2's own answer, beside the list's */
+    hak_give(c4k, r.chain, hak_list_count(c4k) + r.chain.count, HAK_GIVE_DRAIN);
     pthread_barrier_wait(&share_alive);
     for (unsigned i = 0; i < n; i++)
         pthread_join(t[i], NULL);
@@ -344,8 +354,15 @@ static void test_refill_share_when_threads_outnumber_cpus(void **state)
     assert_true(got4k < 64); /* 8 threads per CPU: 4 KiB refills are cut */
     assert_int_equal(got512, 64); /* 512 B x 64 = 32 KiB: never cut */
     assert_int_equal(small, 4);
+    assert_int_equal(base_cap, got4k); /* one cut refill's worth */
+    assert_int_equal(r.cap_refills, 1);
     assert_int_equal(hak_thread_live_count(), before); /* the exits were counted */
     assert_int_equal(hak_share_count(c4k, 64), 64);
+    hak_refill(c4k, hak_list_count(c4k), 1, &r); /* few threads again: the rule's two */
+    assert_int_equal(r.cap_refills, HAK_LIST_CAP_REFILLS);
+    hak_give(c4k, r.chain, hak_list_count(c4k) + r.chain.count, HAK_GIVE_DRAIN);
+    for (int i = 0; i < HELD; i++)
+        free(held[i]);
 }
 
 /* ---- cap growth (list_rule.h) -----------------------------------------------------------
