@@ -28,7 +28,6 @@
 #include "misuse.h"
 #include "tcache.h"
 
-
 /* The _or forms take the caller's own cold paths, called in tail position (C++'s operator
  * new must see a failure, and a tail call keeps the hit path free of saved registers): `miss`
  * for an empty list (hak_tcache_refill's contract), `large` for a size above every class

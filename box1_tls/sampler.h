@@ -8,8 +8,9 @@
  * sample points is Poisson in the bytes allocated, which pprof's unsampling assumes.
  *
  * No cost when off. The countdown runs only in the sampling variants of the entry points
- * (api.c, cxx_operators.c; their common body is sampling_entry.h), which malloc, calloc, realloc and operator new jump to through one
- * pointer each, chosen at their first call after library init (hak_sampler_wanted): with
+ * (api.c, cxx_operators.c; their common body is sampling_entry.h), which malloc, calloc,
+ * realloc and operator new jump to through one pointer each, chosen at their first call
+ * after library init (hak_sampler_wanted): with
  * sampling off the pointer names the plain hit path, and the hit path pays the one indirect
  * jump. The aligned entry points test hak_sampler_wanted on their own path. Free never pays:
  * sampled blocks live where free's hit path fails (shared_contracts/backend.h,

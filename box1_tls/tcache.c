@@ -10,9 +10,9 @@
  *   record for runs UNCACHED from the start. The fork child keeps its forking thread's lists
  *   as they are: they belong to the only thread left.
  *
- * Refill: Box 2 hands a chain and the count it read; the chain goes in front of the list,
- * the cap follows the count (base cap + the list's extra), and the refill ends in the same pop
- * the hit path uses. Overflow: if the class refilled since the last overflow and the blocks
+ * Refill: Box 2 hands a chain, the count it read and how many refills' worth the list may
+ * keep; the chain goes in front of the list, the cap follows them (base cap + the list's
+ * extra), and the refill ends in the same pop the hit path uses. Overflow: if the class refilled since the last overflow and the blocks
  * freed last lie dense (list_dense), the cap first grows by what those refills brought in, as
  * far as the budgets allow (list_grow; shared_contracts/list_rule.h); then what is still over the cap leaves, the blocks freed
  * last, as one chain (the spill) or several of at most HAK_GIVE_MAX blocks (give), as trims

@@ -10,8 +10,9 @@
  * to 8 threads refill as before, 64 threads and more refill 32 KiB at a time (8 blocks of
  * 4 KiB, 64 of 512 B: classes up to 512 B are never cut), and a list whose refill was cut
  * keeps one refill's worth, not two (hak_refill sets hak_refill_t.cap_refills to 1;
- * list_rule.h). The count in force (fixed or ACE's, after the ramp) is only ever lowered. Read once at the start of a refill, like the policy
- * table (contract B): a list's blocks and a refill in flight are not touched.
+ * list_rule.h). The count in force (fixed or ACE's, after the ramp) is only ever lowered.
+ * Read once at the start of a refill, like the policy table (contract B): a list's blocks
+ * and a refill in flight are not touched.
  */
 #ifndef HAK_BOX2_SHARE_H
 #define HAK_BOX2_SHARE_H

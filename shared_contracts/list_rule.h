@@ -69,9 +69,11 @@ extern hak_list_rule_t hak_list_rule;
 #define HAK_LIST_SPILL_DIV HAK_LIST_SPILL_DIV_DEFAULT
 #endif
 
-/* The cap of `refills` refills' worth under a byte budget per list (0: no budget). Pure. */
-static inline uint32_t hak_list_cap_of(unsigned class_idx, uint32_t refill_count,
-                                       uint32_t refills, uint64_t budget_bytes)
+/* The cap of `refills` refills' worth (the rule's HAK_LIST_CAP_REFILLS, or 1 after a refill
+ * the share cut) under a byte budget per list (0: no budget). Pure; Box 3 calls it with its
+ * own copy of the budget. */
+static inline uint32_t hak_list_cap_for(unsigned class_idx, uint32_t refill_count,
+                                        uint32_t refills, uint64_t budget_bytes)
 {
     uint64_t cap = (uint64_t)refills * refill_count;
     uint64_t fit = budget_bytes / hak_class_size(class_idx);
@@ -82,14 +84,6 @@ static inline uint32_t hak_list_cap_of(unsigned class_idx, uint32_t refill_count
     return (uint32_t)cap;
 }
 
-/* The rule's cap under a byte budget per list. Pure; Box 3 calls it with its own copy of the
- * budget. */
-static inline uint32_t hak_list_cap_for(unsigned class_idx, uint32_t refill_count,
-                                        uint64_t budget_bytes)
-{
-    return hak_list_cap_of(class_idx, refill_count, HAK_LIST_CAP_REFILLS, budget_bytes);
-}
-
 /* The cap Box 1 sets after a refill of refill_count blocks that may keep `refills` refills'
  * worth (hak_refill_t.cap_refills: HAK_LIST_CAP_REFILLS, or 1 when the refill share cut the
  * refill: box2_refill/share.h). */
@@ -98,8 +92,8 @@ static inline uint32_t hak_list_cap_after(unsigned class_idx, uint32_t refill_co
 {
     if (hak_config.debug)
         return 0;
-    return hak_list_cap_of(class_idx, refill_count, refills,
-                           (uint64_t)hak_config.tcache_max_kib * 1024u);
+    return hak_list_cap_for(class_idx, refill_count, refills,
+                            (uint64_t)hak_config.tcache_max_kib * 1024u);
 }
 
 /* The cap of the rule (HAK_LIST_CAP_REFILLS refills' worth), as a thread starts with. */

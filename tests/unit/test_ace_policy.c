@@ -47,7 +47,7 @@ static void sim_alloc(sim_t *m, uint32_t count)
         if (m->list > m->st.list_hwm)
             m->st.list_hwm = m->list;
         m->list += count;
-        m->cap = m->fixed_cap ? m->fixed_cap : hak_list_cap_for(CLS, count, 0);
+        m->cap = m->fixed_cap ? m->fixed_cap : hak_list_cap_for(CLS, count, HAK_LIST_CAP_REFILLS, 0);
         m->st.refills++;
         m->st.blocks_refilled += count;
         m->in += count;
