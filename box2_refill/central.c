@@ -116,8 +116,10 @@ static hak_span_t *span_of(void *block, unsigned class_idx)
     return hak_pm_owner(entry);
 }
 
-/* The lowest free blocks of s, up to n, into out[] in address order. */
-static uint32_t span_take(hak_span_t *s, uint32_t n, void **out)
+/* The lowest free blocks of s, up to n, into out[] in address order; the bit of each block
+ * carved here for the first time (it carries no free key) set in fresh[] (hak_central_take),
+ * `at` being out[0]'s index there. */
+static uint32_t span_take(hak_span_t *s, uint32_t n, void **out, uint64_t *fresh, uint32_t at)
 {
     uint32_t size = hak_class_size(s->class_idx), got = 0;
     uint32_t words = (s->capacity + 63) / 64, w = s->first;
@@ -129,8 +131,11 @@ static uint32_t span_take(hak_span_t *s, uint32_t n, void **out)
             m &= m - 1;
             if (HAK_UNLIKELY(hak_config.debug))
                 hak_debug_take(s, (void *)(base + (uintptr_t)i * size), i < s->carved);
-            if (i >= s->carved)
+            if (i >= s->carved) {
                 s->carved = i + 1;
+                if (fresh)
+                    fresh[(at + got) >> 6] |= 1ull << ((at + got) & 63);
+            }
             out[got++] = (void *)(base + (uintptr_t)i * size);
         }
         s->freemap[w] = m;
@@ -142,7 +147,8 @@ static uint32_t span_take(hak_span_t *s, uint32_t n, void **out)
     return got;
 }
 
-uint32_t hak_central_take(unsigned arena, unsigned class_idx, uint32_t want, void **blocks)
+uint32_t hak_central_take(unsigned arena, unsigned class_idx, uint32_t want, void **blocks,
+                          uint64_t *fresh)
 {
     hak_central_t *cc = &hak_central[arena][class_idx];
     uint32_t got = 0;
@@ -160,7 +166,7 @@ uint32_t hak_central_take(unsigned arena, unsigned class_idx, uint32_t want, voi
             cc->spans++;
             partial_push(cc, s);
         }
-        got += span_take(s, want - got, blocks + got);
+        got += span_take(s, want - got, blocks + got, fresh, got);
         if (s->in_use == s->capacity)
             partial_remove(cc, s);
     }

@@ -19,6 +19,17 @@
  * Blocks in thread lists and in the depot carry hak_free_key in word 1; their span counts
  * them in in_use.
  *
+ * Free blocks and the free key: a block free in its span below the span's carve mark
+ * (hak_span_t.carved) carries hak_free_key in word 1 too. Every block comes back to its span
+ * from a thread list, the depot or a mailbox (hak_central_put, hak_central_give), all of
+ * which hold keyed blocks, and nothing writes a block while it sits in its span (perturbing
+ * and debug poison start at byte 16); a span's carve mark starts at 0 whenever it leaves the
+ * pool, purged or cut or not. So a refill writes the key only into the blocks carved for the
+ * first time (hak_central_take's `fresh`), and not into blocks it takes back out of the
+ * bitmaps: a program that freed a large structure and allocates it again does not pay a
+ * store into every block on the way (its mallocs read the blocks anyway). Checked in debug
+ * mode (hak_debug_take).
+ *
  * The depot: a few chains that lists spilled, kept whole (at most depot_max blocks, a few
  * refills' worth) and handed whole to the next refills, so a steady flow from one thread's
  * frees to another thread's mallocs (a producer and a consumer) costs O(1) a batch. It is
@@ -106,8 +117,11 @@ hak_chain_t hak_central_detach_depot(unsigned arena, unsigned class_idx, uint32_
 /* Take up to `want` blocks (1 <= want <= HAK_CENTRAL_BATCH) into blocks[], in address order
  * within each span: the lowest free blocks of the partial list's head span, then the next
  * span's, then the spare, then new spans. Returns the count (0: out of memory, errno ENOMEM).
- * The blocks are not touched. */
-uint32_t hak_central_take(unsigned arena, unsigned class_idx, uint32_t want, void **blocks);
+ * The blocks are not touched. fresh: NULL, or HAK_CENTRAL_BATCH / 64 zeroed words in which
+ * bit k is set when blocks[k] is carved for the first time since its span left the pool, so
+ * it does not carry the free key yet (the others do: see "Free blocks and the free key"). */
+uint32_t hak_central_take(unsigned arena, unsigned class_idx, uint32_t want, void **blocks,
+                          uint64_t *fresh);
 
 /* Put n blocks (1 <= n <= HAK_CENTRAL_BATCH) of spans of this arena back into their spans.
  * Aborts naming the block if one is not of this class or arena, or is already free in its

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "shared_contracts/backend.h"
 #include "shared_contracts/chain.h"
 #include "shared_contracts/diag.h"
 #include "shared_contracts/pagemap.h"
@@ -25,6 +26,10 @@ void hak_debug_take(hak_span_t *s, void *block, int was_free)
                 hak_fatal("malloc: the free %u-byte block %p was written %u bytes in after it "
                           "was freed (use after free)",
                           size, block, k);
+        if (((uint64_t *)block)[1] != hak_free_key) /* central.h: free blocks keep the key */
+            hak_fatal("malloc: the free %u-byte block %p lost its free key: word 1 was written "
+                      "after it was freed (use after free)",
+                      size, block);
         uint64_t raw = ((uint64_t *)block)[0], next = hak_link_decode(block); /* chain.h */
         if (raw && next && next != (uintptr_t)HAK_CHAIN_END &&
             (!hak_link_ok(next) || hak_pm_class(hak_pagemap_get(next)) != s->class_idx))

@@ -6,8 +6,9 @@
  *     caught wherever the block is (thread list or span), and so is a free of a block
  *     hakmem never handed out;
  *   - a freed block is filled with a poison byte past its two link words; when it is handed
- *     out again the poison must be intact (a write after free aborts) and its link must point
- *     at a block of the same class (a corrupted free list aborts).
+ *     out again the poison must be intact and word 1 must still hold the free key (a write
+ *     after free aborts), and its link must point at a block of the same class (a corrupted
+ *     free list aborts).
  * Cost: a lock and a fill and check of the whole block per malloc/free (measured in
  * docs/TUNING.md). Large blocks are checked exactly in every mode. The bitmaps are the spans'
  * (hak_span_t.debug_bits): span.c makes a span's, cleared, when the span leaves the pool.

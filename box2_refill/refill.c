@@ -68,15 +68,19 @@ static uint32_t take(unsigned arena, unsigned class_idx, uint32_t want, hak_chai
     }
     while (ch.count < want) {
         uint32_t part = want - ch.count < HAK_CENTRAL_BATCH ? want - ch.count : HAK_CENTRAL_BATCH;
+        uint64_t fresh[HAK_CENTRAL_BATCH / 64] = {0};
         hak_lock(&cc->lock);
-        uint32_t got = hak_central_take(arena, class_idx, part, blocks);
+        uint32_t got = hak_central_take(arena, class_idx, part, blocks, fresh);
         if (HAK_UNLIKELY(hak_config.debug))
             hak_central_check(arena, class_idx);
         hak_unlock(&cc->lock);
-        for (uint32_t k = 0; k < got; k++) {
-            ((uint64_t *)blocks[k])[1] = hak_free_key;
+        for (uint32_t k = 0; k < got; k++)
             hak_chain_append_block(&ch, blocks[k]);
-        }
+        /* Only blocks carved for the first time lack the key (central.h, "Free blocks and
+         * the free key"): the others are not written twice. */
+        for (uint32_t w = 0; w < HAK_CENTRAL_BATCH / 64; w++)
+            for (uint64_t m = fresh[w]; m; m &= m - 1)
+                ((uint64_t *)blocks[w * 64 + (uint32_t)__builtin_ctzll(m)])[1] = hak_free_key;
         if (got < part)
             break;
     }

@@ -170,6 +170,12 @@ static void test_debug_write_after_free(void **s)
     (void)s;
     expect_abort_with(PROG("prog_debug_write_after_free"), "HAKMEM_DEBUG=1", "after it was freed");
 }
+static void test_debug_write_into_free_key(void **s)
+{
+    (void)s;
+    expect_abort_with(PROG("prog_debug_write_key_after_free"), "HAKMEM_DEBUG=1",
+                      "lost its free key");
+}
 
 /* ---- environment values ---------------------------------------------------------------- */
 
@@ -281,6 +287,7 @@ int main(void)
         cmocka_unit_test(test_poisoned_link_aborts),
         cmocka_unit_test(test_overflow_into_free_neighbour_aborts),
         cmocka_unit_test(test_debug_write_after_free),
+        cmocka_unit_test(test_debug_write_into_free_key),
         cmocka_unit_test(test_env_refill_count_not_integer),
         cmocka_unit_test(test_env_ace_ring_not_power_of_two),
         cmocka_unit_test(test_env_out_of_range),

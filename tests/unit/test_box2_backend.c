@@ -269,7 +269,7 @@ static void test_mailbox_posts_collects_and_fills(void **state)
     hak_chain_t chains[HAK_MAIL_SLOTS + 1];
     for (unsigned i = 0; i <= HAK_MAIL_SLOTS; i++) {
         hak_lock(&hak_central[a][c].lock);
-        assert_int_equal(hak_central_take(a, c, PER, blocks[i]), PER);
+        assert_int_equal(hak_central_take(a, c, PER, blocks[i], NULL), PER);
         hak_unlock(&hak_central[a][c].lock);
         chains[i] = (hak_chain_t){NULL, NULL, 0};
         for (int k = 0; k < PER; k++) {
@@ -563,8 +563,8 @@ static void test_take_gives_lowest_blocks_in_address_order(void **state)
     malloc_trim(0);
     hak_lock(&hak_central[0][c].lock);
     void *kept[1], *first[N], *again[N], *back[N];
-    assert_int_equal(hak_central_take(0, c, 1, kept), 1); /* keeps the span from emptying */
-    assert_int_equal(hak_central_take(0, c, N, first), N);
+    assert_int_equal(hak_central_take(0, c, 1, kept, NULL), 1); /* keeps the span from emptying */
+    assert_int_equal(hak_central_take(0, c, N, first, NULL), N);
     hak_span_t *s = hak_pm_owner(hak_pagemap_get((uintptr_t)first[0]));
     uint32_t in_use = s->in_use;
     for (int i = 0; i < N; i++) /* back in a scrambled order: 3 0 5 2 7 4 1 6 */
@@ -572,7 +572,7 @@ static void test_take_gives_lowest_blocks_in_address_order(void **state)
     hak_central_put(0, c, back, N, hak_now_ms());
     assert_int_equal(s->in_use, in_use - N);
     hak_central_check(0, c);
-    assert_int_equal(hak_central_take(0, c, N, again), N);
+    assert_int_equal(hak_central_take(0, c, N, again, NULL), N);
     hak_central_check(0, c);
     uintptr_t lowest = (uintptr_t)first[0];
     for (int i = 1; i < N; i++)
@@ -581,6 +581,44 @@ static void test_take_gives_lowest_blocks_in_address_order(void **state)
     for (int i = 0; i < N; i++) /* the lowest free blocks, ascending, one block apart */
         assert_ptr_equal(again[i], (void *)(lowest + (uintptr_t)i * size));
     assert_int_equal(s->in_use, in_use);
+    hak_central_put(0, c, again, N, hak_now_ms());
+    hak_central_put(0, c, kept, 1, hak_now_ms());
+    hak_unlock(&hak_central[0][c].lock);
+}
+
+/* The free key (central.h, "Free blocks and the free key"): a take marks as fresh exactly the
+ * blocks carved for the first time, at or above the span's carve mark, and blocks that come
+ * back to their span keep the key, so a second take of them marks none and the refill need
+ * not write them. */
+static void test_take_marks_only_fresh_blocks(void **state)
+{
+    (void)state;
+    unsigned c = 2;
+    enum { N = 64 };
+    malloc_trim(0);
+    hak_lock(&hak_central[0][c].lock);
+    void *kept[1], *first[N], *again[N], *back[N];
+    uint64_t fresh[HAK_CENTRAL_BATCH / 64] = {0};
+    assert_int_equal(hak_central_take(0, c, 1, kept, NULL), 1); /* keeps the span from emptying */
+    hak_span_t *s = hak_pm_owner(hak_pagemap_get((uintptr_t)kept[0]));
+    assert_true(s->capacity >= 2 * N + 1);
+    uint32_t carved = s->carved, size = hak_class_size(c);
+    assert_int_equal(hak_central_take(0, c, N, first, fresh), N);
+    for (int i = 0; i < N; i++) { /* fresh <=> at or above the carve mark before the take */
+        uint32_t idx = (uint32_t)(((uintptr_t)first[i] - hak_span_base(s)) / size);
+        assert_ptr_equal(hak_pm_owner(hak_pagemap_get((uintptr_t)first[i])), s);
+        assert_int_equal((int)((fresh[i >> 6] >> (i & 63)) & 1), idx >= carved);
+        ((uint64_t *)first[i])[1] = hak_free_key; /* what a refill writes into fresh blocks */
+    }
+    for (int i = 0; i < N; i++) /* back in a scrambled order */
+        back[i] = first[(7 + 5 * i) % N];
+    hak_central_put(0, c, back, N, hak_now_ms());
+    uint64_t fresh2[HAK_CENTRAL_BATCH / 64] = {0};
+    assert_int_equal(hak_central_take(0, c, N, again, fresh2), N);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal((int)((fresh2[i >> 6] >> (i & 63)) & 1), 0); /* none written again */
+        assert_true(((uint64_t *)again[i])[1] == hak_free_key);     /* and each keeps its key */
+    }
     hak_central_put(0, c, again, N, hak_now_ms());
     hak_central_put(0, c, kept, 1, hak_now_ms());
     hak_unlock(&hak_central[0][c].lock);
@@ -1152,6 +1190,7 @@ int main(void)
         cmocka_unit_test(test_cap_growth_stops_at_the_process_budget),
         cmocka_unit_test(test_long_give_backs_come_in_bounded_chains),
         cmocka_unit_test(test_take_gives_lowest_blocks_in_address_order),
+        cmocka_unit_test(test_take_marks_only_fresh_blocks),
         cmocka_unit_test(test_fork_child_forgets_other_threads_extras),
         cmocka_unit_test(test_idle_lists_are_trimmed),
         cmocka_unit_test(test_grown_lists_shrink_when_idle),
