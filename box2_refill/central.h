@@ -117,7 +117,7 @@ hak_chain_t hak_central_detach_depot(unsigned arena, unsigned class_idx, uint32_
 /* Take up to `want` blocks (1 <= want <= HAK_CENTRAL_BATCH) into blocks[], in address order
  * within each span: the lowest free blocks of the partial list's head span, then the next
  * span's, then the spare, then new spans. Returns the count (0: out of memory, errno ENOMEM).
- * The blocks are not touched. fresh: NULL, or HAK_CENTRAL_BATCH / 64 zeroed words in which
+ * The blocks are not written, only prefetched for the caller's links. fresh: NULL, or HAK_CENTRAL_BATCH / 64 zeroed words in which
  * bit k is set when blocks[k] is carved for the first time since its span left the pool, so
  * it does not carry the free key yet (the others do: see "Free blocks and the free key"). */
 uint32_t hak_central_take(unsigned arena, unsigned class_idx, uint32_t want, void **blocks,
