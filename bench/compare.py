@@ -2,7 +2,8 @@
 """bench/compare.py - two builds of the library, paired, on every synthetic `make bench`
 workload (python3 stdlib only).
 
-usage: compare.py [-p PAIRS] [-d SECONDS] BASE.so NEW.so [WORKLOAD ...]
+usage: compare.py [-p PAIRS] [-d SECONDS] [--base-env 'N=V ...'] [--new-env 'N=V ...']
+                  BASE.so NEW.so [WORKLOAD ...]
 
 For each workload of bench/run.py's WORKLOADS table that is one of build/bench's programs (all
 of them when none is named; `cpython` runs bench/cpython_json.py with PYTHONMALLOC=malloc),
@@ -10,7 +11,9 @@ runs bench/pairs.py with BASE.so as the baseline and NEW.so beside it, with the 
 `make bench` arguments: 2 threads and a minimum CPU share of 0.4; one thread and 0.8 for the
 one-thread workloads; no minimum for the thread bursts, which sleep by design. Prints one line
 per workload: the medians [min-max] of the per-pair ratios NEW / BASE (ops/s, ops per
-CPU-second, peak RSS). PAIRS defaults to 5, SECONDS (each run) to 0.6.
+CPU-second, peak RSS). PAIRS defaults to 5, SECONDS (each run) to 0.6. --base-env and
+--new-env add variables to one side's environment (one build under two settings: the same
+library on both sides, `--new-env HAKMEM_TCACHE_GROW_KIB=0`).
 """
 import importlib.util
 import os
@@ -45,12 +48,16 @@ def command(name, entry, seconds):
 
 
 def main(argv):
-    pairs, seconds = 5, 0.6
-    while argv and argv[0] in ("-p", "-d"):
+    pairs, seconds, base_env, new_env = 5, 0.6, "", ""
+    while argv and argv[0] in ("-p", "-d", "--base-env", "--new-env"):
         if argv[0] == "-p":
             pairs = int(argv[1])
-        else:
+        elif argv[0] == "-d":
             seconds = float(argv[1])
+        elif argv[0] == "--base-env":
+            base_env = " " + argv[1]
+        else:
+            new_env = " " + argv[1]
         argv = argv[2:]
     if len(argv) < 2:
         raise SystemExit(__doc__)
@@ -67,8 +74,9 @@ def main(argv):
         env = " PYTHONMALLOC=malloc" if name == "cpython" else ""
         out = subprocess.run(
             [sys.executable, os.path.join(ROOT, "bench", "pairs.py"), "-u", str(util), "-t",
-             str(threads), str(pairs), " ".join(argv_w), "base LD_PRELOAD=%s%s" % (base, env),
-             "new LD_PRELOAD=%s%s" % (new, env)], capture_output=True, text=True).stdout
+             str(threads), str(pairs), " ".join(argv_w),
+             "base LD_PRELOAD=%s%s%s" % (base, env, base_env),
+             "new LD_PRELOAD=%s%s%s" % (new, env, new_env)], capture_output=True, text=True).stdout
         last = out.strip().splitlines()[-1] if out.strip() else "(no output)"
         print("%s: %s" % (name, last.split(":", 1)[-1].strip()), flush=True)
     return 0

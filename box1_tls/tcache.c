@@ -110,13 +110,12 @@ static uint64_t extra_bytes_all;
  * order is not, and its blocks are better given back to their spans, whose bitmaps hand them
  * out again in address order (list_rule.h, growth). Walks links of blocks just freed. */
 #define HAK_DENSE_PROBE 32u
-static int list_dense(unsigned class_idx, const hak_list_t *l)
+/* The same test over the first n blocks (n >= 1) of the list at head. */
+static int links_dense(unsigned class_idx, const void *head, uint32_t n)
 {
     uint64_t near = 2u * hak_class_size(class_idx);
-    uint32_t n = hak_list_count(class_idx), links = 0, dense = 0;
-    if (n > HAK_DENSE_PROBE)
-        n = HAK_DENSE_PROBE;
-    const uint64_t *b = l->head;
+    uint32_t links = 0, dense = 0;
+    const uint64_t *b = head;
     for (uint32_t i = 1; i < n; i++, links++) {
         const uint64_t *next = hak_block_next(b);
         uint64_t d = next > b ? (uint64_t)((uintptr_t)next - (uintptr_t)b)
@@ -126,6 +125,18 @@ static int list_dense(unsigned class_idx, const hak_list_t *l)
     }
     return 4 * dense >= 3 * links;
 }
+
+static int list_dense(unsigned class_idx, const hak_list_t *l)
+{
+    uint32_t n = hak_list_count(class_idx);
+    return links_dense(class_idx, l->head, n < HAK_DENSE_PROBE ? n : HAK_DENSE_PROBE);
+}
+
+/* A grown list's spill probes up to this many of the blocks it gives back, in classes up to
+ * HAK_SPILL_PROBE_MAX_SIZE bytes (above it a block is a page or more of its own and
+ * neighbours in a list buy little locality; blocks of different spans are far apart anyway). */
+#define HAK_SPILL_PROBE 256u
+#define HAK_SPILL_PROBE_MAX_SIZE 1024u
 
 static void list_shrink(unsigned class_idx);
 static uint64_t give(unsigned class_idx, uint32_t n, enum hak_give why);
@@ -356,7 +367,23 @@ void hak_tcache_overflow(unsigned class_idx)
         tc->taken[class_idx] = 0;
     }
     if (len > l->cap) {
-        uint64_t now = give(class_idx, hak_spill_count(l->cap, len), HAK_GIVE_SPILL);
+        uint32_t n = hak_spill_count(l->cap, len);
+        /* A grown list whose spill comes back scrambled: the thread frees the structures of
+         * this class in a scrambled order after all, and its list would hand them out that
+         * way, from blocks freed long before (a long list's old blocks are cold: the spill
+         * itself walks them). Growth starts over, as for a scrambled burst (list_grow): the
+         * list goes back to its base cap now, its blocks to their spans. */
+        uint32_t base = l->cap - tc->extra[class_idx];
+        int scrambled = tc->extra[class_idx] &&
+                        hak_class_size(class_idx) <= HAK_SPILL_PROBE_MAX_SIZE &&
+                        !links_dense(class_idx, l->head, n < HAK_SPILL_PROBE ? n : HAK_SPILL_PROBE);
+        if (scrambled && len - base > n)
+            n = len - base;
+        uint64_t now = give(class_idx, n, HAK_GIVE_SPILL);
+        if (scrambled) {
+            list_shrink(class_idx);
+            tc->burst_seen &= ~(1ull << class_idx);
+        }
         if (tc->state == HAK_TC_LIVE) {
             tc->spilled |= 1ull << class_idx;
             maybe_trim(now);

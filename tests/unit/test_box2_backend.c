@@ -427,6 +427,44 @@ static void test_deep_bursts_stay_in_the_thread(void **state)
     run_in_thread(deep_burst_thread, NULL);
 }
 
+/* A grown list whose spill comes back scrambled goes back to its base cap and loses its mark
+ * (hak_tcache_overflow): the thread frees that class's structures in a scrambled order after
+ * all. A grown list that spills dense blocks keeps its growth. */
+static void *scrambled_spill_thread(void *arg)
+{
+    unsigned c = 5; /* 96 B */
+    enum { D = 512, DEEPER = D + D / 4, SCRAMBLED = 8 * D };
+    static void *blocks[SCRAMBLED];
+    free(malloc(1280));
+    hak_thread_t *t = hak_thread_self();
+    uint32_t base = hak_list_cap(c, hak_fixed_refill_count(c));
+    for (int r = 0; r < 3; r++)
+        burst(c, blocks, D); /* freed in allocation order: dense */
+    TL_CHECK(hak_tcache_cold.extra[c] > 0, "dense bursts did not grow the list");
+    uint64_t spills = t->stat[HAK_TSTAT_spills][c];
+    /* A little deeper, still dense: too little to grow the list again (list_rule.h), so it
+     * spills dense blocks. */
+    burst(c, blocks, DEEPER);
+    TL_CHECK(t->stat[HAK_TSTAT_spills][c] > spills, "the deeper burst did not spill");
+    TL_CHECK(hak_tcache_cold.extra[c] > 0, "a dense spill dropped the list's growth");
+    TL_CHECK(hak_list(c)->cap < SCRAMBLED, "the list holds the whole scrambled burst");
+    for (int i = 0; i < SCRAMBLED; i++)
+        blocks[i] = malloc(hak_class_size(c));
+    for (int i = 0; i < SCRAMBLED; i++) /* 7919 is prime: a permutation, no two neighbours */
+        free(blocks[(uint32_t)i * 7919u % SCRAMBLED]);
+    TL_CHECK(hak_tcache_cold.extra[c] == 0 && hak_list(c)->cap == base,
+             "a scrambled spill left the list grown");
+    TL_CHECK(!(hak_tcache_cold.burst_seen >> c & 1), "a scrambled spill left the class marked");
+    TL_CHECK(hak_list_count(c) <= base, "the list holds more than its base cap");
+    return arg;
+}
+
+static void test_scrambled_spill_drops_growth(void **state)
+{
+    (void)state;
+    run_in_thread(scrambled_spill_thread, NULL);
+}
+
 static void *grow_budget_thread(void *arg)
 {
     unsigned c = 36;
@@ -1185,6 +1223,7 @@ int main(void)
         cmocka_unit_test(test_list_never_exceeds_cap),
         cmocka_unit_test(test_refill_share_when_threads_outnumber_cpus),
         cmocka_unit_test(test_deep_bursts_stay_in_the_thread),
+        cmocka_unit_test(test_scrambled_spill_drops_growth),
         cmocka_unit_test(test_cap_growth_stops_at_the_thread_budget),
         cmocka_unit_test(test_a_new_phase_takes_the_idle_lists_budget),
         cmocka_unit_test(test_cap_growth_stops_at_the_process_budget),
