@@ -361,26 +361,27 @@ void hak_tcache_overflow(unsigned class_idx)
     hak_list_t *l = hak_list(class_idx);
     if (tc->state == HAK_TC_NEW)
         thread_start(); /* a new thread's first free: the caps are set now */
-    uint32_t len = hak_list_count(class_idx);
+    uint32_t len = hak_list_count(class_idx), taken = tc->taken[class_idx];
     if (len > l->cap && tc->state == HAK_TC_LIVE) {
         list_grow(class_idx, l); /* a burst's blocks coming back: room for them */
         tc->taken[class_idx] = 0;
     }
     if (len > l->cap) {
         uint32_t n = hak_spill_count(l->cap, len);
-        /* A grown list whose spill comes back scrambled: the thread frees the structures of
-         * this class in a scrambled order after all, and its list would hand them out that
-         * way, from blocks freed long before (a long list's old blocks are cold: the spill
-         * itself walks them). Growth starts over, as for a scrambled burst (list_grow): the
-         * list goes back to its base cap now, its blocks to their spans. */
+        /* A grown list that ran dry since its last overflow (its bursts outgrow it) and whose
+         * spill comes back scrambled: the thread frees the structures of this class in a
+         * scrambled order after all, and its list would hand them out that way, from blocks
+         * freed long before (a long list's old blocks are cold: the spill itself walks them).
+         * Growth starts over, as for a scrambled burst (list_grow): the list goes back to its
+         * base cap now, its blocks to their spans. */
         uint32_t base = l->cap - tc->extra[class_idx];
-        int scrambled = tc->extra[class_idx] &&
-                        hak_class_size(class_idx) <= HAK_SPILL_PROBE_MAX_SIZE &&
-                        !links_dense(class_idx, l->head, n < HAK_SPILL_PROBE ? n : HAK_SPILL_PROBE);
-        if (scrambled && len - base > n)
+        int drop = tc->extra[class_idx] && taken &&
+                   hak_class_size(class_idx) <= HAK_SPILL_PROBE_MAX_SIZE &&
+                   !links_dense(class_idx, l->head, n < HAK_SPILL_PROBE ? n : HAK_SPILL_PROBE);
+        if (drop && len - base > n)
             n = len - base;
         uint64_t now = give(class_idx, n, HAK_GIVE_SPILL);
-        if (scrambled) {
+        if (drop) {
             list_shrink(class_idx);
             tc->burst_seen &= ~(1ull << class_idx);
         }

@@ -35,8 +35,9 @@
  * dense (box1_tls/tcache.c, list_dense: neighbours at most two block sizes apart): a burst
  * freed in or against its allocation order. A structure freed in a scrambled order spills
  * instead, to the spans, whose bitmaps hand its blocks out again in address order
- * (box2_refill/central.h); and a grown list of a class up to 1 KiB whose spill comes back
- * scrambled goes back to its base cap (box1_tls/tcache.c, hak_tcache_overflow). A thread that only takes (a
+ * (box2_refill/central.h); and a grown list of a class up to 1 KiB that ran dry since its
+ * last overflow and whose spill comes back scrambled goes back to its base cap
+ * (box1_tls/tcache.c, hak_tcache_overflow). A thread that only takes (a
  * producer) or only gives back (a consumer) never grows. Box 1 drops a list's extra (back to
  * the base cap) when the list sits idle through a trim pass, in a drain, and when another
  * class of its thread grows while the thread's budget is spent and this list had no slow

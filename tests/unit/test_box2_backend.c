@@ -427,9 +427,19 @@ static void test_deep_bursts_stay_in_the_thread(void **state)
     run_in_thread(deep_burst_thread, NULL);
 }
 
-/* A grown list whose spill comes back scrambled goes back to its base cap and loses its mark
- * (hak_tcache_overflow): the thread frees that class's structures in a scrambled order after
- * all. A grown list that spills dense blocks keeps its growth. */
+/* A burst of n blocks of class c freed in a scrambled order (7919 is prime: a permutation of
+ * the n blocks, n not a multiple of it, with no two neighbours in a row). */
+static void scrambled_burst(unsigned c, void **blocks, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        blocks[i] = malloc(hak_class_size(c));
+    for (uint32_t i = 0; i < n; i++)
+        free(blocks[i * 7919u % n]);
+}
+
+/* A grown list that outgrows its cap and spills scrambled blocks goes back to its base cap and
+ * loses its mark (hak_tcache_overflow). A grown list that spills dense blocks keeps its
+ * growth. */
 static void *scrambled_spill_thread(void *arg)
 {
     unsigned c = 5; /* 96 B */
@@ -438,6 +448,7 @@ static void *scrambled_spill_thread(void *arg)
     free(malloc(1280));
     hak_thread_t *t = hak_thread_self();
     uint32_t base = hak_list_cap(c, hak_fixed_refill_count(c));
+    uint64_t bit = 1ull << c;
     for (int r = 0; r < 3; r++)
         burst(c, blocks, D); /* freed in allocation order: dense */
     TL_CHECK(hak_tcache_cold.extra[c] > 0, "dense bursts did not grow the list");
@@ -448,13 +459,10 @@ static void *scrambled_spill_thread(void *arg)
     TL_CHECK(t->stat[HAK_TSTAT_spills][c] > spills, "the deeper burst did not spill");
     TL_CHECK(hak_tcache_cold.extra[c] > 0, "a dense spill dropped the list's growth");
     TL_CHECK(hak_list(c)->cap < SCRAMBLED, "the list holds the whole scrambled burst");
-    for (int i = 0; i < SCRAMBLED; i++)
-        blocks[i] = malloc(hak_class_size(c));
-    for (int i = 0; i < SCRAMBLED; i++) /* 7919 is prime: a permutation, no two neighbours */
-        free(blocks[(uint32_t)i * 7919u % SCRAMBLED]);
+    scrambled_burst(c, blocks, SCRAMBLED);
     TL_CHECK(hak_tcache_cold.extra[c] == 0 && hak_list(c)->cap == base,
              "a scrambled spill left the list grown");
-    TL_CHECK(!(hak_tcache_cold.burst_seen >> c & 1), "a scrambled spill left the class marked");
+    TL_CHECK(!(hak_tcache_cold.burst_seen & bit), "a scrambled spill left the class marked");
     TL_CHECK(hak_list_count(c) <= base, "the list holds more than its base cap");
     return arg;
 }
