@@ -11,7 +11,9 @@ runs bench/pairs.py with BASE.so as the baseline and NEW.so beside it, with the 
 `make bench` arguments: 2 threads and a minimum CPU share of 0.4; one thread and 0.8 for the
 one-thread workloads; no minimum for the thread bursts, which sleep by design. Prints one line
 per workload: the medians [min-max] of the per-pair ratios NEW / BASE (ops/s, ops per
-CPU-second, peak RSS). PAIRS defaults to 5, SECONDS (each run) to 0.6. --base-env and
+CPU-second, peak RSS). PAIRS defaults to 5; SECONDS (each run) to the workload's own `make
+bench` length (1 s; `phase` and `phase1t` 2.4 s, whose phases a shorter run cuts short: a
+0.6 s run once hid a 2.6% loss on `phase1t`; `bigbuf` 2 s). --base-env and
 --new-env add variables to one side's environment (one build under two settings: the same
 library on both sides, `--new-env HAKMEM_TCACHE_GROW_KIB=0`).
 """
@@ -44,11 +46,11 @@ def command(name, entry, seconds):
     argv = [os.path.join(ROOT, "build", "bench", prog), "-t", str(threads)] + extra
     if prog == "burstexit":
         return argv, threads, 0.0  # a fixed amount of work with sleeps in it
-    return argv + ["-d", str(seconds)], threads, 0.8 if threads == 1 else 0.4
+    return argv + ["-d", str(seconds or entry[1])], threads, 0.8 if threads == 1 else 0.4
 
 
 def main(argv):
-    pairs, seconds, base_env, new_env = 5, 0.6, "", ""
+    pairs, seconds, base_env, new_env = 5, None, "", ""
     while argv and argv[0] in ("-p", "-d", "--base-env", "--new-env"):
         if argv[0] == "-p":
             pairs = int(argv[1])
