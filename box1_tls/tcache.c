@@ -133,8 +133,9 @@ static int list_dense(unsigned class_idx, const hak_list_t *l)
 }
 
 /* A grown list's spill probes up to this many of the blocks it gives back, in classes up to
- * HAK_SPILL_PROBE_MAX_SIZE bytes (above it a block is a page or more of its own and
- * neighbours in a list buy little locality; blocks of different spans are far apart anyway). */
+ * HAK_SPILL_PROBE_MAX_SIZE bytes: above it a 4 KiB page holds three blocks or fewer, so the
+ * order a list hands them out in buys little locality, and a big class's neighbours often lie
+ * in different spans, which the probe would count as scrambled (phase's 16 KiB class). */
 #define HAK_SPILL_PROBE 256u
 #define HAK_SPILL_PROBE_MAX_SIZE 1024u
 
