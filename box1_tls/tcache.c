@@ -12,11 +12,13 @@
  *
  * Refill: Box 2 hands a chain, the count it read and how many refills' worth the list may
  * keep; the chain goes in front of the list, the cap follows them (base cap + the list's
- * extra), and the refill ends in the same pop the hit path uses. Overflow: if the class refilled since the last overflow and the blocks
- * freed last lie dense (list_dense), the cap first grows by what those refills brought in, as
- * far as the budgets allow (list_grow; shared_contracts/list_rule.h); then what is still over the cap leaves, the blocks freed
+ * extra), and the refill ends in the same pop the hit path uses. Overflow: if the class
+ * refilled since the last overflow and the blocks freed last lie dense (list_dense), the cap
+ * first grows by what those refills brought in, as far as the budgets allow (list_grow;
+ * shared_contracts/list_rule.h); then what is still over the cap leaves, the blocks freed
  * last, as one chain (the spill) or several of at most HAK_GIVE_MAX blocks (give), as trims
- * and drains do.
+ * and drains do. A grown list that ran dry since its last overflow and spills scrambled
+ * blocks goes back to its base cap (links_dense over the spill's first HAK_SPILL_PROBE).
  *
  * Idle-list trim: a thread's lists only shrink by spills, so blocks a thread stopped using
  * would stay for good. Every HAKMEM_DECAY_MS / 4, the thread's own slow path runs a pass:

@@ -62,7 +62,8 @@ uint32_t hak_ace_class_hi(const hak_ace_params_t *p, unsigned c)
  * one place the policy reads it. */
 uint32_t hak_ace_list_cap(const hak_ace_params_t *p, unsigned c, uint32_t count)
 {
-    return hak_list_cap_for(c, count, HAK_LIST_CAP_REFILLS, p->budget_bytes); /* shared_contracts/list_rule.h */
+    /* shared_contracts/list_rule.h */
+    return hak_list_cap_for(c, count, HAK_LIST_CAP_REFILLS, p->budget_bytes);
 }
 
 uint64_t hak_ace_parked_bytes(const hak_ace_params_t *p, unsigned c,
