@@ -27,7 +27,15 @@ void hak_central_configure(void)
     hak_arenas = n < HAK_ARENAS_MAX ? n : HAK_ARENAS_MAX;
     for (unsigned a = 0; a < hak_arenas; a++) /* the others stay untouched */
         for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
-            hak_central[a][c].depot_max = 4 * hak_fixed_refill_count(c);
+        {
+            uint32_t f = hak_fixed_refill_count(c);
+            uint64_t size = hak_class_size(c), fit = HAK_IDLE_BYTES / size;
+            uint64_t chains = HAK_IDLE_BYTES / (size * f);
+            hak_central[a][c].depot_max = fit < f ? f : fit > 4u * f ? 4u * f : (uint32_t)fit;
+            hak_central[a][c].mail_slots = chains < 1 ? 1u
+                                           : chains > HAK_MAIL_SLOTS ? HAK_MAIL_SLOTS
+                                                                     : (unsigned)chains;
+        }
 }
 
 uint32_t hak_central_take_depot(unsigned arena, unsigned class_idx, uint32_t want,
@@ -234,7 +242,7 @@ int hak_central_post(unsigned arena, unsigned class_idx, hak_chain_t ch)
     hak_mail_slot_t *slot = hak_central[arena][class_idx].mail;
     if (HAK_UNLIKELY(hak_config.debug))
         return 0;
-    for (unsigned i = 0; i < HAK_MAIL_SLOTS; i++, slot++) {
+    for (unsigned i = 0; i < hak_central[arena][class_idx].mail_slots; i++, slot++) {
         void *empty = NULL;
         if (__atomic_load_n(&slot->head, __ATOMIC_RELAXED))
             continue;

@@ -36,6 +36,12 @@
  * small on purpose: its blocks come out in the order they were freed, so it bounds how many
  * blocks reuse the freeing order; every spill it cannot take goes to the bitmaps.
  *
+ * Idle bytes: the depot and the mailbox hold blocks no thread is using, in every arena, so
+ * each is bounded in bytes as well as in chains: at most HAK_IDLE_BYTES or one refill's
+ * worth, whichever is more (depot_max, mail_slots; hak_central_configure). Bounded in blocks
+ * alone (four refills' worth and eight chains), they held 60-80% of the blocks out of the
+ * spans of the classes above 256 B when two threads freed each other's blocks (xmix).
+ *
  * Address order: a refill takes the lowest free blocks of the span at the head of the partial
  * list, and a span that gets a block back after it was full joins the list at its tail, so
  * refills drain one span, lowest address first, before they move to the next: after a
@@ -71,6 +77,7 @@
  * A slot's head is NULL (empty), HAK_MAIL_BUSY (a thread is filling or emptying it: only that
  * thread touches tail and count) or a chain's first block. */
 #define HAK_MAIL_SLOTS 8u
+#define HAK_IDLE_BYTES (64u * 1024u) /* the depot's and the mailbox's bound, each (above) */
 #define HAK_MAIL_BUSY ((void *)1)
 typedef struct hak_mail_slot {
     void *head;
@@ -85,7 +92,8 @@ typedef struct hak_central {
     uint32_t depot_batches;   /* chains on the stack */
     uint32_t depot_count;     /* blocks in them */
     uint32_t depot_low;       /* lowest depot_count since the last decay tick */
-    uint32_t depot_max;       /* four fixed refills' worth (hak_central_configure) */
+    uint32_t depot_max;       /* HAK_IDLE_BYTES, within one to four fixed refills' worth */
+    uint32_t mail_slots;      /* slots posts may fill: HAK_IDLE_BYTES of refills, 1..8 */
     uint32_t spans;           /* ACTIVE spans of this class, the spare included */
     hak_span_t *partial;      /* ACTIVE spans with free blocks; refills take from the head */
     hak_span_t *partial_tail; /* its last span: where a span that was full rejoins */
@@ -97,8 +105,8 @@ typedef struct hak_central {
 extern hak_central_t hak_central[HAK_ARENAS_MAX][HAK_NUM_CLASSES];
 extern unsigned hak_arenas; /* arenas in use, 1..HAK_ARENAS_MAX (hak_central_configure) */
 
-/* Set hak_arenas from HAKMEM_ARENAS and the CPUs, and depot_max from the fixed refill
- * counts (at init). */
+/* Set hak_arenas from HAKMEM_ARENAS and the CPUs, and depot_max and mail_slots from the
+ * fixed refill counts and the class sizes (at init). */
 void hak_central_configure(void);
 
 /* Take up to `want` blocks from the depot: whole chains while they fit, then a cut of the
