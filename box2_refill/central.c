@@ -11,13 +11,10 @@
 #include "shared_contracts/pagemap.h"
 #include "shared_contracts/backend.h"
 
-hak_central_t hak_central[HAK_ARENAS_MAX][HAK_NUM_CLASSES] = {
-    [0 ... HAK_ARENAS_MAX - 1] = {
-#define HAK_CENTRAL_INIT(size, span_kib, refill) {.lock = HAK_LOCK_INITIALIZER},
-        HAK_CLASS_LIST(HAK_CENTRAL_INIT)
-#undef HAK_CENTRAL_INIT
-    }};
+/* All zero bytes to start (.bss): free locks (lock.h), empty depots, mailboxes and lists. */
+hak_central_t hak_central[HAK_ARENAS_MAX][HAK_NUM_CLASSES];
 unsigned hak_arenas = 1;
+hak_idle_bound_t hak_idle_bounds[HAK_NUM_CLASSES];
 
 void hak_central_configure(void)
 {
@@ -25,17 +22,15 @@ void hak_central_configure(void)
     if (!n) /* two per CPU the process may run on */
         n = 2 * (unsigned)(hak_config.cpus < 1 ? 1 : hak_config.cpus);
     hak_arenas = n < HAK_ARENAS_MAX ? n : HAK_ARENAS_MAX;
-    for (unsigned a = 0; a < hak_arenas; a++) /* the others stay untouched */
-        for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
-        {
-            uint32_t f = hak_fixed_refill_count(c);
-            uint64_t size = hak_class_size(c), fit = HAK_IDLE_BYTES / size;
-            uint64_t chains = HAK_IDLE_BYTES / (size * f);
-            hak_central[a][c].depot_max = fit < f ? f : fit > 4u * f ? 4u * f : (uint32_t)fit;
-            hak_central[a][c].mail_slots = chains < 1 ? 1u
-                                           : chains > HAK_MAIL_SLOTS ? HAK_MAIL_SLOTS
-                                                                     : (unsigned)chains;
-        }
+    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+        uint32_t f = hak_fixed_refill_count(c);
+        uint64_t size = hak_class_size(c), fit = HAK_IDLE_BYTES / size;
+        uint64_t chains = HAK_IDLE_BYTES / (size * f);
+        hak_idle_bounds[c].depot_max = fit < f ? f : fit > 4u * f ? 4u * f : (uint32_t)fit;
+        hak_idle_bounds[c].mail_slots = chains < 1              ? 1u
+                                        : chains > HAK_MAIL_SLOTS ? HAK_MAIL_SLOTS
+                                                                  : (unsigned)chains;
+    }
 }
 
 uint32_t hak_central_take_depot(unsigned arena, unsigned class_idx, uint32_t want,
@@ -65,7 +60,7 @@ int hak_central_put_depot(unsigned arena, unsigned class_idx, hak_chain_t ch)
 {
     hak_central_t *cc = &hak_central[arena][class_idx];
     if (hak_config.debug || cc->depot_batches == HAK_DEPOT_BATCHES ||
-        cc->depot_count + ch.count > cc->depot_max)
+        cc->depot_count + ch.count > hak_idle_bounds[class_idx].depot_max)
         return 0;
     cc->depot[cc->depot_batches++] = ch;
     cc->depot_count += ch.count;
@@ -242,7 +237,7 @@ int hak_central_post(unsigned arena, unsigned class_idx, hak_chain_t ch)
     hak_mail_slot_t *slot = hak_central[arena][class_idx].mail;
     if (HAK_UNLIKELY(hak_config.debug))
         return 0;
-    for (unsigned i = 0; i < hak_central[arena][class_idx].mail_slots; i++, slot++) {
+    for (unsigned i = 0; i < hak_idle_bounds[class_idx].mail_slots; i++, slot++) {
         void *empty = NULL;
         if (__atomic_load_n(&slot->head, __ATOMIC_RELAXED))
             continue;
@@ -433,11 +428,11 @@ void hak_central_check(unsigned arena, unsigned class_idx)
                       i, class_idx, bt->count, n);
         sum += bt->count;
     }
-    if (sum != cc->depot_count || cc->depot_count > cc->depot_max)
+    if (sum != cc->depot_count || cc->depot_count > hak_idle_bounds[class_idx].depot_max)
         hak_fatal("invariant broken: class %u: depot_count (%u) != the sum of its %u batches "
                   "(%llu), or above depot_max (%u)",
                   class_idx, cc->depot_count, cc->depot_batches, (unsigned long long)sum,
-                  cc->depot_max);
+                  hak_idle_bounds[class_idx].depot_max);
     /* The spans a refill works on first: walking every span at every slow path would make
      * debug mode quadratic in the heap. */
     unsigned n = 0;

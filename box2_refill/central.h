@@ -92,8 +92,6 @@ typedef struct hak_central {
     uint32_t depot_batches;   /* chains on the stack */
     uint32_t depot_count;     /* blocks in them */
     uint32_t depot_low;       /* lowest depot_count since the last decay tick */
-    uint32_t depot_max;       /* HAK_IDLE_BYTES, within one to four fixed refills' worth */
-    uint32_t mail_slots;      /* slots posts may fill: HAK_IDLE_BYTES of refills, 1..8 */
     uint32_t spans;           /* ACTIVE spans of this class, the spare included */
     hak_span_t *partial;      /* ACTIVE spans with free blocks; refills take from the head */
     hak_span_t *partial_tail; /* its last span: where a span that was full rejoins */
@@ -104,6 +102,15 @@ typedef struct hak_central {
 
 extern hak_central_t hak_central[HAK_ARENAS_MAX][HAK_NUM_CLASSES];
 extern unsigned hak_arenas; /* arenas in use, 1..HAK_ARENAS_MAX (hak_central_configure) */
+
+/* Per class, the same in every arena, set by hak_central_configure: kept apart from
+ * hak_central, whose arenas' lines a process touches only as its threads use them (written
+ * into every arena at init, they made 88 KiB of every process resident). */
+typedef struct hak_idle_bound {
+    uint32_t depot_max;  /* HAK_IDLE_BYTES, within one to four fixed refills' worth */
+    uint32_t mail_slots; /* slots posts may fill: HAK_IDLE_BYTES of refills, 1..8 */
+} hak_idle_bound_t;
+extern hak_idle_bound_t hak_idle_bounds[HAK_NUM_CLASSES];
 
 /* Set hak_arenas from HAKMEM_ARENAS and the CPUs, and depot_max and mail_slots from the
  * fixed refill counts and the class sizes (at init). */

@@ -16,17 +16,29 @@
 #include <stdint.h>
 #include <time.h>
 
-/* Class and pool locks are adaptive: a contended lock spins briefly before it sleeps, since
- * every critical section in Box 2 is short. */
-#define HAK_LOCK_INITIALIZER PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
+/* Class and pool locks are plain mutexes, all zero bytes when free (so hak_central's arenas
+ * stay in .bss: a process makes resident only the lines of the arenas and classes its threads
+ * use), and hak_lock spins briefly on a contended one before it sleeps, since every critical
+ * section in Box 2 is short (as glibc's adaptive mutexes do, whose initializer is not zero). */
+#define HAK_LOCK_INITIALIZER PTHREAD_MUTEX_INITIALIZER
+#define HAK_LOCK_SPINS 100
 
 static inline void hak_lock_reinit(pthread_mutex_t *m) /* fork child */
 {
-    pthread_mutexattr_t a;
-    pthread_mutexattr_init(&a);
-    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ADAPTIVE_NP);
-    pthread_mutex_init(m, &a);
-    pthread_mutexattr_destroy(&a);
+    pthread_mutex_init(m, NULL);
+}
+
+static inline void hak_mutex_acquire(pthread_mutex_t *m)
+{
+    for (int i = 0; pthread_mutex_trylock(m) != 0; i++) {
+        if (i == HAK_LOCK_SPINS) {
+            pthread_mutex_lock(m);
+            return;
+        }
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    }
 }
 
 /* Both counters below are defined in lock.c. */
@@ -42,7 +54,7 @@ static inline void hak_lock(pthread_mutex_t *m)
     hak_locks_held++;
     __atomic_signal_fence(__ATOMIC_SEQ_CST); /* counted before the lock can be held */
     if (!hak_fork_holder)
-        pthread_mutex_lock(m);
+        hak_mutex_acquire(m);
 }
 
 static inline void hak_unlock(pthread_mutex_t *m)

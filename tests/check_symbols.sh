@@ -205,6 +205,22 @@ suite() {
         echo "    none of $TEST_ONLY_SYMBOLS in build/libhakmem.so, build/libhakmem.a"
         t_ok shipped_library_has_no_test_hooks
     fi
+    # Writable data with initial values (.data) is mapped from the file, and the kernel maps
+    # up to 64 KiB of neighbouring file pages on each fault, so one read of a big table there
+    # makes most of it resident in every process. Tables start zeroed, in .bss (the arenas'
+    # central lists: docs/ARCHITECTURE.md, "Idle bytes"), where only the pages written count.
+    t_begin shipped_library_data_fits_a_page
+    hex=$(readelf -SW "$repo/build/libhakmem.so" 2>/dev/null |
+        sed -n 's/.* \.data  *PROGBITS  *[0-9a-f]*  *[0-9a-f]*  *\([0-9a-f]*\) .*/\1/p')
+    data=${hex:+$((0x$hex))}
+    if [ -z "$data" ]; then
+        t_fail shipped_library_data_fits_a_page "no .data section found by readelf in build/libhakmem.so"
+    elif [ "$data" -gt 4096 ]; then
+        t_fail shipped_library_data_fits_a_page ".data of build/libhakmem.so is $data bytes (at most 4096): a big initialised table belongs in .bss"
+    else
+        echo "    .data of build/libhakmem.so: $data bytes"
+        t_ok shipped_library_data_fits_a_page
+    fi
     t_begin selftest_test_library_has_the_hooks
     found=$(test_only_symbols_in "$repo/build/test-hooks/libhakmem.a")
     if [ "$(echo $found)" = "$(echo "$TEST_ONLY_SYMBOLS" | tr ' ' '\n' | LC_ALL=C sort | tr '\n' ' ' | sed 's/ $//')" ]; then

@@ -275,8 +275,8 @@ static void test_idle_bytes_bound_depot_and_mailbox(void **state)
         for (unsigned i = 0; i < sizeof want / sizeof want[0]; i++) {
             unsigned c = hak_size_to_class(want[i].size);
             assert_int_equal(hak_fixed_refill_count(c), 64);
-            assert_int_equal(hak_central[a][c].depot_max, want[i].depot_max);
-            assert_int_equal(hak_central[a][c].mail_slots, want[i].mail_slots);
+            assert_int_equal(hak_idle_bounds[c].depot_max, want[i].depot_max);
+            assert_int_equal(hak_idle_bounds[c].mail_slots, want[i].mail_slots);
         }
     unsigned a = hak_arenas - 1, c = hak_size_to_class(3000);
     void *blocks[2][3];
@@ -310,7 +310,7 @@ static void test_mailbox_posts_collects_and_fills(void **state)
     (void)state;
     unsigned a = hak_arenas - 1, c = hak_size_to_class(100);
     enum { PER = 5 };
-    assert_int_equal(hak_central[a][c].mail_slots, HAK_MAIL_SLOTS); /* 64 x 112 B < 8 KiB */
+    assert_int_equal(hak_idle_bounds[c].mail_slots, HAK_MAIL_SLOTS); /* 64 x 112 B < 8 KiB */
     void *blocks[HAK_MAIL_SLOTS + 1][PER];
     hak_chain_t chains[HAK_MAIL_SLOTS + 1];
     for (unsigned i = 0; i <= HAK_MAIL_SLOTS; i++) {
