@@ -200,10 +200,10 @@ void hak_large_free(void *ptr, uint64_t entry)
     hdr->magic = 0;
     hak_pagemap_set_range(page_of(ptr), MAP_PAGE, 0);
     uint64_t now = hak_now_ms();
-    if (!hak_large_cache_put((uintptr_t)base, map_len, now))
-        hak_os.unmap(base, map_len);
     __atomic_fetch_sub(&large_live_count, 1, __ATOMIC_RELAXED);
     hak_large_cache_live_sub(map_len);
+    if (!hak_large_cache_put((uintptr_t)base, map_len, now))
+        hak_os.unmap(base, map_len);
     hak_decay_maybe(now); /* a program of large blocks alone has no other slow path */
 }
 

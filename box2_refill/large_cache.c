@@ -254,6 +254,21 @@ static job_t job_for(range_t *r, int purge)
     return (job_t){gone.base, gone.len, purge};
 }
 
+static size_t live_now; /* relaxed atomics: hak_large_cache_live_* */
+
+/* What the recent peak, plus an eighth, leaves beside the live bytes, within [floor, cap].
+ * Under cache_lock. */
+static size_t target_for(size_t live)
+{
+    size_t peak = __atomic_load_n(&peak_now, __ATOMIC_RELAXED);
+    for (unsigned k = 0; k < HAK_LARGE_PEAK_WINDOWS - 1; k++)
+        peak = peak_past[k] > peak ? peak_past[k] : peak;
+    peak = live > peak ? live : peak;
+    size_t want = peak + peak / 8 - live, max = cap_bytes();
+    want = want < HAK_LARGE_CACHE_FLOOR ? HAK_LARGE_CACHE_FLOOR : want;
+    return want < max ? want : max;
+}
+
 int hak_large_cache_put(uintptr_t base, size_t len, uint64_t now_ms)
 {
     size_t max = cap_bytes();
@@ -262,8 +277,10 @@ int hak_large_cache_put(uintptr_t base, size_t len, uint64_t now_ms)
     job_t jobs[SLOTS + 2];
     unsigned n = 0;
     hak_lock(&cache_lock);
+    size_t target = target_for(__atomic_load_n(&live_now, __ATOMIC_RELAXED));
+    max = target < max ? target : max; /* the budget now */
     merge_neighbours(&base, &len, 0);
-    if (len > max) { /* merged past the cap: it is purged whole */
+    if (len > max) { /* merged past the budget: it is purged whole */
         jobs[n++] = (job_t){base, len, 1};
     } else {
         if (resident + len > max)
@@ -406,6 +423,30 @@ int hak_large_cache_get(size_t need, size_t align, hak_large_got_t *got)
     return ok;
 }
 
+int hak_large_cache_take_resident(size_t need, size_t align, hak_large_got_t *got)
+{
+    range_t *best = NULL;
+    hak_lock(&cache_lock);
+    lists_t *l = &lists[0];
+    uint32_t mask = need / UNIT < BINS ? l->mask & ~((1u << (need / UNIT)) - 1) : 0;
+    for (; mask && !best; mask &= mask - 1)
+        FOR_EACH_IN(r, l->bin[__builtin_ctz(mask)])
+        if (align_up(r->base, align) + need <= r->base + r->len) {
+            best = r;
+            break;
+        }
+    if (!best)
+        FOR_EACH_IN(r, l->big)
+        if (align_up(r->base, align) + need <= r->base + r->len && (!best || r->len < best->len))
+            best = r;
+    if (best)
+        cut(best, need, align, 0, got);
+    hak_unlock(&cache_lock);
+    if (best)
+        count(&hits);
+    return best != NULL;
+}
+
 size_t hak_large_cache_take_at(uintptr_t addr, size_t len, size_t want)
 {
     size_t taken = 0;
@@ -452,8 +493,6 @@ void hak_large_cache_note_live(size_t live_bytes)
         ;
 }
 
-static size_t live_now; /* relaxed atomics: hak_large_cache_live_* */
-
 void hak_large_cache_live_add(size_t bytes)
 {
     hak_large_cache_note_live(__atomic_add_fetch(&live_now, bytes, __ATOMIC_RELAXED));
@@ -467,19 +506,6 @@ void hak_large_cache_live_sub(size_t bytes)
 size_t hak_large_cache_live_bytes(void) { return __atomic_load_n(&live_now, __ATOMIC_RELAXED); }
 
 void hak_large_cache_note_miss(int grew) { count(grew ? &grown : &misses); }
-
-/* What the recent peak, plus an eighth, leaves beside the live bytes, within [floor, cap].
- * Under cache_lock. */
-static size_t target_for(size_t live)
-{
-    size_t peak = __atomic_load_n(&peak_now, __ATOMIC_RELAXED);
-    for (unsigned k = 0; k < HAK_LARGE_PEAK_WINDOWS - 1; k++)
-        peak = peak_past[k] > peak ? peak_past[k] : peak;
-    peak = live > peak ? live : peak;
-    size_t want = peak + peak / 8 - live, max = cap_bytes();
-    want = want < HAK_LARGE_CACHE_FLOOR ? HAK_LARGE_CACHE_FLOOR : want;
-    return want < max ? want : max;
-}
 
 /* Queue an unmap of every range idle for idle_ms or more. Under cache_lock. */
 static void queue_idle(uint64_t now_ms, uint64_t idle_ms, job_t *jobs, unsigned *n)

@@ -24,14 +24,17 @@
  * (realloc), and such ranges stay one kernel mapping each, which mremap needs. A freed range
  * merges with the ranges of its state that touch it when either is big.
  *
- * Budget. Resident bytes never exceed HAKMEM_LARGE_CACHE_MIB (the cap: a free past it purges
- * the oldest resident bytes at once, a range merged past it is purged whole, and a block
- * larger than it is not kept). Below the
- * cap, the target follows the program's large blocks: what the recent peak of live large
- * bytes, plus an eighth, leaves beside the bytes live now (at least HAK_LARGE_CACHE_FLOOR), so
- * live + resident cached stays near that peak. The peak is the highest of the last
- * HAK_LARGE_PEAK_WINDOWS periods of max(10 ms, HAKMEM_DECAY_MS / 4): once the program's large
- * bytes fall, the target falls within about HAKMEM_DECAY_MS. hak_large_cache_decay, run by
+ * Budget. Resident bytes never exceed HAKMEM_LARGE_CACHE_MIB (the cap: a block larger than
+ * it is not kept). Below the cap, the target follows the program's large blocks: what the
+ * recent peak of live large bytes, plus an eighth, leaves beside the bytes live now (at least
+ * HAK_LARGE_CACHE_FLOOR), so live + resident cached stays near that peak. A free past the
+ * smaller of the two purges the oldest resident bytes at once (a range merged past it is
+ * purged whole), so between two decay ticks the cache never holds more than the budget:
+ * large.c subtracts a freed block from the live bytes before it puts its range. The peak is
+ * the highest of the last HAK_LARGE_PEAK_WINDOWS periods of max(10 ms, HAKMEM_DECAY_MS / 4):
+ * once the program's large bytes fall, the target falls within about HAKMEM_DECAY_MS.
+ * Resident ranges also serve span.c: a new chunk of spans is cut from one before anything is
+ * mapped (hak_large_cache_take_resident). hak_large_cache_decay, run by
  * the purger (or by the decay tick while no purger runs), purges the oldest resident ranges
  * above the target and unmaps ranges idle for HAKMEM_DECAY_MS (resident or purged); so a
  * program that goes quiet gets its memory back, and a free never unmaps populated pages
@@ -56,7 +59,7 @@
 
 #define HAK_LARGE_GROW_MIN ((size_t)1 << 20)     /* smaller ranges are not worth an mremap */
 #define HAK_LARGE_SPLIT_MIN ((size_t)2 << 20)    /* smaller ranges are kept whole */
-#define HAK_LARGE_CACHE_FLOOR ((size_t)16 << 20) /* the target never goes below this (or cap) */
+#define HAK_LARGE_CACHE_FLOOR ((size_t)4 << 20)  /* the target never goes below this (or cap) */
 #define HAK_LARGE_CACHE_SLOTS 128u
 #define HAK_LARGE_PEAK_WINDOWS 4u
 
@@ -75,6 +78,10 @@ int hak_large_cache_put(uintptr_t base, size_t len, uint64_t now_ms);
  * the reuse order above (without the move of step 3, which is the caller's); 0 if no range
  * serves it. */
 int hak_large_cache_get(size_t need, size_t align, hak_large_got_t *got);
+/* `need` bytes (a 64 KiB multiple) at a base aligned to `align`, cut from the tightest
+ * RESIDENT range that holds them, whatever its size (span.c takes its chunks so); the rest
+ * of the range stays cached. 0 if none holds them. */
+int hak_large_cache_take_resident(size_t need, size_t align, hak_large_got_t *got);
 /* A block growing in place over the cached range that starts at addr: if that range is at
  * least len long, take min(its length, want) (want >= len, 64 KiB multiples) from its front
  * and return how much; else 0. */

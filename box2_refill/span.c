@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "large_cache.h"
 #include "lock.h"
 #include "shared_contracts/config.h"
 #include "os.h"
@@ -128,15 +129,34 @@ size_t hak_span_unmap_purged(void)
     return unmapped;
 }
 
-/* Carve a new span of `kind` from the current chunk, mapping a chunk when needed. Under
- * tight address-space limits a chunk may not fit: then unmap purged spans, and map just the
- * one span. */
+/* A chunk of `chunk` bytes aligned to len, cut from a resident range of the large cache: the
+ * pages a program's freed large blocks left serve its small blocks before anything is mapped
+ * (the cache would otherwise keep them beside the new chunk until its budget decays). Sets
+ * *chunk to the whole spans taken (the range's tail past them goes back to the cache); NULL
+ * if no resident range is big enough. Pool lock held (the cache's lock nests inside it). */
+static void *chunk_from_large_cache(size_t *chunk, size_t len)
+{
+    hak_large_got_t got;
+    if (!hak_large_cache_take_resident(*chunk, len, &got))
+        return NULL;
+    size_t spans = got.len / len * len;
+    if (spans < got.len && !hak_large_cache_put(got.base + spans, got.len - spans, hak_now_ms()))
+        hak_os.unmap((void *)(got.base + spans), got.len - spans);
+    *chunk = spans;
+    return (void *)got.base;
+}
+
+/* Carve a new span of `kind` from the current chunk, taking a chunk from the large cache or
+ * mapping one when needed. Under tight address-space limits a chunk may not fit: then unmap
+ * purged spans, and map just the one span. */
 static uintptr_t new_span_memory(unsigned kind)
 {
     size_t len = hak_span_len(kind);
     if (chunk_next[kind] == chunk_end[kind]) {
         size_t chunk = len * CHUNK_SPANS;
-        void *p = hak_os_map_aligned(chunk, len);
+        void *p = chunk_from_large_cache(&chunk, len);
+        if (!p)
+            p = hak_os_map_aligned(chunk, len);
         if (!p && unmap_purged_locked())
             p = hak_os_map_aligned(chunk, len);
         if (!p) {

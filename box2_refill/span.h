@@ -63,7 +63,8 @@ void hak_span_reset_free(hak_span_t *s);
 /* An empty span of `kind` for class_idx (state ACTIVE, page map set, nothing carved), or
  * NULL with errno ENOMEM: from the pool, resident ones first; when the pool has none of that
  * kind, from an empty span of a larger kind cut into spans of this one (resident first);
- * else new memory, for which as many bytes of resident empty spans of smaller kinds are
+ * else new memory (a chunk cut from a resident range of the large cache if one is big
+ * enough, else mapped), for which as many bytes of resident empty spans of smaller kinds are
  * purged first. Takes the pool lock; callers may hold a class lock. */
 hak_span_t *hak_span_get(unsigned kind, unsigned class_idx);
 

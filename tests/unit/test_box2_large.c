@@ -1,7 +1,8 @@
 /* tests/unit/test_box2_large.c - the large cache reuses address ranges instead of mapping anew:
  * best fit and splitting, merging, a resident range grown over the purged range beside it,
- * resident pages moved into a purged range, the cap purging instead of unmapping, and a
- * budget that follows the live large bytes and decays (large_cache.h).
+ * resident pages moved into a purged range, the cap purging instead of unmapping, a budget
+ * that follows the live large bytes and decays, a free past the budget purging at once, and
+ * a new chunk of spans cut from a resident range (large_cache.h).
  *
  * Linked with libhakmem.a. Each scenario runs in a forked child with the purger off and a
  * decay delay of 600 s, so no tick runs while it looks (the first, due at once, is taken at
@@ -26,6 +27,7 @@
 #include "box2_refill/lock.h"
 #include "box2_refill/os.h"
 #include "box2_refill/purge.h"
+#include "box2_refill/span.h"
 #include "shared_contracts/config.h"
 #include "testlib.h"
 
@@ -300,8 +302,8 @@ static int scenario_budget_decays(void *unused)
                      (unsigned long long)(t.purged >> 10));
     }
     /* What stays resident keeps its bytes; the purged tail reads as zero. */
-    if (!all_bytes(x + 4 * MIB, HAK_LARGE_CACHE_FLOOR - 4 * MIB - 64, 0xc3) ||
-        !all_bytes(x + HAK_LARGE_CACHE_FLOOR, 4 * MIB, 0))
+    if (!all_bytes(x, HAK_LARGE_CACHE_FLOOR - 64, 0xc3) ||
+        !all_bytes(x - 64 + HAK_LARGE_CACHE_FLOOR, 4 * MIB, 0))
         TL_FAILF("resident front or purged tail not as expected");
     /* Idle for the whole delay: everything is unmapped. */
     hak_large_cache_decay(now + decay, decay, live);
@@ -318,6 +320,77 @@ static void test_budget_follows_live_bytes_and_decays(void **s)
     run(scenario_budget_decays);
 }
 
+/* ---- between two ticks, a free never leaves more resident than the budget --------------- */
+
+static int scenario_free_past_budget(void *unused)
+{
+    (void)unused;
+    quiet_start();
+    unsigned char *x = malloc(BLOCK(8)); /* the peak of live bytes: 8 MiB */
+    if (!x)
+        TL_FAILF("malloc(8 MiB)");
+    memset(x, 0x5a, BLOCK(8));
+    free(x); /* budget: 8 MiB + 1/8 beside 0 live = 9 MiB; 8 MiB resident */
+    count_calls();
+    /* Another 8 MiB range comes back (as a free does, after its bytes left the live count):
+     * 16 MiB would be resident, 7 past the budget, purged at once, the oldest bytes first. */
+    void *y = hak_os_map_aligned(8 * MIB, 64 * 1024);
+    if (!y || !hak_large_cache_put((uintptr_t)y, 8 * MIB, hak_now_ms()))
+        TL_FAILF("an 8 MiB range was not kept");
+    hak_large_cache_totals_t t = totals();
+    if (purge_calls != 1 || t.resident != 9 * MIB || t.purged != 7 * MIB)
+        TL_FAILF("%d purges, %llu KiB resident, %llu KiB purged; expected 7 MiB purged at once "
+                 "and the 9 MiB budget resident", purge_calls,
+                 (unsigned long long)(t.resident >> 10), (unsigned long long)(t.purged >> 10));
+    return 0;
+}
+
+static void test_free_past_the_budget_purges_at_once(void **s)
+{
+    (void)s;
+    run(scenario_free_past_budget);
+}
+
+/* ---- a new chunk of spans is cut from a resident cached range -------------------------- */
+
+static int scenario_span_chunk_from_cache(void *unused)
+{
+    (void)unused;
+    quiet_start();
+    char *x = malloc(BLOCK(9)); /* cached: [x - 64, x - 64 + 9 MiB), resident */
+    if (!x)
+        TL_FAILF("malloc(9 MiB)");
+    free(x);
+    uintptr_t lo = (uintptr_t)x - 64, hi = lo + 9 * MIB;
+    /* Spans of the 512 KiB kind (class 39, 32 KiB blocks) until one comes from a new chunk:
+     * 16 spans, 8 MiB at a 512 KiB boundary, which fits in the 9 MiB range and nowhere else
+     * in the cache. */
+    enum { MAX_TAKEN = 64 };
+    hak_span_t *taken[MAX_TAKEN];
+    int n = 0, inside = 0;
+    while (!inside && n < MAX_TAKEN) {
+        taken[n] = hak_span_get(3, 39);
+        if (!taken[n])
+            TL_FAILF("hak_span_get(3, 39) failed");
+        uintptr_t b = hak_span_base(taken[n++]);
+        inside = b >= lo && b + hak_span_len(3) <= hi;
+    }
+    hak_large_cache_totals_t t = totals();
+    if (!inside || t.resident != 1 * MIB)
+        TL_FAILF("%s, %llu KiB resident; expected a span inside the cached range and its 8 MiB "
+                 "chunk gone from the cache", inside ? "a span inside" : "no span inside",
+                 (unsigned long long)(t.resident >> 10));
+    for (int i = 0; i < n; i++)
+        hak_span_put(taken[i], hak_now_ms());
+    return 0;
+}
+
+static void test_span_chunk_cut_from_resident_cached_range(void **s)
+{
+    (void)s;
+    run(scenario_span_chunk_from_cache);
+}
+
 int main(void)
 {
     hak_config_load();
@@ -326,6 +399,8 @@ int main(void)
         cmocka_unit_test(test_cap_purges_and_resident_range_grows_over_purged),
         cmocka_unit_test(test_resident_pages_move_instead_of_faulting),
         cmocka_unit_test(test_budget_follows_live_bytes_and_decays),
+        cmocka_unit_test(test_free_past_the_budget_purges_at_once),
+        cmocka_unit_test(test_span_chunk_cut_from_resident_cached_range),
     };
     return cmocka_run_group_tests_name("box2_large", tests, NULL, NULL);
 }
