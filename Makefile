@@ -25,7 +25,10 @@ ALIGN   := -falign-functions=64
 LIB_CFLAGS := -O2 -g -D_GNU_SOURCE $(WARN) -fPIC -pthread -fvisibility=hidden -ftls-model=initial-exec \
               -fno-semantic-interposition -fno-stack-protector -fno-tree-slp-vectorize $(ALIGN) $(NOBUILTIN) -I. $(URCU_CFLAGS) \
               -DHAKMEM_VERSION_STRING='"$(VERSION)"' $(EXTRA_CFLAGS)
-LIB_LDLIBS := $(URCU_LIBS) -pthread -ldl -lgcc_s
+# libgcc's unwinder (the profiler's stacks) is linked in, its symbols local: loading
+# libgcc_s.so.1 cost every process about 100 KiB resident, profiler on or off
+# (tests/check_symbols.sh, shipped_library_carries_its_unwinder).
+LIB_LDLIBS := $(URCU_LIBS) -pthread -ldl -static-libgcc -Wl,--exclude-libs,ALL
 
 LIB_SRCS := $(wildcard shared_contracts/*.c box1_tls/*.c box2_refill/*.c box3_ace/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
