@@ -277,8 +277,8 @@ int hak_large_cache_put(uintptr_t base, size_t len, uint64_t now_ms)
     job_t jobs[SLOTS + 2];
     unsigned n = 0;
     hak_lock(&cache_lock);
-    size_t target = target_for(__atomic_load_n(&live_now, __ATOMIC_RELAXED));
-    max = target < max ? target : max; /* the budget now */
+    /* the budget: the target, within the cap */
+    max = target_for(__atomic_load_n(&live_now, __ATOMIC_RELAXED));
     merge_neighbours(&base, &len, 0);
     if (len > max) { /* merged past the budget: it is purged whole */
         jobs[n++] = (job_t){base, len, 1};
@@ -423,6 +423,8 @@ int hak_large_cache_get(size_t need, size_t align, hak_large_got_t *got)
     return ok;
 }
 
+/* The small bins first, shortest length up (a small range is cut here, unlike for
+ * hak_large_cache_get), then the big list by best_fit's rule. */
 int hak_large_cache_take_resident(size_t need, size_t align, hak_large_got_t *got)
 {
     range_t *best = NULL;
@@ -436,9 +438,7 @@ int hak_large_cache_take_resident(size_t need, size_t align, hak_large_got_t *go
             break;
         }
     if (!best)
-        FOR_EACH_IN(r, l->big)
-        if (align_up(r->base, align) + need <= r->base + r->len && (!best || r->len < best->len))
-            best = r;
+        best = best_fit(need, align, 0, 0);
     if (best)
         cut(best, need, align, 0, got);
     hak_unlock(&cache_lock);

@@ -112,7 +112,7 @@ size_t hak_large_cache_bytes(void);
 typedef struct hak_large_cache_totals {
     uint64_t entries, resident, purged; /* ranges and their bytes */
     uint64_t target;                    /* the resident target now */
-    uint64_t hits;      /* requests served from cached ranges (steps 1-3, and realloc's) */
+    uint64_t hits;      /* requests served from cached ranges (steps 1-3, realloc's, span chunks) */
     uint64_t grown;     /* served by growing or moving a cached range into fresh memory */
     uint64_t misses;    /* mapped anew, no cached range used */
     uint64_t purges;    /* ranges purged to meet the cap or the target */
