@@ -361,21 +361,26 @@ void hak_central_give(unsigned class_idx, hak_chain_t ch, uint64_t now_ms, unsig
             uint32_t rest = 0;
             if (home != HAK_ARENA_ALL && arena != home && HAK_LIKELY(!hak_config.debug)) {
                 /* A remote free: this arena's blocks to its mailbox as one chain, the others
-                 * aside for the next pass; one look at each block's span. */
-                void *others[HAK_CENTRAL_BATCH];
-                hak_chain_t out = {NULL, NULL, 0};
+                 * left behind them in the array for the next pass; one look at each block's
+                 * span. (In place: a second array would put 512 more bytes of every thread's
+                 * stack in use, ARCHITECTURE.md "Stack depth".) */
+                uint32_t mine = 0; /* this arena's blocks to the front, in place */
                 for (uint32_t k = 0; k < n; k++) {
-                    if (hak_central_arena_of(blocks[k], class_idx) == arena)
-                        hak_chain_append_block(&out, blocks[k]);
-                    else
-                        others[rest++] = blocks[k];
+                    if (hak_central_arena_of(blocks[k], class_idx) == arena) {
+                        void *x = blocks[mine];
+                        blocks[mine++] = blocks[k];
+                        blocks[k] = x;
+                    }
                 }
+                hak_chain_t out = {NULL, NULL, 0};
+                for (uint32_t k = 0; k < mine; k++)
+                    hak_chain_append_block(&out, blocks[k]);
                 if (hak_central_post(arena, class_idx, out)) {
-                    memcpy(blocks, others, rest * sizeof others[0]);
-                    n = rest;
+                    n -= mine;
+                    memmove(blocks, blocks + mine, n * sizeof blocks[0]);
                     continue;
                 }
-                rest = 0; /* every slot taken: under the lock, as below */
+                /* every slot taken: under the lock, as below */
             }
             hak_lock(&cc->lock);
             for (uint32_t k = 0; k < n; k++) {

@@ -68,7 +68,7 @@
 #include "span.h"
 
 /* The most blocks one take or put handles under one hold of the class lock. */
-#define HAK_CENTRAL_BATCH 256u
+#define HAK_CENTRAL_BATCH 64u
 #define HAK_ARENAS_MAX 16u /* hak_span_t.arena and hak_thread_t.arena hold 0..15 */
 #define HAK_DEPOT_BATCHES 8u /* depot slots; depot_max bounds the blocks in them */
 

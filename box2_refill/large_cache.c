@@ -51,6 +51,16 @@ typedef struct {
     int purge;
 } job_t;
 
+/* The jobs one hold of cache_lock queues, at most JOBS_MAX; a caller with more to do runs
+ * them and queues again. They live on the stack of whoever frees a large block or runs the
+ * decay tick in a slow path, and every stack page a thread writes stays resident: one job per
+ * slot was 3 KiB of it (tests/stress/test_stress_stack.c). */
+#define JOBS_MAX 16u
+typedef struct {
+    unsigned n;
+    job_t job[JOBS_MAX];
+} jobs_t;
+
 /* Slots, lists and byte sums: under cache_lock (all_bytes is also read relaxed). */
 static pthread_mutex_t cache_lock = HAK_LOCK_INITIALIZER;
 static range_t slots[SLOTS];
@@ -186,22 +196,23 @@ static range_t *oldest_range(int is_purged)
 }
 
 /* Queue purges of `excess` resident bytes (rounded up to map pages), oldest ranges first,
- * each from its end (requests cut from the front): the purged piece leaves its slot. */
-static void queue_purges(size_t excess, job_t *jobs, unsigned *n)
+ * each from its end (requests cut from the front): the purged piece leaves its slot. Stops
+ * when j holds `limit` jobs; what is left stays resident. Under cache_lock. */
+static void queue_purges(size_t excess, jobs_t *j, unsigned limit)
 {
     excess = (excess + UNIT - 1) & ~(UNIT - 1);
-    while (excess) {
+    while (excess && j->n < limit) {
         range_t *r = oldest_range(0);
         if (!r)
             return;
         if (r->len > excess) { /* the front stays resident */
-            jobs[(*n)++] = (job_t){r->base + r->len - excess, excess, 1};
+            j->job[j->n++] = (job_t){r->base + r->len - excess, excess, 1};
             set_len(r, r->len - excess);
             return;
         }
         excess -= r->len;
         range_t gone = remove_range(r);
-        jobs[(*n)++] = (job_t){gone.base, gone.len, 1};
+        j->job[j->n++] = (job_t){gone.base, gone.len, 1};
     }
 }
 
@@ -218,8 +229,10 @@ static int keep_purged(job_t *j, uint64_t now_ms)
 
 /* Do the queued work with no lock held; purged ranges go back into the slots. Returns the
  * bytes purged or unmapped. */
-static size_t run_jobs(job_t *jobs, unsigned n, uint64_t now_ms)
+static size_t run_jobs(jobs_t *j, uint64_t now_ms)
 {
+    job_t *jobs = j->job;
+    unsigned n = j->n;
     size_t done = 0;
     int any_purge = 0;
     for (unsigned i = 0; i < n; i++) {
@@ -269,31 +282,53 @@ static size_t target_for(size_t live)
     return want < max ? want : max;
 }
 
+/* Purge the resident bytes past the target for `live` live bytes, oldest first, JOBS_MAX
+ * ranges at a time. */
+static size_t purge_past_target(size_t live, uint64_t now_ms)
+{
+    size_t done = 0;
+    jobs_t j;
+    do {
+        j.n = 0;
+        hak_lock(&cache_lock);
+        size_t target = target_for(live);
+        if (resident > target)
+            queue_purges(resident - target, &j, JOBS_MAX);
+        hak_unlock(&cache_lock);
+        done += run_jobs(&j, now_ms);
+    } while (j.n == JOBS_MAX);
+    return done;
+}
+
 int hak_large_cache_put(uintptr_t base, size_t len, uint64_t now_ms)
 {
     size_t max = cap_bytes();
     if (len > __atomic_load_n(&entry_max, __ATOMIC_RELAXED) || len > max)
         return 0;
-    job_t jobs[SLOTS + 2];
-    unsigned n = 0;
+    jobs_t j;
+    j.n = 0; /* (the jobs themselves are not zeroed: written before they are read) */
+    int more = 0;
     hak_lock(&cache_lock);
     /* the budget: the target, within the cap */
     max = target_for(__atomic_load_n(&live_now, __ATOMIC_RELAXED));
     merge_neighbours(&base, &len, 0);
     if (len > max) { /* merged past the budget: it is purged whole */
-        jobs[n++] = (job_t){base, len, 1};
+        j.job[j.n++] = (job_t){base, len, 1};
     } else {
-        if (resident + len > max)
-            queue_purges(resident + len - max, jobs, &n);
+        if (resident + len > max) /* one job kept for the unmap below */
+            queue_purges(resident + len - max, &j, JOBS_MAX - 1);
+        more = j.n == JOBS_MAX - 1;
         if (used == SLOTS) { /* a purged range goes first: unmapping it frees no pages */
             range_t *old = oldest_range(1);
-            jobs[n++] = job_for(old ? old : oldest_range(0), 0);
+            j.job[j.n++] = job_for(old ? old : oldest_range(0), 0);
         }
         add_range(base, len, now_ms, 0);
     }
     hak_unlock(&cache_lock);
-    if (n)
-        run_jobs(jobs, n, now_ms);
+    if (j.n)
+        run_jobs(&j, now_ms);
+    if (more) /* the budget holds at this free all the same */
+        purge_past_target(__atomic_load_n(&live_now, __ATOMIC_RELAXED), now_ms);
     return 1;
 }
 
@@ -507,19 +542,19 @@ size_t hak_large_cache_live_bytes(void) { return __atomic_load_n(&live_now, __AT
 
 void hak_large_cache_note_miss(int grew) { count(grew ? &grown : &misses); }
 
-/* Queue an unmap of every range idle for idle_ms or more. Under cache_lock. */
-static void queue_idle(uint64_t now_ms, uint64_t idle_ms, job_t *jobs, unsigned *n)
+/* Queue an unmap of the ranges idle for idle_ms or more, until j is full. Under cache_lock. */
+static void queue_idle(uint64_t now_ms, uint64_t idle_ms, jobs_t *j)
 {
     FOR_EACH_SLOT(r)
-    if (now_ms - r->since_ms >= idle_ms)
-        jobs[(*n)++] = job_for(r, 0);
+    if (j->n < JOBS_MAX && now_ms - r->since_ms >= idle_ms)
+        j->job[j->n++] = job_for(r, 0);
 }
 
 size_t hak_large_cache_decay(uint64_t now_ms, uint64_t decay_ms, size_t live_bytes)
 {
     uint64_t period = decay_ms / 4 < 10 ? 10 : decay_ms / 4;
-    job_t jobs[SLOTS + 1];
-    unsigned n = 0;
+    jobs_t j;
+    j.n = 0; /* (the jobs themselves are not zeroed: written before they are read) */
     hak_lock(&cache_lock);
     if (now_ms - rolled_ms >= period) {
         for (unsigned k = HAK_LARGE_PEAK_WINDOWS - 2; k > 0; k--)
@@ -527,23 +562,31 @@ size_t hak_large_cache_decay(uint64_t now_ms, uint64_t decay_ms, size_t live_byt
         peak_past[0] = __atomic_exchange_n(&peak_now, live_bytes, __ATOMIC_RELAXED);
         rolled_ms = now_ms;
     }
-    queue_idle(now_ms, decay_ms, jobs, &n);
+    queue_idle(now_ms, decay_ms, &j);
     size_t target = target_for(live_bytes);
     __atomic_store_n(&target_now, target, __ATOMIC_RELAXED);
     if (resident > target)
-        queue_purges(resident - target, jobs, &n);
+        queue_purges(resident - target, &j, JOBS_MAX);
     hak_unlock(&cache_lock);
-    return run_jobs(jobs, n, now_ms);
+    size_t done = run_jobs(&j, now_ms);
+    if (j.n == JOBS_MAX) /* more than one hold's worth: the rest, JOBS_MAX at a time */
+        done += hak_large_cache_unmap_idle(now_ms, decay_ms) +
+                purge_past_target(live_bytes, now_ms);
+    return done;
 }
 
 size_t hak_large_cache_unmap_idle(uint64_t now_ms, uint64_t idle_ms)
 {
-    job_t jobs[SLOTS];
-    unsigned n = 0;
-    hak_lock(&cache_lock);
-    queue_idle(now_ms, idle_ms, jobs, &n);
-    hak_unlock(&cache_lock);
-    return run_jobs(jobs, n, now_ms);
+    size_t done = 0;
+    jobs_t j;
+    do {
+        j.n = 0;
+        hak_lock(&cache_lock);
+        queue_idle(now_ms, idle_ms, &j);
+        hak_unlock(&cache_lock);
+        done += run_jobs(&j, now_ms);
+    } while (j.n == JOBS_MAX);
+    return done;
 }
 
 size_t hak_large_cache_bytes(void) { return __atomic_load_n(&all_bytes, __ATOMIC_RELAXED); }

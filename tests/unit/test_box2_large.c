@@ -1,8 +1,9 @@
 /* tests/unit/test_box2_large.c - the large cache reuses address ranges instead of mapping anew:
  * best fit and splitting, merging, a resident range grown over the purged range beside it,
  * resident pages moved into a purged range, the cap purging instead of unmapping, a budget
- * that follows the live large bytes and decays, a free past the budget purging at once, and
- * a new chunk of spans cut from a resident range (large_cache.h).
+ * that follows the live large bytes and decays, a free past the budget purging at once, a new
+ * chunk of spans cut from a resident range, and more purges or unmaps at once than one hold
+ * of the cache's lock queues (large_cache.h).
  *
  * Linked with libhakmem.a. Each scenario runs in a forked child with the purger off and a
  * decay delay of 600 s, so no tick runs while it looks (the first, due at once, is taken at
@@ -391,6 +392,62 @@ static void test_span_chunk_cut_from_resident_cached_range(void **s)
     run(scenario_span_chunk_from_cache);
 }
 
+/* ---- more work than one hold of the lock queues: done all the same --------------------- */
+
+/* n separate ranges of len bytes (each mapped with a gap after it, so none merge), put into
+ * the cache one ms apart, oldest first; 0 on success. */
+static int put_separate(unsigned n, size_t len, uint64_t *now)
+{
+    for (unsigned i = 0; i < n; i++) {
+        char *r = hak_os_map_aligned(2 * len, 64 * 1024);
+        if (!r)
+            return -1;
+        memset(r, 0x11, len);
+        if (!hak_large_cache_put((uintptr_t)r, len, ++*now))
+            return -1;
+    }
+    return 0;
+}
+
+static int scenario_many_jobs(void *unused)
+{
+    (void)unused;
+    quiet_start();
+    uint64_t now = hak_now_ms();
+    /* 40 ranges of 64 KiB (2.5 MiB, within the 4 MiB floor): kept whole, nothing purged. */
+    if (put_separate(40, 64 * 1024, &now))
+        TL_FAILF("could not cache 40 ranges");
+    hak_large_cache_totals_t t = totals();
+    if (t.entries != 40 || t.resident != 40 * 64 * 1024 || purge_calls)
+        TL_FAILF("%llu ranges, %llu KiB resident, %d purges; expected the 40 ranges kept "
+                 "resident", (unsigned long long)t.entries,
+                 (unsigned long long)(t.resident >> 10), purge_calls);
+    /* A 4 MiB range comes back: with it, the resident bytes pass the 4 MiB budget by the 40
+     * small ranges' worth, 40 purges where one hold of the lock queues 15. */
+    void *big = hak_os_map_aligned(4 * MIB, 64 * 1024);
+    count_calls(); /* (mapping aligned unmaps the slack) */
+    if (!big || !hak_large_cache_put((uintptr_t)big, 4 * MIB, ++now))
+        TL_FAILF("the 4 MiB range was not kept");
+    t = totals();
+    if (purge_calls != 40 || t.resident != 4 * MIB || t.purged != 40 * 64 * 1024)
+        TL_FAILF("%d purges, %llu KiB resident, %llu KiB purged; expected the 40 older ranges "
+                 "purged at this free and the 4 MiB range resident", purge_calls,
+                 (unsigned long long)(t.resident >> 10), (unsigned long long)(t.purged >> 10));
+    /* Idle for the whole delay: the 41 ranges are unmapped, 16 a hold at most. */
+    hak_large_cache_decay(now + 600000, 600000, 0);
+    t = totals();
+    if (t.entries || t.resident || t.purged || unmap_calls != 41)
+        TL_FAILF("after an idle delay: %llu ranges left, %d unmaps; expected all 41 unmapped",
+                 (unsigned long long)t.entries, unmap_calls);
+    return 0;
+}
+
+static void test_more_jobs_than_one_hold_queues(void **s)
+{
+    (void)s;
+    run(scenario_many_jobs);
+}
+
 int main(void)
 {
     hak_config_load();
@@ -401,6 +458,7 @@ int main(void)
         cmocka_unit_test(test_budget_follows_live_bytes_and_decays),
         cmocka_unit_test(test_free_past_the_budget_purges_at_once),
         cmocka_unit_test(test_span_chunk_cut_from_resident_cached_range),
+        cmocka_unit_test(test_more_jobs_than_one_hold_queues),
     };
     return cmocka_run_group_tests_name("box2_large", tests, NULL, NULL);
 }
