@@ -389,6 +389,22 @@ static void churn_with_cap_following_count_rises_then_holds(void **state)
         run_interval(&r, i, WL_BURSTS, 60000, 1);
     assert_int_equal(r.reasons_seen[HAK_ACE_UP_CHURN], 0);
     assert_true(r.cs.count <= 64);
+    /* The same depth, churned so fast that its trips cost 10% of the thread: no count up to hi
+     * ends it either, and a bigger one only lengthens each trip's walk over the blocks (its
+     * blocks go back one by one however many a trip takes: `locality` ran at 0.89x of fixed
+     * counts while ACE raised them): the count holds. */
+    hak_ace_class_stats_t deep = {.refills = 20000, .peak_refills = 20000, .spills = 20000,
+                                  .peak_trips = 40000, .blocks_refilled = 20000 * 64,
+                                  .blocks_spilled = 20000 * 64, .churn_blocks = 20000 * 64,
+                                  .bursts = 20, .run_refills = 20000, .list_hwm = 129,
+                                  .threads = 1};
+    hak_ace_params_t dp;
+    hak_ace_params_default(&dp, 4, 1024, 0);
+    hak_ace_class_state_t dcs;
+    hak_ace_class_init(&dp, CLS, 64, &dcs);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(hak_ace_decide(&dp, CLS, &deep, IV_NS, &dcs), HAK_ACE_HOLD);
+    assert_int_equal(dcs.count, 64);
     /* The same churn at 250 refills/s (5 bursts per interval) costs too little to be worth a
      * bigger list: the count never rises. */
     run_init(&r, 4, 1024, 64);
@@ -638,11 +654,11 @@ static void park_budget_brings_down_the_least_useful(void **state)
     st[big].refills = st[big].peak_refills = st[big].spills = 20000;
     st[big].peak_trips = 40000; /* 10% of the thread in trips */
     st[big].blocks_refilled = st[big].blocks_spilled = st[big].churn_blocks = 20000 * 16;
-    st[big].bursts = 1333;
-    st[big].run_refills = 20000; /* 15 refills a burst: 256 deep, more than hi (170) holds */
+    st[big].bursts = 2500;
+    st[big].run_refills = 20000; /* 8 refills a burst: 144 deep, which 162 holds (hi 170) */
     st[big].list_hwm = 33;
     st[big].threads = 2;
-    p.park_budget = 2u << 20; /* 64 would park 4.5 MiB, 32 1.5 MiB */
+    p.park_budget = 3u << 20; /* 162 would park 13.7 MiB, 81 6.1 MiB, 40 2.25 MiB */
     hak_ace_policy_step(&p, st, IV_NS, cs, why);
     assert_int_equal(why[big], HAK_ACE_UP_CHURN); /* granted in part */
     assert_true(cs[big].count > 16 && cs[big].count < 170);
