@@ -110,7 +110,7 @@ static void partial_remove(hak_central_t *cc, hak_span_t *s)
 }
 
 /* The span of a block of class_idx; aborts if the page map disagrees. */
-static hak_span_t *span_of(void *block, unsigned class_idx)
+static inline __attribute__((always_inline)) hak_span_t *span_of(void *block, unsigned class_idx)
 {
     uint64_t entry = hak_pagemap_get((uintptr_t)block);
     if (hak_pm_class(entry) != class_idx)
@@ -127,12 +127,13 @@ static uint32_t span_take(hak_span_t *s, uint32_t n, void **out, uint64_t *fresh
     uint32_t size = hak_class_size(s->class_idx), got = 0;
     uint32_t words = (s->capacity + 63) / 64, w = s->first;
     uintptr_t base = hak_span_base(s);
+    int debug = hak_config.debug; /* once: hak_debug_take's call would make gcc reload it */
     for (; w < words && got < n; w++) {
         uint64_t m = s->freemap[w];
         while (m && got < n) {
             uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(m);
             m &= m - 1;
-            if (HAK_UNLIKELY(hak_config.debug))
+            if (HAK_UNLIKELY(debug))
                 hak_debug_take(s, (void *)(base + (uintptr_t)i * size), i < s->carved);
             if (i >= s->carved) {
                 s->carved = i + 1;
@@ -179,38 +180,42 @@ uint32_t hak_central_take(unsigned arena, unsigned class_idx, uint32_t want, voi
     return got;
 }
 
-/* One block back to its span, a span of cc's arena. */
-static void span_put(hak_central_t *cc, unsigned arena, hak_span_t *s, void *block,
-                        uint64_t now_ms)
+/* One block back to its span s, of class_idx and of cc's arena (the caller checked s->arena;
+ * `magic` is the class's hak_classes.divmagic, `debug` hak_config.debug, both read once by
+ * the caller's loop). Inlined into the loops below: a call per block spent more instructions
+ * on saving registers than on the bitmap (docs/BENCHMARKS.md, "The middle's instructions"). */
+static inline __attribute__((always_inline)) void span_put(hak_central_t *cc, hak_span_t *s,
+                                                            void *block, uint64_t magic,
+                                                            int debug, uint64_t now_ms)
 {
-    if (HAK_UNLIKELY(s->arena != arena)) /* only a double free races a span to another arena */
-        hak_fatal("double free or corrupted free list: block %p is not in a span of arena %u",
-                  block, arena);
     uint32_t off = (uint32_t)((uintptr_t)block - hak_span_base(s));
-    uint32_t i = (uint32_t)(((__uint128_t)off * hak_classes.divmagic[s->class_idx]) >> 64);
-    uint64_t bit = 1ull << (i & 63);
-    if (HAK_UNLIKELY(s->freemap[i >> 6] & bit))
+    uint32_t i = (uint32_t)(((__uint128_t)off * magic) >> 64);
+    uint64_t bit = 1ull << (i & 63), *word = &s->freemap[i >> 6];
+    if (HAK_UNLIKELY(*word & bit))
         hak_fatal("double free or corrupted free list: block %p is already free in its span",
                   block);
-    if (HAK_UNLIKELY(hak_config.debug))
+    if (HAK_UNLIKELY(debug))
         hak_debug_put(s, block);
-    int was_full = s->in_use == s->capacity;
-    s->freemap[i >> 6] |= bit;
+    *word |= bit;
     if (i >> 6 < s->first)
         s->first = (uint16_t)(i >> 6);
-    if (--s->in_use == 0) {
-        if (!was_full)
-            partial_remove(cc, s);
-        if (!cc->spare) { /* keep it, all free */
-            hak_span_reset_free(s);
-            cc->spare = s;
-            cc->spare_since_ms = now_ms;
-        } else {
-            cc->spans--;
-            hak_span_put(s, now_ms);
+    uint32_t in_use = s->in_use;
+    s->in_use = in_use - 1;
+    if (HAK_UNLIKELY(in_use == s->capacity || in_use == 1)) {
+        if (in_use == 1) { /* all free now */
+            if (in_use != s->capacity) /* a span of one block was never on the list */
+                partial_remove(cc, s);
+            if (!cc->spare) { /* keep it, all free */
+                hak_span_reset_free(s);
+                cc->spare = s;
+                cc->spare_since_ms = now_ms;
+            } else {
+                cc->spans--;
+                hak_span_put(s, now_ms);
+            }
+        } else { /* was full: back on the partial list */
+            partial_append(cc, s);
         }
-    } else if (was_full) {
-        partial_append(cc, s);
     }
 }
 
@@ -218,8 +223,15 @@ void hak_central_put(unsigned arena, unsigned class_idx, void *const *blocks, ui
                      uint64_t now_ms)
 {
     hak_central_t *cc = &hak_central[arena][class_idx];
-    for (uint32_t k = 0; k < n; k++)
-        span_put(cc, arena, span_of(blocks[k], class_idx), blocks[k], now_ms);
+    uint64_t magic = hak_classes.divmagic[class_idx];
+    int debug = hak_config.debug;
+    for (uint32_t k = 0; k < n; k++) {
+        hak_span_t *s = span_of(blocks[k], class_idx);
+        if (HAK_UNLIKELY(s->arena != arena)) /* only a double free races a span to another arena */
+            hak_fatal("double free or corrupted free list: block %p is not in a span of arena %u",
+                      blocks[k], arena);
+        span_put(cc, s, blocks[k], magic, debug, now_ms);
+    }
 }
 
 unsigned hak_central_arena_of(const void *block, unsigned class_idx)
@@ -382,11 +394,13 @@ void hak_central_give(unsigned class_idx, hak_chain_t ch, uint64_t now_ms, unsig
                 }
                 /* every slot taken: under the lock, as below */
             }
+            uint64_t magic = hak_classes.divmagic[class_idx];
+            int debug = hak_config.debug;
             hak_lock(&cc->lock);
             for (uint32_t k = 0; k < n; k++) {
                 hak_span_t *s = span_of(blocks[k], class_idx);
                 if (s->arena == arena)
-                    span_put(cc, arena, s, blocks[k], now_ms);
+                    span_put(cc, s, blocks[k], magic, debug, now_ms);
                 else
                     blocks[rest++] = blocks[k];
             }

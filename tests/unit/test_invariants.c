@@ -6,6 +6,11 @@
  *   box2_refill/span.h      no free bit at or above capacity (or below the first word)
  *   box2_refill/span.h      capacity == in_use + popcount(freemap)
  *
+ * And the checks every give-back makes as it sets a block's bit (central.c, span_put and its
+ * callers, with or without HAKMEM_DEBUG): a block whose bit is already set, or put back into
+ * the lists of an arena its span does not belong to, aborts with a "hakmem: double free or
+ * corrupted free list:" message naming the block.
+ *
  * Each case re-executes this binary (statically linked with hakmem) as
  * `--scenario <name>` with HAKMEM_DEBUG=1, plants the corruption, allocates once more, and
  * must die by SIGABRT with the expected message. A control case runs the same allocations
@@ -26,6 +31,7 @@
 
 #include "box1_tls/tcache.h"
 #include "box2_refill/central.h"
+#include "box2_refill/lock.h"
 #include "shared_contracts/config.h"
 #include "testlib.h"
 
@@ -72,6 +78,16 @@ static int scenario(const char *name)
             return 2;
         }
         s->in_use += 2;
+    } else if (strcmp(name, "twice") == 0 || strcmp(name, "arena") == 0) {
+        /* a block that went back to its span (debug: free gives it back at once), given back
+         * once more, to its own arena or to another */
+        void *p = malloc(hak_class_size(CLASS));
+        unsigned arena = hak_central_arena_of(p, CLASS);
+        free(p);
+        fprintf(stderr, "block %p\n", p);
+        hak_central_put(name[0] == 't' ? arena : (arena + 1) % HAK_ARENAS_MAX, CLASS, &p, 1,
+                        hak_now_ms());
+        return 0; /* not reached when the check holds */
     } else if (strcmp(name, "none") != 0) {
         return 2;
     }
@@ -123,6 +139,45 @@ static void test_span_capacity_equation(void **state)
     expect_abort("span", "capacity (18) != in_use");
 }
 
+/* The scenario prints "block <pointer>" first; the abort must name that pointer. */
+static void expect_block_abort(const char *name, const char *message)
+{
+    char self[4096];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    assert_true(len > 0);
+    self[len] = '\0';
+    const char *argv[] = {self, "--scenario", name, NULL};
+    const char *env[] = {"HAKMEM_DEBUG=1", NULL};
+    tl_result r;
+    assert_int_equal(tl_run(argv, env, NULL, NULL, 60, &r), 0);
+    printf("%s", r.err);
+    char block[64] = "", want[256];
+    const char *at = strstr(r.err, "block 0x");
+    if (at)
+        sscanf(at + 6, "%63s", block);
+    snprintf(want, sizeof want, "hakmem: double free or corrupted free list: block %s %s", block,
+             message);
+    int aborted = WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGABRT;
+    int named = block[0] && strstr(r.err, want) != NULL;
+    char st[128];
+    tl_status_str(&r, st, sizeof st);
+    tl_result_free(&r);
+    if (!aborted || !named)
+        fail_msg("scenario %s: %s; expected SIGABRT and '%s'", name, st, want);
+}
+
+static void test_block_given_back_twice(void **state)
+{
+    (void)state;
+    expect_block_abort("twice", "is already free in its span");
+}
+
+static void test_block_given_to_another_arena(void **state)
+{
+    (void)state;
+    expect_block_abort("arena", "is not in a span of arena");
+}
+
 static void test_sound_heap_passes_the_checks(void **state)
 {
     (void)state;
@@ -149,6 +204,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_list_count_equation),
         cmocka_unit_test(test_span_bits_within_capacity),
         cmocka_unit_test(test_span_capacity_equation),
+        cmocka_unit_test(test_block_given_back_twice),
+        cmocka_unit_test(test_block_given_to_another_arena),
     };
     return cmocka_run_group_tests_name("invariants", tests, NULL, NULL);
 }
