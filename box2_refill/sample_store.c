@@ -298,31 +298,64 @@ int hak_sampled_note(const void *ptr, uintptr_t *note, size_t *size)
  * when a slot first takes the layout, which it keeps for good (its own free stack,
  * GUARD_SHARD). A freed guarded block's page becomes PROT_NONE too, and the slot waits in a
  * ring of QUARANTINE slots (claimed by fetch-add, swapped in by exchange: no lock); the slot it
- * pushes out gets its page back and goes to the free stack. */
+ * pushes out gets its page back and goes to the free stack.
+ *
+ * Bounds: each guarded slot splits its mapping into about four (the kernel counts them
+ * against vm.max_map_count, 65,530 by default, and a process at that limit fails every
+ * mmap, mprotect, dlopen and pthread_create). So at most HAK_GUARD_LIVE_MAX guarded blocks
+ * live at once (guarded_live; past it the sampler's pick is allocated unguarded), and no
+ * more guarded slots exist than were live and quarantined at once: at most
+ * HAK_GUARD_LIVE_MAX + QUARANTINE slots, about 8,500 mappings and 16.5 MiB resident. An
+ * mprotect that fails (ENOMEM: the program's own mappings took the limit) never leaves a
+ * page unwritable where a block will be handed out: a slot whose page cannot be made
+ * writable again stays quarantined for good (retired). */
 
 static uint32_t quarantine_ring[QUARANTINE]; /* index + 1 of a quarantined slot; exchange */
 static uint64_t quarantine_next;             /* fetch-add */
+static uint32_t guarded_live;                /* guarded blocks handed out and not freed */
+static uint64_t guard_declined;              /* picks allocated unguarded (relaxed; tests) */
+static uint64_t guard_retired;               /* slots kept out of use for good (relaxed) */
 
 static void quarantine(slot_t *s)
 {
     char *page = (char *)s + 2 * PAGE;
     __atomic_store_n(&s->magic, SLOT_QUARANTINED, __ATOMIC_RELEASE);
-    mprotect(page, PAGE, PROT_NONE);
+    (void)mprotect(page, PAGE, PROT_NONE); /* failed: a use after free goes unseen, no more */
+    __atomic_sub_fetch(&guarded_live, 1, __ATOMIC_RELAXED);
     uint64_t at = __atomic_fetch_add(&quarantine_next, 1, __ATOMIC_RELAXED) % QUARANTINE;
     uint32_t out = __atomic_exchange_n(&quarantine_ring[at], s->index + 1u, __ATOMIC_ACQ_REL);
     if (!out)
         return;
     slot_t *old = slot_at(out - 1u);
-    mprotect((char *)old + 2 * PAGE, PAGE, PROT_READ | PROT_WRITE);
+    if (mprotect((char *)old + 2 * PAGE, PAGE, PROT_READ | PROT_WRITE)) {
+        __atomic_fetch_add(&guard_retired, 1, __ATOMIC_RELAXED); /* quarantined for good */
+        return;
+    }
     __atomic_store_n(&old->magic, SLOT_FREE, __ATOMIC_RELEASE);
     old->user = 0;
     push_free(GUARD_SHARD, old->index);
 }
 
-void *hak_guarded_alloc(size_t size, int zero, int left, uintptr_t note)
+/* A plain slot takes the guarded layout: 0, or -1 with the slot as it was (or, if its first
+ * guard cannot be made writable again, kept out of use: retired). */
+static int guard_slot(slot_t *s, unsigned shard)
 {
-    if (size > HAK_GUARD_MAX_SIZE)
-        return NULL;
+    if (mprotect((char *)s + PAGE, PAGE, PROT_NONE) == 0) {
+        if (mprotect((char *)s + 3 * PAGE, PAGE, PROT_NONE) == 0) {
+            s->guarded = 1;
+            return 0;
+        }
+        if (mprotect((char *)s + PAGE, PAGE, PROT_READ | PROT_WRITE)) {
+            __atomic_fetch_add(&guard_retired, 1, __ATOMIC_RELAXED);
+            return -1;
+        }
+    }
+    push_free(shard, s->index);
+    return -1;
+}
+
+static void *guarded_take(size_t size, int zero, int left, uintptr_t note)
+{
     uint32_t top = pop_shard(GUARD_SHARD);
     slot_t *s;
     if (top) {
@@ -334,12 +367,9 @@ void *hak_guarded_alloc(size_t size, int zero, int left, uintptr_t note)
         s = slot_at(top - 1u);
         if (s->magic == SLOT_FREE) /* a used plain slot: its block page may hold old data */
             memset((char *)s + 2 * PAGE, 0, PAGE);
-        if (mprotect((char *)s + PAGE, PAGE, PROT_NONE) ||
-            mprotect((char *)s + 3 * PAGE, PAGE, PROT_NONE)) {
-            push_free(shard, top - 1u);
+        s->index = top - 1u;
+        if (guard_slot(s, shard))
             return NULL;
-        }
-        s->guarded = 1;
     }
     char *page = (char *)s + 2 * PAGE;
     size_t room = (size + HAK_MIN_ALIGN - 1) & ~(size_t)(HAK_MIN_ALIGN - 1);
@@ -354,6 +384,24 @@ void *hak_guarded_alloc(size_t size, int zero, int left, uintptr_t note)
     __atomic_store_n(&s->magic, SLOT_LIVE, __ATOMIC_RELEASE);
     return user;
 }
+
+void *hak_guarded_alloc(size_t size, int zero, int left, uintptr_t note)
+{
+    if (size > HAK_GUARD_MAX_SIZE)
+        return NULL;
+    void *user = NULL;
+    if (__atomic_add_fetch(&guarded_live, 1, __ATOMIC_RELAXED) <= HAK_GUARD_LIVE_MAX)
+        user = guarded_take(size, zero, left, note);
+    if (!user) {
+        __atomic_sub_fetch(&guarded_live, 1, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&guard_declined, 1, __ATOMIC_RELAXED);
+    }
+    return user;
+}
+
+uint32_t hak_guarded_live(void) { return __atomic_load_n(&guarded_live, __ATOMIC_RELAXED); }
+uint64_t hak_guarded_declined(void) { return __atomic_load_n(&guard_declined, __ATOMIC_RELAXED); }
+uint64_t hak_guarded_retired(void) { return __atomic_load_n(&guard_retired, __ATOMIC_RELAXED); }
 
 void *hak_sampled_scratch(const void *ptr)
 {

@@ -9,5 +9,8 @@
 #include <stdint.h>
 
 void hak_store_free(void *ptr, const char *caller);
+uint32_t hak_guarded_live(void);    /* guarded blocks live now (sample_store.c) */
+uint64_t hak_guarded_declined(void); /* sampler picks allocated unguarded: past HAK_GUARD_LIVE_MAX, or no slot */
+uint64_t hak_guarded_retired(void);  /* guarded slots kept out of use for good (an mprotect failed) */
 
 #endif

@@ -19,6 +19,8 @@
 #include "large.h"
 #include "large_cache.h"
 #include "lock.h"
+#include "sample_store.h"
+#include "shared_contracts/backend.h"
 #include "shared_contracts/config.h"
 #include "shared_contracts/diag.h"
 #include "shared_contracts/event_ring.h"
@@ -77,6 +79,10 @@ size_t hak_stats_format(char *buf, size_t cap)
         (unsigned long long)lc.hits, (unsigned long long)lc.grown,
         (unsigned long long)lc.misses, (unsigned long long)lc.purges,
         (unsigned long long)lc.unmaps);
+    if (hak_config.guard_sample)
+        PUT("guarded: %u live (at most %u), %llu picks allocated unguarded, %llu slots retired\n",
+            hak_guarded_live(), HAK_GUARD_LIVE_MAX, (unsigned long long)hak_guarded_declined(),
+            (unsigned long long)hak_guarded_retired());
     if (hak_config.ace)
         PUT("ace: events of threads with no ring (sent to the summary): %llu\n",
             (unsigned long long)hak_ring_no_ring_drops());

@@ -131,9 +131,12 @@ size_t hak_sampled_usable_size(const void *ptr, const char *caller);
  * page PROT_NONE and keeps the slot out of use while HAK_GUARD_QUARANTINE later guarded frees
  * have not pushed it out. Each slot has HAK_SAMPLED_SCRATCH bytes of the caller's
  * (hak_sampled_scratch: its stacks), kept through the quarantine. NULL when there is no
- * memory (or the size is too large). No lock. */
+ * memory, when HAK_GUARD_LIVE_MAX guarded blocks are live already, when mprotect fails (the
+ * process at its limit of memory mappings) or when the size is too large: the caller then
+ * allocates the block unguarded. No lock. */
 #define HAK_GUARD_MAX_SIZE 4096u
 #define HAK_GUARD_QUARANTINE 64u
+#define HAK_GUARD_LIVE_MAX 2048u
 #define HAK_SAMPLED_SCRATCH 2048u
 void *hak_guarded_alloc(size_t size, int zero, int left, uintptr_t note);
 void *hak_sampled_scratch(const void *ptr);

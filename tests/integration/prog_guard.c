@@ -4,6 +4,12 @@
  *              (the first byte of the guard page: the block's end is rounded up to 16)
  *   underflow  a 100-byte block against its lower guard; writes the byte before it
  *   uaf        a guarded 100-byte block, freed, then written
+ *   many       30,000 live 32-byte blocks, each written, with mmap, mprotect, pthread_create,
+ *              dlopen and a 10 MiB malloc while they live, then freed and 30,000 more
+ *              allocated and written; prints "guarded <n> maps <m> failures <f>": the live
+ *              blocks found guarded, the most lines /proc/self/maps had, and the calls that
+ *              failed (a guarded slot splits its mapping: without a bound on live guarded
+ *              blocks the process reached vm.max_map_count and every later mapping failed)
  *   ok         100,000 allocations of 0..5000 bytes, each written whole and freed, plus
  *              calloc, realloc and posix_memalign; prints "guarded <n>", the blocks found on a
  *              guarded page (the page 2 of a 64 KiB slot, sample_store.c's layout, whose page
@@ -15,6 +21,9 @@
 #include <string.h>
 #include <unistd.h>
 #include <errno.h>
+#include <dlfcn.h>
+#include <pthread.h>
+#include <sys/mman.h>
 
 static int probe[2]; /* a pipe: write(2) from an unreadable address fails with EFAULT */
 
@@ -33,6 +42,22 @@ static int guarded(const void *p)
     }
     return errno == EFAULT;
 }
+
+/* Lines of /proc/self/maps: the process's memory mappings. */
+static long map_count(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    long n = 0;
+    int c;
+    if (!f)
+        return -1;
+    while ((c = getc(f)) != EOF)
+        n += c == '\n';
+    fclose(f);
+    return n;
+}
+
+static void *nothing(void *arg) { return arg; }
 
 /* A guarded 100-byte block against the lower guard (left) or the upper one. */
 static char *guarded_block(int left)
@@ -64,6 +89,42 @@ int main(int argc, char **argv)
         p = guarded_block(1);
         free((char *)p);
         p[5] = 1;
+    } else if (!strcmp(mode, "many")) {
+        enum { N = 30000 };
+        static char *live[N];
+        long n = 0, maps = 0, failures = 0;
+        for (int round = 0; round < 2; round++) {
+            for (int i = 0; i < N; i++) {
+                if (!(live[i] = malloc(32)))
+                    return 2;
+                memset(live[i], 7, 32);
+                if (round == 0)
+                    n += guarded(live[i]);
+            }
+            long m = map_count();
+            maps = m > maps ? m : maps;
+            for (int i = 0; i < 200; i++) {
+                char *q = mmap(NULL, 4096 * (1 + i % 3), PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                if (q == MAP_FAILED || mprotect(q, 4096, PROT_READ))
+                    failures++;
+            }
+            pthread_t t;
+            if (pthread_create(&t, NULL, nothing, NULL) || pthread_join(t, NULL))
+                failures++;
+            if (!dlopen("libm.so.6", RTLD_NOW))
+                failures++;
+            char *big = malloc(10u << 20);
+            if (!big)
+                failures++;
+            else
+                memset(big, 1, 10u << 20);
+            free(big);
+            for (int i = 0; i < N; i++)
+                free(live[i]);
+        }
+        printf("guarded %ld maps %ld failures %ld\n", n, maps, failures);
+        return 0;
     } else {
         unsigned long long seed = 42;
         long n = 0;
