@@ -96,7 +96,8 @@ static int scenario(const char *name)
     return 0;
 }
 
-static void expect_abort(const char *name, const char *message)
+/* Re-execute this binary as `--scenario name` with HAKMEM_DEBUG=1; its stderr is printed. */
+static void run_scenario(const char *name, tl_result *r)
 {
     char self[4096];
     ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -104,9 +105,14 @@ static void expect_abort(const char *name, const char *message)
     self[len] = '\0';
     const char *argv[] = {self, "--scenario", name, NULL};
     const char *env[] = {"HAKMEM_DEBUG=1", NULL};
+    assert_int_equal(tl_run(argv, env, NULL, NULL, 60, r), 0);
+    printf("%s", r->err);
+}
+
+static void expect_abort(const char *name, const char *message)
+{
     tl_result r;
-    assert_int_equal(tl_run(argv, env, NULL, NULL, 60, &r), 0);
-    printf("%s", r.err);
+    run_scenario(name, &r);
     int aborted = WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGABRT;
     int named = strstr(r.err, message) != NULL;
     int starts = strncmp(r.err, "hakmem: invariant broken: ", 26) == 0 ||
@@ -142,15 +148,8 @@ static void test_span_capacity_equation(void **state)
 /* The scenario prints "block <pointer>" first; the abort must name that pointer. */
 static void expect_block_abort(const char *name, const char *message)
 {
-    char self[4096];
-    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
-    assert_true(len > 0);
-    self[len] = '\0';
-    const char *argv[] = {self, "--scenario", name, NULL};
-    const char *env[] = {"HAKMEM_DEBUG=1", NULL};
     tl_result r;
-    assert_int_equal(tl_run(argv, env, NULL, NULL, 60, &r), 0);
-    printf("%s", r.err);
+    run_scenario(name, &r);
     char block[64] = "", want[256];
     const char *at = strstr(r.err, "block 0x");
     if (at)
@@ -181,15 +180,8 @@ static void test_block_given_to_another_arena(void **state)
 static void test_sound_heap_passes_the_checks(void **state)
 {
     (void)state;
-    char self[4096];
-    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
-    assert_true(len > 0);
-    self[len] = '\0';
-    const char *argv[] = {self, "--scenario", "none", NULL};
-    const char *env[] = {"HAKMEM_DEBUG=1", NULL};
     tl_result r;
-    assert_int_equal(tl_run(argv, env, NULL, NULL, 60, &r), 0);
-    printf("%s", r.err);
+    run_scenario("none", &r);
     int ok = tl_exited_ok(&r) && !strstr(r.err, "hakmem:");
     tl_result_free(&r);
     assert_true(ok);
