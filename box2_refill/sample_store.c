@@ -336,9 +336,10 @@ static void quarantine(slot_t *s)
     push_free(GUARD_SHARD, old->index);
 }
 
-/* A plain slot takes the guarded layout: 0, or -1 with the slot as it was (or, if its first
- * guard cannot be made writable again, kept out of use: retired). */
-static int guard_slot(slot_t *s, unsigned shard)
+/* A plain slot (of index `index`, taken from `shard`) takes the guarded layout: 0, or -1 with
+ * the slot back on its shard as it was (or, if its first guard cannot be made writable again,
+ * kept out of use: retired). */
+static int guard_slot(slot_t *s, uint32_t index, unsigned shard)
 {
     if (mprotect((char *)s + PAGE, PAGE, PROT_NONE) == 0) {
         if (mprotect((char *)s + 3 * PAGE, PAGE, PROT_NONE) == 0) {
@@ -350,7 +351,7 @@ static int guard_slot(slot_t *s, unsigned shard)
             return -1;
         }
     }
-    push_free(shard, s->index);
+    push_free(shard, index);
     return -1;
 }
 
@@ -367,8 +368,7 @@ static void *guarded_take(size_t size, int zero, int left, uintptr_t note)
         s = slot_at(top - 1u);
         if (s->magic == SLOT_FREE) /* a used plain slot: its block page may hold old data */
             memset((char *)s + 2 * PAGE, 0, PAGE);
-        s->index = top - 1u;
-        if (guard_slot(s, shard))
+        if (guard_slot(s, top - 1u, shard))
             return NULL;
     }
     char *page = (char *)s + 2 * PAGE;
