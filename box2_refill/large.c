@@ -49,16 +49,29 @@ static size_t round_map(size_t n) { return (n + MAP_PAGE - 1) & ~(MAP_PAGE - 1);
 
 static uintptr_t page_of(const void *p) { return (uintptr_t)p & ~(uintptr_t)(MAP_PAGE - 1); }
 
-/* A fresh mapping; after a failure, reclaim and retry only when that could help (purge.h). */
-static void *map_fresh(size_t len, size_t align)
+/* A fresh mapping at `phase` modulo `align` (os.h); after a failure, reclaim and retry only
+ * when that could help (purge.h). */
+static void *map_fresh_at(size_t len, size_t align, uintptr_t phase)
 {
-    void *p = hak_os_map_aligned(len, align);
+    void *p = hak_os_map_phase(len, align, phase);
     if (!p && hak_reclaim_may_help(len) && hak_reclaim()) {
-        p = hak_os_map_aligned(len, align);
+        p = hak_os_map_phase(len, align, phase);
         if (!p)
             hak_reclaim_did_not_help(len);
     }
     return p; /* NULL: errno ENOMEM */
+}
+
+static void *map_fresh(size_t len, size_t align) { return map_fresh_at(len, align, 0); }
+
+/* A fresh mapping of len bytes, aligned to `align`, for pages now at `from` to move into the
+ * head of: at from's phase modulo HAK_OS_PMD, so that mremap moves them by page-table page
+ * (os.h). align is a power of two; from is aligned to it. */
+static void *map_fresh_for(size_t len, size_t align, uintptr_t from)
+{
+    if (align >= HAK_OS_PMD)
+        return map_fresh(len, align);
+    return map_fresh_at(len, HAK_OS_PMD, from & (HAK_OS_PMD - 1));
 }
 
 /* Move the largest resident cached range (shorter than len) into [dest, dest + len): its
@@ -78,33 +91,37 @@ static size_t move_largest_into(char *dest, size_t len, size_t align)
     return 0;
 }
 
-/* No cached range serves map_len: grow the largest resident range in place when the address
- * space after it is free; else a fresh mapping, into whose head that range is moved. Both
- * fault in only what the range lacks. *dirty: bytes from the base that may hold old data. */
+/* No cached range serves map_len: grow the largest resident range (the seed) in place when
+ * the address space after it is free; else a fresh mapping at the seed's phase (os.h), into
+ * whose head the seed's pages move. Both fault in only what the seed lacks. *dirty: bytes
+ * from the base that may hold old data. */
 static char *map_for_block(size_t map_len, size_t map_align, size_t *dirty)
 {
     *dirty = 0;
-    if (map_len >= HAK_LARGE_SPLIT_MIN) {
-        size_t seed_len = 0;
-        uintptr_t seed = hak_large_cache_take_largest(map_len, map_align, &seed_len);
-        if (seed) {
-            if (hak_os.remap((void *)seed, seed_len, map_len, NULL)) {
-                *dirty = seed_len;
-                hak_large_cache_note_miss(1);
-                return (char *)seed;
-            }
-            if (!hak_large_cache_put(seed, seed_len, hak_now_ms()))
-                hak_os.unmap((void *)seed, seed_len);
-        }
+    size_t seed_len = 0;
+    uintptr_t seed = map_len >= HAK_LARGE_SPLIT_MIN
+                         ? hak_large_cache_take_largest(map_len, map_align, &seed_len)
+                         : 0;
+    if (seed && hak_os.remap((void *)seed, seed_len, map_len, NULL)) {
+        *dirty = seed_len;
+        hak_large_cache_note_miss(1);
+        return (char *)seed;
     }
-    char *dest = map_fresh(map_len, map_align);
-    if (dest && map_len >= HAK_LARGE_SPLIT_MIN) {
-        int saved = errno;
-        *dirty = move_largest_into(dest, map_len, map_align);
-        errno = saved;
+    int saved = errno;
+    char *dest = seed ? map_fresh_for(map_len, map_align, seed) : NULL;
+    if (dest && hak_os.remap((void *)seed, seed_len, seed_len, dest)) {
+        *dirty = seed_len;
+    } else if (seed) { /* the seed spans two kernel mappings, or no mapping was had while the
+                        * seed was out of the cache, where a reclaim could have unmapped it */
+        if (!hak_large_cache_put(seed, seed_len, hak_now_ms()))
+            hak_os.unmap((void *)seed, seed_len);
     }
-    if (dest)
-        hak_large_cache_note_miss(*dirty != 0);
+    if (!dest)
+        dest = map_fresh(map_len, map_align);
+    if (!dest)
+        return NULL; /* errno ENOMEM */
+    errno = saved;
+    hak_large_cache_note_miss(*dirty != 0);
     return dest;
 }
 
@@ -230,8 +247,8 @@ void *hak_large_realloc(void *ptr, size_t size)
     void *old_base = (void *)hdr->base;
     int saved = errno;
     /* A big block over the cached range that follows it, if any; else in place (always
-     * works for a shrink); else move the pages to a fresh 64 KiB aligned place, replacing a
-     * reservation made for it. The old page map entry is cleared before the move: once the
+     * works for a shrink); else move the pages to a fresh 64 KiB aligned place at the old
+     * base's phase (os.h), replacing a reservation made for it. The old page map entry is cleared before the move: once the
      * pages are gone, another thread may map that place. */
     void *moved;
     size_t room = new_len > 2 * old_len ? new_len : 2 * old_len; /* growth doubles at least */
@@ -258,7 +275,7 @@ void *hak_large_realloc(void *ptr, size_t size)
         if (dest) {
             new_len = got.len;
         } else {
-            dest = map_fresh(new_len, dest_align);
+            dest = map_fresh_for(new_len, dest_align, (uintptr_t)old_base);
             move_len = new_len;
         }
         if (!dest)

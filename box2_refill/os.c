@@ -37,6 +37,11 @@ hak_os_t hak_os = {os_map, os_unmap, os_purge, os_remap};
 
 void *hak_os_map_aligned(size_t len, size_t align)
 {
+    return hak_os_map_phase(len, align, 0);
+}
+
+void *hak_os_map_phase(size_t len, size_t align, uintptr_t phase)
+{
     size_t span = len + align;
     if (span < len) {
         errno = ENOMEM;
@@ -49,7 +54,10 @@ void *hak_os_map_aligned(size_t len, size_t align)
         return NULL;
     }
     errno = saved;
-    uintptr_t start = ((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1);
+    phase &= align - 1;
+    uintptr_t start = (((uintptr_t)raw - phase + align - 1) & ~(uintptr_t)(align - 1)) + phase;
+    if (start < (uintptr_t)raw)
+        start += align;
     size_t head = start - (uintptr_t)raw;
     size_t tail = span - head - len;
     if (head)

@@ -26,4 +26,19 @@ extern hak_os_t hak_os; /* tests may replace members; written only while single-
 /* len bytes aligned to `align` (a power of two >= 4096), trimmed from a larger mapping. */
 void *hak_os_map_aligned(size_t len, size_t align);
 
+/* len bytes at an address congruent to `phase` modulo `align` (a power of two >= 4096;
+ * phase a multiple of 4096), trimmed from a larger mapping: the place to move pages into
+ * from an address of that phase (HAK_OS_PMD, below). */
+void *hak_os_map_phase(size_t len, size_t align, uintptr_t phase);
+
+/* What one page-table page maps on x86-64: 2 MiB. mremap moves the pages of a 2 MiB-aligned
+ * piece by moving its page-table entry, when the old and the new address are equally far
+ * from a 2 MiB boundary; otherwise it moves them one page-table entry at a time. Besides
+ * costing the kernel 512 times the work, the second kind is expensive afterwards on a guest
+ * whose hypervisor shadows its page tables: every moved page faults once more, in the
+ * hypervisor, unseen by the guest's fault counters (about 5 us a page on the AMD EPYC VM of
+ * docs/BENCHMARKS.md, "Moves by page-table page"). So a fresh mapping that pages will be
+ * moved into is placed at the phase of their old address (large.c). */
+#define HAK_OS_PMD ((size_t)2 << 20)
+
 #endif

@@ -1,6 +1,7 @@
 /* tests/unit/test_box2_large.c - the large cache reuses address ranges instead of mapping anew:
  * best fit and splitting, merging, a resident range grown over the purged range beside it,
- * resident pages moved into a purged range, the cap purging instead of unmapping, a budget
+ * resident pages moved into a purged range, pages moved into fresh mappings at their old
+ * phase modulo 2 MiB (so mremap moves them by page-table page), the cap purging instead of unmapping, a budget
  * that follows the live large bytes and decays, a free past the budget purging at once, a new
  * chunk of spans cut from a resident range, and more purges or unmaps at once than one hold
  * of the cache's lock queues (large_cache.h).
@@ -264,6 +265,90 @@ static void test_resident_pages_move_instead_of_faulting(void **s)
     run(scenario_move_resident_pages);
 }
 
+/* ---- moves by page-table page (os.h, HAK_OS_PMD) ----------------------------------------- */
+
+static uintptr_t moved_from, moved_to;
+
+/* remap that refuses to grow in place (as when the address space after the range is taken),
+ * so that a bigger block moves; records the last move. */
+static void *remap_no_growth(void *a, size_t old_len, size_t new_len, void *to)
+{
+    remap_calls++;
+    if (!to && new_len > old_len)
+        return NULL;
+    void *p = real_os.remap(a, old_len, new_len, to);
+    if (p && to) {
+        remap_moves++;
+        moved_from = (uintptr_t)a;
+        moved_to = (uintptr_t)to;
+    }
+    return p;
+}
+
+/* The move went to an address as far from a 2 MiB boundary as the old one was. */
+static int moved_by_pmd(const char *what, int round)
+{
+    if (remap_moves != 1)
+        TL_FAILF("%s, round %d: %d moves (%d remap calls), expected 1", what, round, remap_moves,
+                 remap_calls);
+    if ((moved_from - moved_to) % HAK_OS_PMD)
+        TL_FAILF("%s, round %d: pages moved from %#lx to %#lx: %lu KiB and %lu KiB past a 2 MiB "
+                 "boundary, so mremap moved them page by page", what, round,
+                 (unsigned long)moved_from, (unsigned long)moved_to,
+                 (unsigned long)(moved_from % HAK_OS_PMD) >> 10,
+                 (unsigned long)(moved_to % HAK_OS_PMD) >> 10);
+    return 0;
+}
+
+static int scenario_moves_keep_phase(void *unused)
+{
+    (void)unused;
+    quiet_start();
+    for (int round = 0; round < 4; round++) {
+        /* A cached resident range of 6 + round MiB, then a block that no cached range holds:
+         * the range's pages move into the head of a fresh mapping. */
+        unsigned char *q = malloc(BLOCK(6 + round));
+        if (!q)
+            TL_FAILF("malloc(%u MiB) failed", 6 + round);
+        memset(q, 0x77, BLOCK(6 + round));
+        free(q);
+        count_calls();
+        hak_os.remap = remap_no_growth;
+        unsigned char *r = malloc(20 * MIB);
+        if (!r || !all_bytes(r, BLOCK(6 + round) - 64 * 1024, 0x77))
+            TL_FAILF("round %d: malloc(20 MiB) after a %d MiB range: its bytes did not come "
+                     "along", round, 6 + round);
+        if (moved_by_pmd("malloc", round))
+            return 1;
+        /* realloc of a block in one fresh mapping that can neither grow in place nor find
+         * a cached range: its pages move into a fresh mapping. */
+        free(r);
+        hak_os = real_os;
+        malloc_trim(0);
+        r = malloc(BLOCK(5 + round));
+        if (!r)
+            TL_FAILF("malloc(%u MiB) failed", 5 + round);
+        memset(r, 0x21, BLOCK(5 + round));
+        count_calls();
+        hak_os.remap = remap_no_growth;
+        unsigned char *g = realloc(r, 60 * MIB);
+        if (!g || !all_bytes(g, BLOCK(5 + round), 0x21))
+            TL_FAILF("round %d: realloc to 60 MiB lost the bytes", round);
+        if (moved_by_pmd("realloc", round))
+            return 1;
+        free(g);
+        hak_os = real_os;
+        malloc_trim(0); /* an empty cache for the next round */
+    }
+    return 0;
+}
+
+static void test_moves_keep_the_phase_of_2_mib(void **s)
+{
+    (void)s;
+    run(scenario_moves_keep_phase);
+}
+
 /* ---- the budget follows the live bytes, decays, and idle ranges are unmapped ----------- */
 
 static int scenario_budget_decays(void *unused)
@@ -455,6 +540,7 @@ int main(void)
         cmocka_unit_test(test_big_blocks_split_best_fit_and_merge),
         cmocka_unit_test(test_cap_purges_and_resident_range_grows_over_purged),
         cmocka_unit_test(test_resident_pages_move_instead_of_faulting),
+        cmocka_unit_test(test_moves_keep_the_phase_of_2_mib),
         cmocka_unit_test(test_budget_follows_live_bytes_and_decays),
         cmocka_unit_test(test_free_past_the_budget_purges_at_once),
         cmocka_unit_test(test_span_chunk_cut_from_resident_cached_range),
