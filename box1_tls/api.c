@@ -369,12 +369,14 @@ HAKMEM_API void *pvalloc(size_t size)
     return hak_aligned_alloc(HAK_PAGE, rounded ? rounded : HAK_PAGE);
 }
 
-/* Give back this thread's lists, then everything Box 2 caches; 1 if pages went to the OS. */
+/* Give back this thread's lists and the large blocks it kept, then everything Box 2 caches;
+ * 1 if pages went to the OS. */
 HAKMEM_API int malloc_trim(size_t pad)
 {
     (void)pad;
     HAK_VG_ENTER();
     hak_tcache_drain();
+    hak_large_thread_flush();
     int returned = hak_backend_return_all();
     HAK_VG_LEAVE();
     return returned;

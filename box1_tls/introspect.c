@@ -193,12 +193,15 @@ HAKMEM_API int mallopt(int param, int value)
         answer = (size_t)value <= MXFAST_MAX;
         break;
     case M_TRIM_THRESHOLD: /* freed memory kept for reuse: the large cache's budget, in whole
-                            * MiB; negative is glibc's huge threshold: the largest budget */
+                            * MiB; negative is glibc's huge threshold: the largest budget.
+                            * The large blocks this thread kept go to the cache first. */
+        hak_large_thread_flush();
         hak_large_cache_set_budget_mib(value < 0 ? HAK_CFG_MAX_large_cache_mib
                                                  : ((int64_t)value + (1 << 20) - 1) >> 20);
         break;
     case M_MMAP_THRESHOLD: /* freed mappings above this go back to the OS at once; negative
                             * converts to a huge size_t, as in glibc: no bound */
+        hak_large_thread_flush();
         hak_large_cache_set_entry_max((size_t)value);
         break;
     case M_PERTURB: /* fill blocks on the cold paths, as glibc does outside its tcache */

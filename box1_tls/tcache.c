@@ -400,6 +400,10 @@ void hak_tcache_overflow(unsigned class_idx)
 
 void *hak_tcache_large(size_t size, size_t align, int zero)
 {
+    if (HAK_UNLIKELY(hak_tcache_cold.state == HAK_TC_NEW))
+        thread_start(); /* a thread whose first block is large: Box 2's record of it keeps the
+                         * large blocks it frees (box2_refill/large_local.h), and its exit
+                         * gives them back */
     void *p = zero ? hak_large_calloc(size) : hak_large_alloc(size, align);
     if (HAK_UNLIKELY(!p) && errno == ENOMEM && hak_tcache_cached_blocks() &&
         !hak_mapping_hopeless(size)) {
@@ -465,6 +469,7 @@ static void thread_exit(void *arg)
         list_set_cap(hak_list(c), 0);
     hak_tcache_cold.state = HAK_TC_UNCACHED;
     hak_sampled_thread_exit();
+    hak_large_thread_flush();
     hak_thread_detach();
     HAK_VG_LEAVE();
     errno = saved;

@@ -17,6 +17,7 @@
 #include "pagemap_write.h"
 #include "large.h"
 #include "large_cache.h"
+#include "large_local.h"
 #include "lock.h"
 #include "shared_contracts/config.h"
 #include "purge.h"
@@ -140,7 +141,14 @@ static void *large_alloc(size_t size, size_t align, int zero)
     size_t map_len = round_map(lead + (size ? size : 1)), dirty;
     hak_large_got_t got;
     char *base;
-    if (hak_large_cache_get(map_len, map_align, &got)) {
+    uintptr_t held = 0;
+    size_t held_len = map_len < HAK_LARGE_SPLIT_MIN ? hak_large_local_take(map_len, map_align, &held)
+                                                    : 0;
+    if (held_len) { /* one the thread kept (large_local.h) */
+        base = (char *)held;
+        map_len = held_len;
+        dirty = held_len;
+    } else if (hak_large_cache_get(map_len, map_align, &got)) {
         base = (char *)got.base;
         map_len = got.len;
         dirty = got.dirty;
@@ -164,11 +172,14 @@ static void *large_alloc(size_t size, size_t align, int zero)
     hdr->note_size = 0;
     if (hak_pagemap_set_range(page_of(user), MAP_PAGE, hak_pm_entry(HAK_PM_LARGE, hdr))) {
         hak_os.unmap(base, map_len);
+        if (held_len)
+            hak_large_cache_live_sub(held_len);
         errno = ENOMEM;
         return NULL;
     }
     __atomic_fetch_add(&large_live_count, 1, __ATOMIC_RELAXED);
-    hak_large_cache_live_add(map_len);
+    if (!held_len) /* a kept range never left the live bytes (large_local.h) */
+        hak_large_cache_live_add(map_len);
     __atomic_fetch_add(&large_total_count, 1, __ATOMIC_RELAXED);
     return user;
 }
@@ -218,9 +229,11 @@ void hak_large_free(void *ptr, uint64_t entry)
     hak_pagemap_set_range(page_of(ptr), MAP_PAGE, 0);
     uint64_t now = hak_now_ms();
     __atomic_fetch_sub(&large_live_count, 1, __ATOMIC_RELAXED);
-    hak_large_cache_live_sub(map_len);
-    if (!hak_large_cache_put((uintptr_t)base, map_len, now))
-        hak_os.unmap(base, map_len);
+    if (!hak_large_local_keep((uintptr_t)base, map_len, now)) {
+        hak_large_cache_live_sub(map_len);
+        if (!hak_large_cache_put((uintptr_t)base, map_len, now))
+            hak_os.unmap(base, map_len);
+    }
     hak_decay_maybe(now); /* a program of large blocks alone has no other slow path */
 }
 

@@ -268,6 +268,29 @@ static job_t job_for(range_t *r, int purge)
 }
 
 static size_t live_now; /* relaxed atomics: hak_large_cache_live_* */
+/* The ranges threads keep (large_local.h): their count in the low 16 bits, their length in
+ * 64 KiB map pages above; relaxed atomics (hak_large_cache_held). */
+static uint64_t held_now;
+
+static size_t held_bytes(void)
+{
+    return (size_t)(__atomic_load_n(&held_now, __ATOMIC_RELAXED) >> 16) << HAK_PM_SHIFT;
+}
+
+size_t hak_large_cache_held_room(void)
+{
+    size_t half = __atomic_load_n(&target_now, __ATOMIC_RELAXED) / 2, held = held_bytes();
+    return half > held ? half - held : 0;
+}
+
+void hak_large_cache_held(size_t len, int sign)
+{
+    uint64_t d = ((uint64_t)(len >> HAK_PM_SHIFT) << 16) + 1;
+    if (sign > 0)
+        __atomic_fetch_add(&held_now, d, __ATOMIC_RELAXED);
+    else
+        __atomic_fetch_sub(&held_now, d, __ATOMIC_RELAXED);
+}
 
 /* What the recent peak, plus an eighth, leaves beside the live bytes, within [floor, cap].
  * Under cache_lock. */
@@ -311,6 +334,7 @@ int hak_large_cache_put(uintptr_t base, size_t len, uint64_t now_ms)
     hak_lock(&cache_lock);
     /* the budget: the target, within the cap */
     max = target_for(__atomic_load_n(&live_now, __ATOMIC_RELAXED));
+    __atomic_store_n(&target_now, max, __ATOMIC_RELAXED);
     merge_neighbours(&base, &len, 0);
     if (len > max) { /* merged past the budget: it is purged whole */
         j.job[j.n++] = (job_t){base, len, 1};
@@ -598,6 +622,9 @@ void hak_large_cache_totals(hak_large_cache_totals_t *t)
     t->resident = resident;
     t->purged = purged;
     hak_unlock(&cache_lock);
+    uint64_t h = __atomic_load_n(&held_now, __ATOMIC_RELAXED);
+    t->held = h & 0xffff;
+    t->held_bytes = (h >> 16) << HAK_PM_SHIFT;
     t->target = __atomic_load_n(&target_now, __ATOMIC_RELAXED);
     t->hits = __atomic_load_n(&hits, __ATOMIC_RELAXED);
     t->grown = __atomic_load_n(&grown, __ATOMIC_RELAXED);

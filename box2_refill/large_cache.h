@@ -117,8 +117,17 @@ typedef struct hak_large_cache_totals {
     uint64_t misses;    /* mapped anew, no cached range used */
     uint64_t purges;    /* ranges purged to meet the cap or the target */
     uint64_t unmaps;    /* ranges unmapped (idle, trim, slots) */
+    uint64_t held, held_bytes; /* ranges threads keep (large_local.h), not in the above */
 } hak_large_cache_totals_t;
 void hak_large_cache_totals(hak_large_cache_totals_t *t);
+
+/* A thread began (sign 1) or stopped (-1) keeping a freed range of len bytes for itself
+ * (large_local.h); for the totals and hak_large_cache_held_room. */
+void hak_large_cache_held(size_t len, int sign);
+
+/* The bytes threads may still keep, all together: half the budget (the target as last
+ * computed), less what they keep now. */
+size_t hak_large_cache_held_room(void);
 
 /* The largest mapping a free may keep (no bound unless mallopt(M_MMAP_THRESHOLD) set one).
  * mallopt's setters, hak_large_cache_set_entry_max and hak_large_cache_set_budget_mib, are

@@ -65,12 +65,13 @@ size_t hak_stats_format(char *buf, size_t cap)
     hak_span_totals(&sp);
     uint64_t lcount, lbytes, ltotal;
     hak_large_stats(&lcount, &lbytes, &ltotal);
+    hak_large_cache_totals_t lc;
+    hak_large_cache_totals(&lc);
+    lbytes = lbytes > lc.held_bytes ? lbytes - lc.held_bytes : 0; /* kept: free, not live */
     PUT("spans: mapped %zu KiB, active %zu KiB, empty %zu KiB, purged %zu KiB, %zu cut smaller\n",
         sp.mapped >> 10, sp.active >> 10, sp.pooled >> 10, sp.purged >> 10, sp.splits);
     PUT("large: %llu live (%llu KiB), %llu allocated in all\n", (unsigned long long)lcount,
         (unsigned long long)(lbytes >> 10), (unsigned long long)ltotal);
-    hak_large_cache_totals_t lc;
-    hak_large_cache_totals(&lc);
     PUT("large cache: %llu ranges (%llu KiB resident, %llu KiB purged, target %llu KiB), "
         "%llu reused, %llu grown from a cached range, %llu mapped anew, %llu purges, "
         "%llu unmaps\n",
@@ -79,6 +80,8 @@ size_t hak_stats_format(char *buf, size_t cap)
         (unsigned long long)lc.hits, (unsigned long long)lc.grown,
         (unsigned long long)lc.misses, (unsigned long long)lc.purges,
         (unsigned long long)lc.unmaps);
+    PUT("large kept by threads: %llu ranges (%llu KiB)\n", (unsigned long long)lc.held,
+        (unsigned long long)(lc.held_bytes >> 10));
     if (hak_config.guard_sample)
         PUT("guarded: %u live (at most %u), %llu picks allocated unguarded, %llu slots retired\n",
             hak_guarded_live(), HAK_GUARD_LIVE_MAX, (unsigned long long)hak_guarded_declined(),
@@ -172,8 +175,11 @@ void hak_usage_snapshot(hak_usage_t *u, const uint32_t self[HAK_NUM_CLASSES])
     hak_large_stats(&u->large_count, &u->large_bytes, &ltotal);
     hak_large_cache_totals_t lc;
     hak_large_cache_totals(&lc);
-    u->cache_entries = lc.entries;
-    u->cache_bytes = lc.resident + lc.purged;
+    /* The freed blocks threads keep (large_local.h) are in the live bytes for the budget;
+     * here they are free, with the cache's. */
+    u->large_bytes = u->large_bytes > lc.held_bytes ? u->large_bytes - lc.held_bytes : 0;
+    u->cache_entries = lc.entries + lc.held;
+    u->cache_bytes = lc.resident + lc.purged + lc.held_bytes;
     u->large_keep_max = hak_large_cache_entry_max();
     errno = saved;
 }

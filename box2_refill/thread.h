@@ -30,6 +30,22 @@ enum hak_tstat {
     HAK_TSTAT_COUNT
 };
 
+/* The freed large ranges a thread keeps for its own next large blocks (large_local.c), in the
+ * order it freed them, oldest first: base[i], len[i] for i < n. Only the owner reads and
+ * changes them, while it holds `busy` (a signal handler that interrupts the owner finds it
+ * set and goes to the shared large cache instead). */
+#define HAK_LARGE_HELD_MAX 8
+typedef struct hak_large_held {
+    int busy;
+    uint32_t n;
+    uint64_t bytes;   /* sum of len[] */
+    uint64_t used_ms; /* the owner's last keep */
+    uint64_t want[2]; /* the longest range its large mallocs asked for: this round, the last */
+    uint32_t asks;    /* its large mallocs (under 2 MiB), counted to HAK_LARGE_ASK_ROUND */
+    uintptr_t base[HAK_LARGE_HELD_MAX];
+    uint64_t len[HAK_LARGE_HELD_MAX];
+} hak_large_held_t;
+
 typedef struct hak_thread {
     int live;                  /* 1: a live thread's own record; 0: the shared fallback */
     hak_ring_t *ring;          /* ACE event ring, or NULL; owner only */
@@ -40,6 +56,7 @@ typedef struct hak_thread {
     uint32_t exit_left[HAK_NUM_CLASSES];    /* blocks the exit drain gave back; owner only */
     uint32_t cached[HAK_NUM_CLASSES];       /* the thread's list length after its last slow path
                                              * of the class; owner writes (relaxed), any reads */
+    hak_large_held_t held;          /* large_local.c; owner only */
     struct hak_thread *next, *prev; /* live list (threads lock) or free pool */
 } hak_thread_t;
 

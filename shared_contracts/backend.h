@@ -117,6 +117,11 @@ void *hak_sampled_alloc(size_t size, size_t align, int zero, uintptr_t note);
  * thread go back to the shared ones; its later sampled allocations and frees use those. */
 void hak_sampled_thread_exit(void);
 
+/* The calling thread gives the freed large blocks it kept for itself back to the large cache
+ * (box2_refill/large_local.h): at its exit (Box 1's destructor, before hak_thread_detach) and
+ * in malloc_trim (before hak_backend_return_all). */
+void hak_large_thread_flush(void);
+
 /* If ptr starts a live sampled block (a store slot or a large block with a note): its note
  * and the size hak_sampled_alloc was asked for, and 1. Otherwise 0; never aborts. No lock. */
 int hak_sampled_note(const void *ptr, uintptr_t *note, size_t *size);

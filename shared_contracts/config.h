@@ -56,6 +56,10 @@
     X(large_cache_mib, "HAKMEM_LARGE_CACHE_MIB", 1024, 0, 65536, 0,                              \
       "most MiB of freed large blocks kept resident for reuse; below it the cache follows the " \
       "recent peak of live large bytes; 0 unmaps them at once")                                 \
+    X(large_thread_kib, "HAKMEM_LARGE_THREAD_KIB", 8192, 0, 1048576, 0,                       \
+      "per thread, the KiB of its freed large blocks under 2 MiB it keeps for its own next "   \
+      "ones, without the large cache's lock (a share of that per CPU when threads outnumber " \
+      "the CPUs; 0: none)")                                                                  \
     X(arenas, "HAKMEM_ARENAS", 0, 0, 16, 0,                                                    \
       "sets of central lists (arenas) the threads are spread over, each thread on the one "    \
       "with the fewest threads when it started; 0: two per CPU the process may run on, at "   \

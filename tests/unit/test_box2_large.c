@@ -1,7 +1,8 @@
 /* tests/unit/test_box2_large.c - the large cache reuses address ranges instead of mapping anew:
  * best fit and splitting, merging, a resident range grown over the purged range beside it,
  * resident pages moved into a purged range, pages moved into fresh mappings at their old
- * phase modulo 2 MiB (so mremap moves them by page-table page), the cap purging instead of unmapping, a budget
+ * phase modulo 2 MiB (so mremap moves them by page-table page), a thread keeping the large
+ * blocks it frees (large_local.h) and giving them back at malloc_trim and exit, the cap purging instead of unmapping, a budget
  * that follows the live large bytes and decays, a free past the budget purging at once, a new
  * chunk of spans cut from a resident range, and more purges or unmaps at once than one hold
  * of the cache's lock queues (large_cache.h).
@@ -13,6 +14,7 @@
  * known; nothing here measures time.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <malloc.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -30,6 +32,7 @@
 #include "box2_refill/os.h"
 #include "box2_refill/purge.h"
 #include "box2_refill/span.h"
+#include "box2_refill/thread.h"
 #include "shared_contracts/config.h"
 #include "testlib.h"
 
@@ -76,6 +79,8 @@ static void quiet_start(void)
     hak_config.purger = 0;
     hak_config.decay_ms = 600000;
     hak_config.large_cache_mib = 1024;
+    hak_config.large_thread_kib = 0; /* every free reaches the cache (but the thread-kept
+                                      * scenarios, below, which turn it back on) */
     hak_decay_maybe(hak_now_ms()); /* the tick due now; the next is 150 s away */
     malloc_trim(0);
     count_calls();
@@ -349,6 +354,126 @@ static void test_moves_keep_the_phase_of_2_mib(void **s)
     run(scenario_moves_keep_phase);
 }
 
+/* ---- a thread keeps the large blocks it frees (large_local.h) ---------------------------- */
+
+/* Free n blocks of `kib` KiB each (filled with v), in order; their addresses in blk[]. */
+static int free_blocks(char **blk, unsigned n, size_t kib, int v)
+{
+    for (unsigned i = 0; i < n; i++) {
+        blk[i] = malloc(kib * 1024 - 4096);
+        if (!blk[i])
+            return 1;
+        memset(blk[i], v, kib * 1024 - 4096);
+    }
+    for (unsigned i = 0; i < n; i++)
+        free(blk[i]);
+    return 0;
+}
+
+static int exit_ok;
+
+static void *exit_holding(void *arg)
+{
+    char *blk[2];
+    return free_blocks(blk, 2, 512, 0x44) ? NULL : arg;
+}
+
+static int scenario_thread_keeps(void *unused)
+{
+    (void)unused;
+    quiet_start();
+    hak_config.large_thread_kib = 8192;
+    hak_config.cpus = 64; /* no share cut below 64 threads */
+    /* A freed 512 KiB block comes back to the same thread without the cache: the same
+     * address, no hit, no miss, no system call; its old bytes are there, calloc clears them. */
+    char *blk[16];
+    if (free_blocks(blk, 1, 512, 0x5a))
+        TL_FAILF("malloc(512 KiB) failed");
+    count_calls();
+    hak_large_cache_totals_t t0 = totals();
+    unsigned char *p = calloc(1, 512 * 1024 - 4096);
+    hak_large_cache_totals_t t1 = totals();
+    if ((char *)p != blk[0] || t1.hits != t0.hits || t1.misses != t0.misses || map_calls ||
+        remap_calls || !all_bytes(p, 512 * 1024 - 4096, 0))
+        TL_FAILF("calloc after a free of 512 KiB: %p (freed %p), cache hits +%llu misses +%llu, "
+                 "%d maps, %d remaps, %s", (void *)p, (void *)blk[0],
+                 (unsigned long long)(t1.hits - t0.hits),
+                 (unsigned long long)(t1.misses - t0.misses), map_calls, remap_calls,
+                 all_bytes(p, 512 * 1024 - 4096, 0) ? "zeroed" : "old bytes left");
+    free(p);
+    /* 2 MiB and up go to the cache. */
+    t0 = totals();
+    free(malloc(2 * MIB));
+    if (totals().entries != t0.entries + 1)
+        TL_FAILF("a freed 2 MiB block did not go to the cache");
+    /* At most HAK_LARGE_HELD_MAX ranges, 8 MiB, and half the cache's budget: of 16 freed
+     * 768 KiB blocks (12 MiB), the ones freed last are kept, the oldest went to the cache. */
+    malloc_trim(0);
+    t0 = totals();
+    if (free_blocks(blk, 16, 768, 0x11))
+        TL_FAILF("malloc(768 KiB) failed");
+    hak_large_held_t *h = &hak_thread_self()->held;
+    t1 = totals();
+    if (!hak_thread_self()->live || h->n > HAK_LARGE_HELD_MAX || h->bytes > 8 * MIB ||
+        h->bytes > t1.target / 2 || h->n < 2 || t1.held != h->n || t1.held_bytes != h->bytes ||
+        t1.resident - t0.resident != 16 * 768 * 1024 - h->bytes)
+        TL_FAILF("after 16 frees of 768 KiB: %u kept (%llu KiB; the totals say %llu, %llu KiB; "
+                 "target %llu KiB), %llu KiB more in the cache", h->n,
+                 (unsigned long long)h->bytes >> 10, (unsigned long long)t1.held,
+                 (unsigned long long)t1.held_bytes >> 10, (unsigned long long)t1.target >> 10,
+                 (unsigned long long)(t1.resident - t0.resident) >> 10);
+    for (unsigned i = 0; i < h->n; i++)
+        if (h->base[i] != (uintptr_t)blk[16 - h->n + i] - 64)
+            TL_FAILF("kept range %u of %u at %#lx (%llu KiB) is not the block freed %u-th "
+                     "(%p)", i, h->n, (unsigned long)h->base[i],
+                     (unsigned long long)h->len[i] >> 10, 16 - h->n + i,
+                     (void *)blk[16 - h->n + i]);
+    /* A block longer than twice any the thread asked malloc for lately (a buffer grown by
+     * realloc) goes to the cache. */
+    malloc_trim(0);
+    unsigned char *g = malloc(64 * 1024);
+    unsigned char *g2 = g ? realloc(g, 1536 * 1024) : NULL;
+    if (!g2)
+        TL_FAILF("realloc to 1.5 MiB failed");
+    for (unsigned i = 0; i < 130; i++) /* two rounds of asks of 96 KiB (large_local.c) */
+        free(malloc(96 * 1024));
+    uint32_t n0 = h->n;
+    t0 = totals();
+    free(g2);
+    if (h->n != n0 || totals().resident <= t0.resident)
+        TL_FAILF("a 1.5 MiB block grown by realloc was kept by the thread (%u ranges, %u before)",
+                 h->n, n0);
+    /* malloc_trim gives them back (and the cache unmaps them). */
+    malloc_trim(0);
+    if (h->n || h->bytes || totals().resident)
+        TL_FAILF("after malloc_trim: %u ranges kept, %llu KiB resident in the cache", h->n,
+                 (unsigned long long)totals().resident >> 10);
+    /* A thread that exits gives what it kept to the cache. */
+    t0 = totals();
+    pthread_t th;
+    void *ok = NULL;
+    if (pthread_create(&th, NULL, exit_holding, &exit_ok) || pthread_join(th, &ok) || !ok)
+        TL_FAILF("the exiting thread failed");
+    t1 = totals();
+    if (t1.resident - t0.resident != 2 * 512 * 1024)
+        TL_FAILF("a thread exited holding 2 freed 512 KiB blocks: the cache got %llu KiB",
+                 (unsigned long long)(t1.resident - t0.resident) >> 10);
+    /* HAKMEM_LARGE_THREAD_KIB=0: none kept. */
+    hak_config.large_thread_kib = 0;
+    p = malloc(512 * 1024 - 4096);
+    t0 = totals();
+    free(p);
+    if (h->n || totals().resident != t0.resident + 512 * 1024)
+        TL_FAILF("with the option 0 a freed 512 KiB block was kept (%u ranges)", h->n);
+    return 0;
+}
+
+static void test_thread_keeps_its_freed_large_blocks(void **s)
+{
+    (void)s;
+    run(scenario_thread_keeps);
+}
+
 /* ---- the budget follows the live bytes, decays, and idle ranges are unmapped ----------- */
 
 static int scenario_budget_decays(void *unused)
@@ -541,6 +666,7 @@ int main(void)
         cmocka_unit_test(test_cap_purges_and_resident_range_grows_over_purged),
         cmocka_unit_test(test_resident_pages_move_instead_of_faulting),
         cmocka_unit_test(test_moves_keep_the_phase_of_2_mib),
+        cmocka_unit_test(test_thread_keeps_its_freed_large_blocks),
         cmocka_unit_test(test_budget_follows_live_bytes_and_decays),
         cmocka_unit_test(test_free_past_the_budget_purges_at_once),
         cmocka_unit_test(test_span_chunk_cut_from_resident_cached_range),
