@@ -261,8 +261,8 @@ void *hak_large_realloc(void *ptr, size_t size)
     int saved = errno;
     /* A big block over the cached range that follows it, if any; else in place (always
      * works for a shrink); else move the pages to a fresh 64 KiB aligned place at the old
-     * base's phase (os.h), replacing a reservation made for it. The old page map entry is cleared before the move: once the
-     * pages are gone, another thread may map that place. */
+     * base's phase (os.h), replacing a reservation made for it. The old page map entry is
+     * cleared before the move: once the pages are gone, another thread may map that place. */
     void *moved;
     size_t room = new_len > 2 * old_len ? new_len : 2 * old_len; /* growth doubles at least */
     int big = old_len >= HAK_LARGE_SPLIT_MIN;

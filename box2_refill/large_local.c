@@ -115,6 +115,10 @@ int hak_large_local_keep(uintptr_t base, size_t len, uint64_t now_ms)
     uint64_t room = h->bytes + hak_large_cache_held_room();
     if (room < cap)
         cap = room;
+    if (len > cap) { /* no room: the cache takes it (and the thread keeps what it has) */
+        unclaim(h);
+        return 0;
+    }
     /* Ranges that leave for the cache: all when the thread kept none for HAKMEM_DECAY_MS (they
      * sat idle that long), else the oldest until the new one fits. */
     uintptr_t out_base[HAK_LARGE_HELD_MAX];
@@ -122,10 +126,6 @@ int hak_large_local_keep(uintptr_t base, size_t len, uint64_t now_ms)
     uint32_t out = 0;
     int stale = now_ms - h->used_ms >= (uint64_t)__atomic_load_n(&hak_config.decay_ms,
                                                                    __ATOMIC_RELAXED);
-    if (len > cap) { /* no room: the cache takes it (and the thread keeps what it has) */
-        unclaim(h);
-        return 0;
-    }
     while (h->n && (stale || h->n == HAK_LARGE_HELD_MAX || h->bytes + len > cap)) {
         out_base[out] = h->base[0];
         out_len[out++] = h->len[0];
