@@ -73,8 +73,17 @@ static size_t resident, purged, all_bytes;
  * peak_past under cache_lock; target_now under it, read relaxed by the totals. */
 static size_t peak_now, peak_past[HAK_LARGE_PEAK_WINDOWS - 1], target_now = HAK_LARGE_CACHE_FLOOR;
 static uint64_t rolled_ms;
+/* Reuses in the period since the last roll, and the highest live bytes + reuse distance
+ * among the first and every REUSE_SAMPLE-th after it (hak_large_cache_get: the distance walks
+ * the slots, and a program may reuse large blocks a million times a second; a prime, so that
+ * a program cycling through a power of two of buffers does not show the same one each time);
+ * under cache_lock. They count as a peak once HAK_LARGE_REUSE_STEADY came in one period. */
+#define REUSE_SAMPLE 7u
+static size_t reuse_peak;
+static unsigned reuses;
 /* Statistics: relaxed atomics. */
 static uint64_t hits, grown, misses, purges, unmaps;
+static size_t live_now; /* relaxed atomics: hak_large_cache_live_* */
 
 static size_t cap_bytes(void) { return (size_t)hak_config.large_cache_mib << 20; }
 
@@ -267,7 +276,6 @@ static job_t job_for(range_t *r, int purge)
     return (job_t){gone.base, gone.len, purge};
 }
 
-static size_t live_now; /* relaxed atomics: hak_large_cache_live_* */
 /* The ranges threads keep (large_local.h): their count in the low 16 bits, their length in
  * 64 KiB map pages above; relaxed atomics (hak_large_cache_held). */
 static uint64_t held_now;
@@ -299,6 +307,8 @@ static size_t target_for(size_t live)
     size_t peak = __atomic_load_n(&peak_now, __ATOMIC_RELAXED);
     for (unsigned k = 0; k < HAK_LARGE_PEAK_WINDOWS - 1; k++)
         peak = peak_past[k] > peak ? peak_past[k] : peak;
+    if (reuses >= HAK_LARGE_REUSE_STEADY && reuse_peak > peak)
+        peak = reuse_peak;
     peak = live > peak ? live : peak;
     size_t want = peak + peak / 8 - live, max = cap_bytes();
     want = want < HAK_LARGE_CACHE_FLOOR ? HAK_LARGE_CACHE_FLOOR : want;
@@ -460,16 +470,33 @@ static int take_run(size_t need, hak_large_got_t *got)
     return 1;
 }
 
+/* The bytes of the other resident ranges freed no earlier than resident range r (in the
+ * clock's milliseconds), plus the `taken` bytes of r a request gets: what the cache had to
+ * hold for that reuse, since it purges the oldest bytes first. Under cache_lock. */
+static size_t reuse_distance(const range_t *r, size_t taken)
+{
+    size_t d = taken;
+    FOR_EACH_SLOT(o)
+    if (!o->purged && o != r && o->since_ms >= r->since_ms)
+        d += o->len;
+    return d;
+}
+
 int hak_large_cache_get(size_t need, size_t align, hak_large_got_t *got)
 {
     int small = need < HAK_LARGE_SPLIT_MIN, ok = 1;
     hak_lock(&cache_lock);
     range_t *best = best_fit(need, align, small, 0);
-    if (best)
+    if (best) { /* a reuse: its distance may raise the peak (target_for) */
+        if (reuses++ % REUSE_SAMPLE == 0) {
+            size_t demand = reuse_distance(best, small ? best->len : need) +
+                            __atomic_load_n(&live_now, __ATOMIC_RELAXED);
+            reuse_peak = demand > reuse_peak ? demand : reuse_peak;
+        }
         cut(best, need, align, small, got);
-    else if (!purged)
+    } else if (!purged) {
         ok = 0;
-    else if (small || align > UNIT || !take_run(need, got)) {
+    } else if (small || align > UNIT || !take_run(need, got)) {
         best = best_fit(need, align, small, 1);
         if (best)
             cut(best, need, align, small, got);
@@ -584,6 +611,10 @@ size_t hak_large_cache_decay(uint64_t now_ms, uint64_t decay_ms, size_t live_byt
         for (unsigned k = HAK_LARGE_PEAK_WINDOWS - 2; k > 0; k--)
             peak_past[k] = peak_past[k - 1];
         peak_past[0] = __atomic_exchange_n(&peak_now, live_bytes, __ATOMIC_RELAXED);
+        if (reuses >= HAK_LARGE_REUSE_STEADY && reuse_peak > peak_past[0])
+            peak_past[0] = reuse_peak;
+        reuse_peak = 0;
+        reuses = 0;
         rolled_ms = now_ms;
     }
     queue_idle(now_ms, decay_ms, &j);

@@ -27,7 +27,14 @@
  * Budget. Resident bytes never exceed HAKMEM_LARGE_CACHE_MIB (the cap: a block larger than
  * it is not kept). Below the cap, the target follows the program's large blocks: what the
  * recent peak of live large bytes, plus an eighth, leaves beside the bytes live now (at least
- * HAK_LARGE_CACHE_FLOOR), so live + resident cached stays near that peak. A free past the
+ * HAK_LARGE_CACHE_FLOOR), so live + resident cached stays near that peak. Steady reuse counts
+ * too: each request served by a resident range measures the live bytes plus the range's reuse
+ * distance (the bytes it hands out plus the other resident ranges freed no earlier than it,
+ * which the oldest-first purge would have had to keep with it), and once a period has
+ * HAK_LARGE_REUSE_STEADY such reuses, the highest is a peak like the live bytes'. Blocks that
+ * cycle through the cache (freed, then taken by the next block of their size) need it to
+ * hold them between two owners, which the live bytes alone do not show; a lone reuse says
+ * nothing of the next, and does not hold a cache up. A free past the
  * smaller of the two purges the oldest resident bytes at once (a range merged past it is
  * purged whole), so between two decay ticks the cache never holds more than the budget:
  * large.c subtracts a freed block from the live bytes before it puts its range. The peak is
@@ -62,6 +69,7 @@
 #define HAK_LARGE_CACHE_FLOOR ((size_t)4 << 20)  /* the target never goes below this (or cap) */
 #define HAK_LARGE_CACHE_SLOTS 128u
 #define HAK_LARGE_PEAK_WINDOWS 4u
+#define HAK_LARGE_REUSE_STEADY 4u /* reuses in one period that make their distance a peak */
 
 /* What a request got from the cache. */
 typedef struct hak_large_got {

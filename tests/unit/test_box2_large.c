@@ -3,7 +3,8 @@
  * resident pages moved into a purged range, pages moved into fresh mappings at their old
  * phase modulo 2 MiB (so mremap moves them by page-table page), a thread keeping the large
  * blocks it frees (large_local.h) and giving them back at malloc_trim and exit, the cap purging instead of unmapping, a budget
- * that follows the live large bytes and decays, a free past the budget purging at once, a new
+ * that follows the live large bytes and decays, ranges that cycle through the cache kept
+ * resident (a reuse raises the peak), a free past the budget purging at once, a new
  * chunk of spans cut from a resident range, and more purges or unmaps at once than one hold
  * of the cache's lock queues (large_cache.h).
  *
@@ -531,6 +532,81 @@ static void test_budget_follows_live_bytes_and_decays(void **s)
     run(scenario_budget_decays);
 }
 
+/* ---- ranges that cycle through the cache stay resident: a reuse raises the peak ---------- */
+
+#define CYCLE_RANGES 6
+#define PAGES64K(p) ((size_t)(p) << 16)
+
+static int scenario_cycle(void *unused)
+{
+    (void)unused;
+    quiet_start();
+    /* Six ranges of 20 to 25 map pages (8.4 MiB), freed while the peak of live bytes was
+     * theirs. Then the program takes them in turn and gives each back, with nothing live in
+     * between: each take is the oldest range (the only one of its length), with the five
+     * others cached since. The live bytes stay 0, so once their peak leaves the window, the
+     * live bytes alone leave the floor (4 MiB); steady reuses count their distance instead. */
+    size_t all = 0;
+    uintptr_t base[CYCLE_RANGES];
+    for (int i = 0; i < CYCLE_RANGES; i++)
+        all += PAGES64K(20 + i);
+    hak_large_cache_note_live(all);
+    for (int i = 0; i < CYCLE_RANGES; i++) {
+        void *r = hak_os_map_aligned(PAGES64K(20 + i), 64 * 1024);
+        if (!r || !hak_large_cache_put((uintptr_t)r, PAGES64K(20 + i), hak_now_ms()))
+            TL_FAILF("range %d not kept", i);
+        memset(r, 0x3c, PAGES64K(20 + i));
+        base[i] = (uintptr_t)r;
+    }
+    count_calls();
+    const uint64_t decay = 100000;
+    uint64_t now = hak_now_ms();
+    for (unsigned k = 1; k <= HAK_LARGE_PEAK_WINDOWS + 2; k++) {
+        now += decay / 4;
+        for (int i = 0; i < CYCLE_RANGES; i++) {
+            hak_large_got_t got;
+            if (!hak_large_cache_get(PAGES64K(20 + i), 64 * 1024, &got) || got.base != base[i] ||
+                !got.dirty)
+                TL_FAILF("period %u: range %d not reused resident", k, i);
+            hak_large_cache_put(got.base, got.len, now);
+        }
+        hak_large_cache_decay(now, decay, 0);
+        hak_large_cache_totals_t t = totals();
+        if (purge_calls || unmap_calls || t.resident != all)
+            TL_FAILF("period %u: %d purges, %d unmaps, %llu KiB resident of %llu (target %llu "
+                     "KiB); expected the cycling ranges kept resident", k, purge_calls,
+                     unmap_calls, (unsigned long long)(t.resident >> 10),
+                     (unsigned long long)(all >> 10), (unsigned long long)(t.target >> 10));
+    }
+    /* Then one reuse a period, of the oldest range (all six count in its distance): a lone
+     * reuse is not a steady one, and once the last busy period leaves the window the cache
+     * is purged down to the floor. */
+    for (unsigned k = 1; k < HAK_LARGE_PEAK_WINDOWS; k++) {
+        now += decay / 4;
+        hak_large_got_t got;
+        if (!hak_large_cache_get(PAGES64K(20 + k - 1), 64 * 1024, &got) ||
+            got.base != base[k - 1])
+            TL_FAILF("quiet period %u: range %u not reused", k, k - 1);
+        hak_large_cache_put(got.base, got.len, now);
+        hak_large_cache_decay(now, decay, 0);
+        hak_large_cache_totals_t t = totals();
+        int last = k == HAK_LARGE_PEAK_WINDOWS - 1;
+        if (last ? t.resident != HAK_LARGE_CACHE_FLOOR || !purge_calls
+                 : purge_calls || t.resident != all)
+            TL_FAILF("quiet period %u: %d purges, %llu KiB resident (target %llu KiB); expected "
+                     "%s", k, purge_calls, (unsigned long long)(t.resident >> 10),
+                     (unsigned long long)(t.target >> 10),
+                     last ? "the cache purged down to the floor" : "all six still resident");
+    }
+    return 0;
+}
+
+static void test_ranges_cycling_through_the_cache_stay_resident(void **s)
+{
+    (void)s;
+    run(scenario_cycle);
+}
+
 /* ---- between two ticks, a free never leaves more resident than the budget --------------- */
 
 static int scenario_free_past_budget(void *unused)
@@ -668,6 +744,7 @@ int main(void)
         cmocka_unit_test(test_moves_keep_the_phase_of_2_mib),
         cmocka_unit_test(test_thread_keeps_its_freed_large_blocks),
         cmocka_unit_test(test_budget_follows_live_bytes_and_decays),
+        cmocka_unit_test(test_ranges_cycling_through_the_cache_stay_resident),
         cmocka_unit_test(test_free_past_the_budget_purges_at_once),
         cmocka_unit_test(test_span_chunk_cut_from_resident_cached_range),
         cmocka_unit_test(test_more_jobs_than_one_hold_queues),
