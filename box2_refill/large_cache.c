@@ -81,6 +81,10 @@ static uint64_t rolled_ms;
 #define REUSE_SAMPLE 7u
 static size_t reuse_peak;
 static unsigned reuses;
+/* The steady periods' reuse peaks before the current one, newest first (0: a period that was
+ * not steady); under cache_lock. Kept apart from peak_past, so that the bound on them
+ * (target_for) follows the live bytes alone. */
+static size_t reuse_past[HAK_LARGE_PEAK_WINDOWS - 1];
 /* Statistics: relaxed atomics. */
 static uint64_t hits, grown, misses, purges, unmaps;
 static size_t live_now; /* relaxed atomics: hak_large_cache_live_* */
@@ -301,14 +305,21 @@ void hak_large_cache_held(size_t len, int sign)
 }
 
 /* What the recent peak, plus an eighth, leaves beside the live bytes, within [floor, cap].
- * Under cache_lock. */
+ * The peak is the live bytes' or, if higher, steady reuse's, but that one counts only up to
+ * twice the live bytes' peak (or the floor): a reuse distance counts resident ranges, and
+ * unbounded, a cache that kept more would measure more and keep more again (a program whose
+ * misses keep mapping ranges of new sizes would ratchet it up). Under cache_lock. */
 static size_t target_for(size_t live)
 {
     size_t peak = __atomic_load_n(&peak_now, __ATOMIC_RELAXED);
-    for (unsigned k = 0; k < HAK_LARGE_PEAK_WINDOWS - 1; k++)
+    size_t reuse = reuses >= HAK_LARGE_REUSE_STEADY ? reuse_peak : 0;
+    for (unsigned k = 0; k < HAK_LARGE_PEAK_WINDOWS - 1; k++) {
         peak = peak_past[k] > peak ? peak_past[k] : peak;
-    if (reuses >= HAK_LARGE_REUSE_STEADY && reuse_peak > peak)
-        peak = reuse_peak;
+        reuse = reuse_past[k] > reuse ? reuse_past[k] : reuse;
+    }
+    size_t bound = 2 * (peak > HAK_LARGE_CACHE_FLOOR ? peak : HAK_LARGE_CACHE_FLOOR);
+    reuse = reuse < bound ? reuse : bound;
+    peak = reuse > peak ? reuse : peak;
     peak = live > peak ? live : peak;
     size_t want = peak + peak / 8 - live, max = cap_bytes();
     want = want < HAK_LARGE_CACHE_FLOOR ? HAK_LARGE_CACHE_FLOOR : want;
@@ -608,11 +619,12 @@ size_t hak_large_cache_decay(uint64_t now_ms, uint64_t decay_ms, size_t live_byt
     j.n = 0; /* (the jobs themselves are not zeroed: written before they are read) */
     hak_lock(&cache_lock);
     if (now_ms - rolled_ms >= period) {
-        for (unsigned k = HAK_LARGE_PEAK_WINDOWS - 2; k > 0; k--)
+        for (unsigned k = HAK_LARGE_PEAK_WINDOWS - 2; k > 0; k--) {
             peak_past[k] = peak_past[k - 1];
+            reuse_past[k] = reuse_past[k - 1];
+        }
         peak_past[0] = __atomic_exchange_n(&peak_now, live_bytes, __ATOMIC_RELAXED);
-        if (reuses >= HAK_LARGE_REUSE_STEADY && reuse_peak > peak_past[0])
-            peak_past[0] = reuse_peak;
+        reuse_past[0] = reuses >= HAK_LARGE_REUSE_STEADY ? reuse_peak : 0;
         reuse_peak = 0;
         reuses = 0;
         rolled_ms = now_ms;

@@ -31,7 +31,9 @@
  * too: each request served by a resident range measures the live bytes plus the range's reuse
  * distance (the bytes it hands out plus the other resident ranges freed no earlier than it,
  * which the oldest-first purge would have had to keep with it), and once a period has
- * HAK_LARGE_REUSE_STEADY such reuses, the highest is a peak like the live bytes'. Blocks that
+ * HAK_LARGE_REUSE_STEADY such reuses, the highest is a peak like the live bytes', up to
+ * twice the live bytes' peak (or the floor; unbounded, a cache that kept more would measure
+ * more and keep more again). Blocks that
  * cycle through the cache (freed, then taken by the next block of their size) need it to
  * hold them between two owners, which the live bytes alone do not show; a lone reuse says
  * nothing of the next, and does not hold a cache up. A free past the

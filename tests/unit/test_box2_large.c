@@ -2,11 +2,12 @@
  * best fit and splitting, merging, a resident range grown over the purged range beside it,
  * resident pages moved into a purged range, pages moved into fresh mappings at their old
  * phase modulo 2 MiB (so mremap moves them by page-table page), a thread keeping the large
- * blocks it frees (large_local.h) and giving them back at malloc_trim and exit, the cap purging instead of unmapping, a budget
- * that follows the live large bytes and decays, ranges that cycle through the cache kept
- * resident (a reuse raises the peak), a free past the budget purging at once, a new
- * chunk of spans cut from a resident range, and more purges or unmaps at once than one hold
- * of the cache's lock queues (large_cache.h).
+ * blocks it frees (large_local.h) and giving them back at malloc_trim and exit, the cap
+ * purging instead of unmapping, a budget that follows the live large bytes and decays, ranges
+ * that cycle through the cache kept resident (a steady reuse raises the peak, up to twice the
+ * live bytes' peak), a free past the budget purging at once, a new chunk of spans cut from a
+ * resident range, and more purges or unmaps at once than one hold of the cache's lock queues
+ * (large_cache.h).
  *
  * Linked with libhakmem.a. Each scenario runs in a forked child with the purger off and a
  * decay delay of 600 s, so no tick runs while it looks (the first, due at once, is taken at
@@ -607,6 +608,54 @@ static void test_ranges_cycling_through_the_cache_stay_resident(void **s)
     run(scenario_cycle);
 }
 
+/* ---- the reuse peak is bounded by the live bytes' (or the floor) ---------------------------- */
+
+static int scenario_cycle_bounded(void *unused)
+{
+    (void)unused;
+    quiet_start();
+    /* As scenario_cycle, with six ranges of 26 to 31 map pages (10.7 MiB): their reuse
+     * distances reach 10.7 MiB, but once the live peak left the window they count only up to
+     * twice the floor (8 MiB), and the target is 9 MiB. */
+    size_t all = 0;
+    for (int i = 0; i < CYCLE_RANGES; i++)
+        all += PAGES64K(26 + i);
+    hak_large_cache_note_live(all);
+    for (int i = 0; i < CYCLE_RANGES; i++) {
+        void *r = hak_os_map_aligned(PAGES64K(26 + i), 64 * 1024);
+        if (!r || !hak_large_cache_put((uintptr_t)r, PAGES64K(26 + i), hak_now_ms()))
+            TL_FAILF("range %d not kept", i);
+        memset(r, 0x3c, PAGES64K(26 + i));
+    }
+    count_calls();
+    const uint64_t decay = 100000;
+    uint64_t now = hak_now_ms();
+    for (unsigned k = 1; k <= HAK_LARGE_PEAK_WINDOWS; k++) {
+        now += decay / 4;
+        for (int i = 0; i < CYCLE_RANGES; i++) {
+            hak_large_got_t got;
+            if (!hak_large_cache_get(PAGES64K(26 + i), 64 * 1024, &got))
+                TL_FAILF("period %u: no range for %d map pages", k, 26 + i);
+            hak_large_cache_put(got.base, got.len, now);
+        }
+        hak_large_cache_decay(now, decay, 0);
+    }
+    hak_large_cache_totals_t t = totals();
+    size_t bound = 2 * HAK_LARGE_CACHE_FLOOR + HAK_LARGE_CACHE_FLOOR / 4;
+    if (t.target != bound || t.resident > bound || !purge_calls)
+        TL_FAILF("%d purges, %llu KiB resident, target %llu KiB; expected the target at twice "
+                 "the floor plus an eighth (%llu KiB) and the rest purged", purge_calls,
+                 (unsigned long long)(t.resident >> 10), (unsigned long long)(t.target >> 10),
+                 (unsigned long long)(bound >> 10));
+    return 0;
+}
+
+static void test_reuse_peak_is_bounded_by_the_live_peak(void **s)
+{
+    (void)s;
+    run(scenario_cycle_bounded);
+}
+
 /* ---- between two ticks, a free never leaves more resident than the budget --------------- */
 
 static int scenario_free_past_budget(void *unused)
@@ -745,6 +794,7 @@ int main(void)
         cmocka_unit_test(test_thread_keeps_its_freed_large_blocks),
         cmocka_unit_test(test_budget_follows_live_bytes_and_decays),
         cmocka_unit_test(test_ranges_cycling_through_the_cache_stay_resident),
+        cmocka_unit_test(test_reuse_peak_is_bounded_by_the_live_peak),
         cmocka_unit_test(test_free_past_the_budget_purges_at_once),
         cmocka_unit_test(test_span_chunk_cut_from_resident_cached_range),
         cmocka_unit_test(test_more_jobs_than_one_hold_queues),
