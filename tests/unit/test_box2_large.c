@@ -538,6 +538,27 @@ static void test_budget_follows_live_bytes_and_decays(void **s)
 #define CYCLE_RANGES 6
 #define PAGES64K(p) ((size_t)(p) << 16)
 
+/* Map and cache CYCLE_RANGES ranges of first, first + 1, ... map pages, written, after raising
+ * the live peak to their sum (they were freed while it was theirs); their bases in base[].
+ * Returns the sum, 0 on a failure (reported). */
+static size_t cache_cycle_ranges(unsigned first, uintptr_t base[CYCLE_RANGES])
+{
+    size_t all = 0;
+    for (unsigned i = 0; i < CYCLE_RANGES; i++)
+        all += PAGES64K(first + i);
+    hak_large_cache_note_live(all);
+    for (unsigned i = 0; i < CYCLE_RANGES; i++) {
+        void *r = hak_os_map_aligned(PAGES64K(first + i), 64 * 1024);
+        if (!r || !hak_large_cache_put((uintptr_t)r, PAGES64K(first + i), hak_now_ms())) {
+            fprintf(stderr, "    FAIL: range %u not kept\n", i);
+            return 0;
+        }
+        memset(r, 0x3c, PAGES64K(first + i));
+        base[i] = (uintptr_t)r;
+    }
+    return all;
+}
+
 static int scenario_cycle(void *unused)
 {
     (void)unused;
@@ -547,18 +568,10 @@ static int scenario_cycle(void *unused)
      * between: each take is the oldest range (the only one of its length), with the five
      * others cached since. The live bytes stay 0, so once their peak leaves the window, the
      * live bytes alone leave the floor (4 MiB); steady reuses count their distance instead. */
-    size_t all = 0;
     uintptr_t base[CYCLE_RANGES];
-    for (int i = 0; i < CYCLE_RANGES; i++)
-        all += PAGES64K(20 + i);
-    hak_large_cache_note_live(all);
-    for (int i = 0; i < CYCLE_RANGES; i++) {
-        void *r = hak_os_map_aligned(PAGES64K(20 + i), 64 * 1024);
-        if (!r || !hak_large_cache_put((uintptr_t)r, PAGES64K(20 + i), hak_now_ms()))
-            TL_FAILF("range %d not kept", i);
-        memset(r, 0x3c, PAGES64K(20 + i));
-        base[i] = (uintptr_t)r;
-    }
+    size_t all = cache_cycle_ranges(20, base);
+    if (!all)
+        return 1;
     count_calls();
     const uint64_t decay = 100000;
     uint64_t now = hak_now_ms();
@@ -617,16 +630,9 @@ static int scenario_cycle_bounded(void *unused)
     /* As scenario_cycle, with six ranges of 26 to 31 map pages (10.7 MiB): their reuse
      * distances reach 10.7 MiB, but once the live peak left the window they count only up to
      * twice the floor (8 MiB), and the target is 9 MiB. */
-    size_t all = 0;
-    for (int i = 0; i < CYCLE_RANGES; i++)
-        all += PAGES64K(26 + i);
-    hak_large_cache_note_live(all);
-    for (int i = 0; i < CYCLE_RANGES; i++) {
-        void *r = hak_os_map_aligned(PAGES64K(26 + i), 64 * 1024);
-        if (!r || !hak_large_cache_put((uintptr_t)r, PAGES64K(26 + i), hak_now_ms()))
-            TL_FAILF("range %d not kept", i);
-        memset(r, 0x3c, PAGES64K(26 + i));
-    }
+    uintptr_t base[CYCLE_RANGES];
+    if (!cache_cycle_ranges(26, base))
+        return 1;
     count_calls();
     const uint64_t decay = 100000;
     uint64_t now = hak_now_ms();
