@@ -329,6 +329,9 @@ void *hak_large_realloc(void *ptr, size_t size)
 void hak_large_stats(uint64_t *live_count, uint64_t *live_bytes, uint64_t *total_count)
 {
     *live_count = __atomic_load_n(&large_live_count, __ATOMIC_RELAXED);
-    *live_bytes = hak_large_cache_live_bytes();
+    /* The ranges threads keep (large_local.h) count as live for the cache's budget; here
+     * they are free. */
+    size_t live = hak_large_cache_live_bytes(), held = hak_large_cache_held_bytes();
+    *live_bytes = live > held ? live - held : 0;
     *total_count = __atomic_load_n(&large_total_count, __ATOMIC_RELAXED);
 }

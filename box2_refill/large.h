@@ -12,6 +12,8 @@ void hak_large_free(void *ptr, uint64_t entry);
  * block; never aborts). realloc keeps them with the block. */
 void *hak_large_alloc_noted(size_t size, size_t align, int zero, uintptr_t note);
 int hak_large_note(const void *ptr, uint64_t entry, uintptr_t *note, size_t *size);
+/* Live large blocks and their mapped bytes (the freed ranges threads keep are not counted:
+ * large_local.h), and large blocks allocated in all. */
 void hak_large_stats(uint64_t *live_count, uint64_t *live_bytes, uint64_t *total_count);
 
 #endif

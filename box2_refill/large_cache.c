@@ -284,14 +284,17 @@ static job_t job_for(range_t *r, int purge)
  * 64 KiB map pages above; relaxed atomics (hak_large_cache_held). */
 static uint64_t held_now;
 
-static size_t held_bytes(void)
+static size_t held_len_of(uint64_t h) { return (size_t)(h >> 16) << HAK_PM_SHIFT; }
+
+size_t hak_large_cache_held_bytes(void)
 {
-    return (size_t)(__atomic_load_n(&held_now, __ATOMIC_RELAXED) >> 16) << HAK_PM_SHIFT;
+    return held_len_of(__atomic_load_n(&held_now, __ATOMIC_RELAXED));
 }
 
 size_t hak_large_cache_held_room(void)
 {
-    size_t half = __atomic_load_n(&target_now, __ATOMIC_RELAXED) / 2, held = held_bytes();
+    size_t half = __atomic_load_n(&target_now, __ATOMIC_RELAXED) / 2;
+    size_t held = hak_large_cache_held_bytes();
     return half > held ? half - held : 0;
 }
 
@@ -667,7 +670,7 @@ void hak_large_cache_totals(hak_large_cache_totals_t *t)
     hak_unlock(&cache_lock);
     uint64_t h = __atomic_load_n(&held_now, __ATOMIC_RELAXED);
     t->held = h & 0xffff;
-    t->held_bytes = (h >> 16) << HAK_PM_SHIFT;
+    t->held_bytes = held_len_of(h);
     t->target = __atomic_load_n(&target_now, __ATOMIC_RELAXED);
     t->hits = __atomic_load_n(&hits, __ATOMIC_RELAXED);
     t->grown = __atomic_load_n(&grown, __ATOMIC_RELAXED);

@@ -31,14 +31,13 @@
  * too: each request served by a resident range measures the live bytes plus the range's reuse
  * distance (the bytes it hands out plus the other resident ranges freed no earlier than it,
  * which the oldest-first purge would have had to keep with it), and once a period has
- * HAK_LARGE_REUSE_STEADY such reuses, the highest is a peak like the live bytes', up to
- * twice the live bytes' peak (or the floor; unbounded, a cache that kept more would measure
- * more and keep more again). Blocks that
- * cycle through the cache (freed, then taken by the next block of their size) need it to
- * hold them between two owners, which the live bytes alone do not show; a lone reuse says
- * nothing of the next, and does not hold a cache up. A free past the
- * smaller of the two purges the oldest resident bytes at once (a range merged past it is
- * purged whole), so between two decay ticks the cache never holds more than the budget:
+ * HAK_LARGE_REUSE_STEADY such reuses, the highest is a peak like the live bytes', up to twice
+ * the live bytes' peak (or the floor; unbounded, a cache that kept more would measure more
+ * and keep more again). Blocks that cycle through the cache (freed, then taken by the next
+ * block of their size) need it to hold them between two owners, which the live bytes alone
+ * do not show; a lone reuse says nothing of the next, and does not hold a cache up. A free
+ * past the smaller of the two purges the oldest resident bytes at once (a range merged past
+ * it is purged whole), so between two decay ticks the cache never holds more than the budget:
  * large.c subtracts a freed block from the live bytes before it puts its range. The peak is
  * the highest of the last HAK_LARGE_PEAK_WINDOWS periods of max(10 ms, HAKMEM_DECAY_MS / 4):
  * once the program's large bytes fall, the target falls within about HAKMEM_DECAY_MS.
@@ -136,8 +135,9 @@ void hak_large_cache_totals(hak_large_cache_totals_t *t);
 void hak_large_cache_held(size_t len, int sign);
 
 /* The bytes threads may still keep, all together: half the budget (the target as last
- * computed), less what they keep now. */
+ * computed), less what they keep now (hak_large_cache_held_bytes). */
 size_t hak_large_cache_held_room(void);
+size_t hak_large_cache_held_bytes(void);
 
 /* The largest mapping a free may keep (no bound unless mallopt(M_MMAP_THRESHOLD) set one).
  * mallopt's setters, hak_large_cache_set_entry_max and hak_large_cache_set_budget_mib, are

@@ -67,7 +67,6 @@ size_t hak_stats_format(char *buf, size_t cap)
     hak_large_stats(&lcount, &lbytes, &ltotal);
     hak_large_cache_totals_t lc;
     hak_large_cache_totals(&lc);
-    lbytes = lbytes > lc.held_bytes ? lbytes - lc.held_bytes : 0; /* kept: free, not live */
     PUT("spans: mapped %zu KiB, active %zu KiB, empty %zu KiB, purged %zu KiB, %zu cut smaller\n",
         sp.mapped >> 10, sp.active >> 10, sp.pooled >> 10, sp.purged >> 10, sp.splits);
     PUT("large: %llu live (%llu KiB), %llu allocated in all\n", (unsigned long long)lcount,
@@ -175,9 +174,7 @@ void hak_usage_snapshot(hak_usage_t *u, const uint32_t self[HAK_NUM_CLASSES])
     hak_large_stats(&u->large_count, &u->large_bytes, &ltotal);
     hak_large_cache_totals_t lc;
     hak_large_cache_totals(&lc);
-    /* The freed blocks threads keep (large_local.h) are in the live bytes for the budget;
-     * here they are free, with the cache's. */
-    u->large_bytes = u->large_bytes > lc.held_bytes ? u->large_bytes - lc.held_bytes : 0;
+    /* The freed blocks threads keep (large_local.h) are free, with the cache's. */
     u->cache_entries = lc.entries + lc.held;
     u->cache_bytes = lc.resident + lc.purged + lc.held_bytes;
     u->large_keep_max = hak_large_cache_entry_max();
