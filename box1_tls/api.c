@@ -113,23 +113,25 @@ static void *calloc_sampling(size_t nmemb, size_t size)
     return calloc_plain(nmemb, size);
 }
 
-static void *realloc_sampled(void *ptr, size_t size);
-
+static void *realloc_sampled(void *ptr, size_t size, size_t old_size);
 static int realloc_stays(size_t size, size_t old_size, int is_large);
+static int realloc_large_to_large(const void *ptr, size_t size);
+static void *realloc_known(void *ptr, size_t size, size_t old_size, int is_large);
 
 /* realloc counts for the sampler only when it allocates anew (realloc_plain's rule): a block
- * that stays, or a large block mremap grows or shrinks, allocates nothing. */
+ * that stays, or a large block mremap grows or shrinks, allocates nothing. The old block is
+ * looked up once, for both. */
 static void *realloc_sampling(void *ptr, size_t size)
 {
     if (!ptr)
         return malloc_sampling(size);
-    if (size) {
-        int is_large;
-        size_t old_size = block_usable_size(ptr, &is_large, "realloc");
-        if (!realloc_stays(size, old_size, is_large) && hak_sample_due(size))
-            return realloc_sampled(ptr, size);
-    }
-    return realloc_plain(ptr, size);
+    if (!size || realloc_large_to_large(ptr, size))
+        return realloc_plain(ptr, size);
+    int is_large;
+    size_t old_size = block_usable_size(ptr, &is_large, "realloc");
+    if (!realloc_stays(size, old_size, is_large) && hak_sample_due(size))
+        return realloc_sampled(ptr, size, old_size);
+    return realloc_known(ptr, size, old_size, is_large);
 }
 
 __attribute__((cold, noinline)) static void *malloc_first(size_t size)
@@ -258,14 +260,36 @@ static int realloc_stays(size_t size, size_t old_size, int is_large)
     return size <= old_size && (size > old_size / 2 || old_size <= 16);
 }
 
-/* realloc to a sampled block (realloc_sampling): a move. */
-__attribute__((cold, noinline)) static void *realloc_sampled(void *ptr, size_t size)
+/* A large block to a large size: hak_large_realloc, which looks the block up (and aborts on
+ * a pointer that is not a live large block) itself, so no usable size is needed. */
+static int realloc_large_to_large(const void *ptr, size_t size)
 {
-    int is_large;
-    size_t old_size = block_usable_size(ptr, &is_large, "realloc");
+    return size > HAK_MAX_CLASS_SIZE &&
+           hak_pm_tag(hak_pagemap_get((uintptr_t)ptr)) == HAK_PM_LARGE;
+}
+
+/* realloc to a sampled block (realloc_sampling): a move. */
+__attribute__((cold, noinline)) static void *realloc_sampled(void *ptr, size_t size,
+                                                            size_t old_size)
+{
     void *fresh = hak_prof_sample(size, HAK_MIN_ALIGN, 0);
     if (!fresh)
         return realloc_plain(ptr, size);
+    memcpy(fresh, ptr, size < old_size ? size : old_size);
+    hak_free_fast(ptr);
+    return fresh;
+}
+
+/* realloc of a live block whose usable size block_usable_size gave. */
+static void *realloc_known(void *ptr, size_t size, size_t old_size, int is_large)
+{
+    if (is_large && size > HAK_MAX_CLASS_SIZE)
+        return hak_large_realloc(ptr, size);
+    if (realloc_stays(size, old_size, 0))
+        return ptr;
+    void *fresh = hak_alloc_fast(size);
+    if (!fresh)
+        return NULL; /* the old block stays valid */
     memcpy(fresh, ptr, size < old_size ? size : old_size);
     hak_free_fast(ptr);
     return fresh;
@@ -279,18 +303,11 @@ static void *realloc_plain(void *ptr, size_t size)
         hak_free_fast(ptr);
         return NULL;
     }
+    if (realloc_large_to_large(ptr, size))
+        return hak_large_realloc(ptr, size);
     int is_large;
     size_t old_size = block_usable_size(ptr, &is_large, "realloc");
-    if (is_large && size > HAK_MAX_CLASS_SIZE)
-        return hak_large_realloc(ptr, size);
-    if (realloc_stays(size, old_size, 0))
-        return ptr;
-    void *fresh = hak_alloc_fast(size);
-    if (!fresh)
-        return NULL; /* the old block stays valid */
-    memcpy(fresh, ptr, size < old_size ? size : old_size);
-    hak_free_fast(ptr);
-    return fresh;
+    return realloc_known(ptr, size, old_size, is_large);
 }
 
 HAKMEM_API void *reallocarray(void *ptr, size_t nmemb, size_t size)
