@@ -22,6 +22,7 @@
 #include "shared_contracts/config.h"
 #include "purge.h"
 #include "span.h"
+#include "thread.h"
 #include "shared_contracts/diag.h"
 #include "shared_contracts/pagemap.h"
 #include "shared_contracts/backend.h"
@@ -44,7 +45,6 @@ _Static_assert(sizeof(large_hdr_t) == 64, "header is one cache line below the bl
 
 /* Statistics: relaxed atomics, any thread. The live bytes are the large cache's
  * (hak_large_cache_live_bytes), whose budget follows them. */
-static uint64_t large_live_count, large_total_count;
 
 static size_t round_map(size_t n) { return (n + MAP_PAGE - 1) & ~(MAP_PAGE - 1); }
 
@@ -177,10 +177,9 @@ static void *large_alloc(size_t size, size_t align, int zero)
         errno = ENOMEM;
         return NULL;
     }
-    __atomic_fetch_add(&large_live_count, 1, __ATOMIC_RELAXED);
+    hak_thread_count_large(1);
     if (!held_len) /* a kept range never left the live bytes (large_local.h) */
         hak_large_cache_live_add(map_len);
-    __atomic_fetch_add(&large_total_count, 1, __ATOMIC_RELAXED);
     return user;
 }
 
@@ -228,7 +227,7 @@ void hak_large_free(void *ptr, uint64_t entry)
     hdr->magic = 0;
     hak_pagemap_set_range(page_of(ptr), MAP_PAGE, 0);
     uint64_t now = hak_now_ms();
-    __atomic_fetch_sub(&large_live_count, 1, __ATOMIC_RELAXED);
+    hak_thread_count_large(0);
     if (!hak_large_local_keep((uintptr_t)base, map_len, now)) {
         hak_large_cache_live_sub(map_len);
         if (!hak_large_cache_put((uintptr_t)base, map_len, now))
@@ -328,10 +327,12 @@ void *hak_large_realloc(void *ptr, size_t size)
 
 void hak_large_stats(uint64_t *live_count, uint64_t *live_bytes, uint64_t *total_count)
 {
-    *live_count = __atomic_load_n(&large_live_count, __ATOMIC_RELAXED);
+    uint64_t allocs, frees;
+    hak_thread_sum_large(&allocs, &frees); /* counted per thread: no shared line per block */
+    *live_count = allocs > frees ? allocs - frees : 0;
     /* The ranges threads keep (large_local.h) count as live for the cache's budget; here
      * they are free. */
     size_t live = hak_large_cache_live_bytes(), held = hak_large_cache_held_bytes();
     *live_bytes = live > held ? live - held : 0;
-    *total_count = __atomic_load_n(&large_total_count, __ATOMIC_RELAXED);
+    *total_count = allocs;
 }

@@ -140,9 +140,20 @@ static size_t ram_and_swap(void)
     return t ? t : SIZE_MAX;
 }
 
+/* The last total ram_and_swap read: a length at most that is possible without a look at the
+ * clock (every large allocation asks; a total that shrank since, by swapoff, only lets a
+ * mapping that is then refused try). */
+static size_t ram_and_swap_seen;
+
 int hak_mapping_impossible(size_t len)
 {
-    return len >= HAK_ADDRESS_SPACE || (overcommit_mode() == 0 && len > ram_and_swap());
+    if (len >= HAK_ADDRESS_SPACE)
+        return 1;
+    if (len <= __atomic_load_n(&ram_and_swap_seen, __ATOMIC_RELAXED) || overcommit_mode() != 0)
+        return 0;
+    size_t total = ram_and_swap();
+    __atomic_store_n(&ram_and_swap_seen, total, __ATOMIC_RELAXED);
+    return len > total;
 }
 
 int hak_mapping_hopeless(size_t len)

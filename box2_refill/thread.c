@@ -24,6 +24,7 @@ static hak_thread_t *live;           /* records of live threads */
 static hak_thread_t *recycled;       /* records of exited threads, for reuse */
 static char *record_next, *record_end;
 static uint64_t retired_stat[HAK_TSTAT_COUNT][HAK_NUM_CLASSES];
+static uint64_t retired_large_allocs, retired_large_frees;
 static uint32_t arena_threads[HAK_ARENAS_MAX]; /* live records per arena */
 static uint32_t threads_live; /* live records in all (threads lock; read relaxed, share.h) */
 
@@ -68,6 +69,31 @@ hak_thread_t *hak_thread_self(void)
     return t ? t : &fallback;
 }
 
+void hak_thread_count_large(int alloc)
+{
+    hak_thread_t *t = thread_self;
+    uint64_t *n = !t ? (alloc ? &fallback.large_allocs : &fallback.large_frees)
+                     : (alloc ? &t->large_allocs : &t->large_frees);
+    if (t)
+        __atomic_store_n(n, *n + 1, __ATOMIC_RELAXED);
+    else
+        __atomic_fetch_add(n, 1, __ATOMIC_RELAXED);
+}
+
+void hak_thread_sum_large(uint64_t *allocs, uint64_t *frees)
+{
+    hak_lock(&threads_lock);
+    uint64_t a = retired_large_allocs + __atomic_load_n(&fallback.large_allocs, __ATOMIC_RELAXED);
+    uint64_t f = retired_large_frees + __atomic_load_n(&fallback.large_frees, __ATOMIC_RELAXED);
+    for (hak_thread_t *t = live; t; t = t->next) {
+        a += __atomic_load_n(&t->large_allocs, __ATOMIC_RELAXED);
+        f += __atomic_load_n(&t->large_frees, __ATOMIC_RELAXED);
+    }
+    hak_unlock(&threads_lock);
+    *allocs = a;
+    *frees = f;
+}
+
 int hak_thread_attach(void)
 {
     int saved = errno;
@@ -107,6 +133,8 @@ void hak_thread_detach(void)
     for (unsigned s = 0; s < HAK_TSTAT_COUNT; s++)
         for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
             retired_stat[s][c] += t->stat[s][c];
+    retired_large_allocs += t->large_allocs;
+    retired_large_frees += t->large_frees;
     arena_threads[t->arena]--;
     __atomic_store_n(&threads_live, threads_live - 1, __ATOMIC_RELAXED);
     if (t->prev)
@@ -153,11 +181,18 @@ void hak_thread_fork_lock(void) { pthread_mutex_lock(&threads_lock); }
 void hak_thread_fork_unlock(void) { pthread_mutex_unlock(&threads_lock); }
 
 /* Child: only the forking thread exists. Other threads' records are dropped (their counts
- * with them): those threads are gone, and the blocks their lists held are lost to the child. */
+ * with them): those threads are gone, and the blocks their lists held are lost to the child.
+ * Their large blocks' counts stay: the blocks live on in the child, which may free them. */
 void hak_thread_fork_child(void)
 {
     pthread_mutex_init(&threads_lock, NULL);
     hak_thread_t *self = thread_self;
+    for (hak_thread_t *t = live; t; t = t->next) {
+        if (t == self)
+            continue;
+        retired_large_allocs += t->large_allocs;
+        retired_large_frees += t->large_frees;
+    }
     live = NULL;
     memset(arena_threads, 0, sizeof arena_threads);
     threads_live = 0;

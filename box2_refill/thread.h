@@ -57,8 +57,12 @@ typedef struct hak_thread {
     uint32_t cached[HAK_NUM_CLASSES];       /* the thread's list length after its last slow path
                                              * of the class; owner writes (relaxed), any reads */
     hak_large_held_t held;          /* large_local.c; owner only */
+    uint64_t large_allocs, large_frees; /* large blocks it allocated and freed (large.c,
+                                         * hak_thread_count_large); owner writes (relaxed) */
     struct hak_thread *next, *prev; /* live list (threads lock) or free pool */
-} hak_thread_t;
+} __attribute__((aligned(64))) hak_thread_t; /* records are carved side by side (thread.c):
+                                              * on lines of their own, the owners' plain stores
+                                              * share none */
 
 static inline void hak_tstat_add(hak_thread_t *t, enum hak_tstat which, unsigned c, uint64_t v)
 {
@@ -67,6 +71,15 @@ static inline void hak_tstat_add(hak_thread_t *t, enum hak_tstat which, unsigned
 
 /* The calling thread's record, or the fallback. Never NULL. */
 hak_thread_t *hak_thread_self(void);
+
+/* Count a large block allocated (alloc = 1) or freed (0) by the calling thread: a plain
+ * store in its own record, so two threads' large mallocs and frees write no shared line
+ * (the fallback record, shared, counts atomically). */
+void hak_thread_count_large(int alloc);
+
+/* Large blocks allocated and freed in all, over live and exited threads (and, in a fork
+ * child, the threads the fork left behind). */
+void hak_thread_sum_large(uint64_t *allocs, uint64_t *frees);
 
 /* Threads with a record of their own (attached, not yet detached); a racy estimate for the
  * refill share (share.h). */

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 #include <cmocka.h>
 
@@ -193,6 +195,70 @@ static void test_mallinfo2_tracks_blocks(void **state)
     assert_int_equal(e.hblkhd, c.hblkhd);
 }
 
+/* Live large blocks are counted per thread (each thread's mallocs and frees in its own
+ * record, summed when asked): blocks a thread allocated and another freed, after the
+ * allocating thread exited, and in a fork child after the fork left the allocating thread
+ * behind, count once each. */
+#define XT_BLOCKS 3
+typedef struct {
+    void *blocks[XT_BLOCKS];
+    int ready, go; /* the allocating thread's "allocated", and the main thread's "exit now" */
+} xt_t;
+
+static void *xt_thread(void *arg)
+{
+    xt_t *x = arg;
+    for (int i = 0; i < XT_BLOCKS; i++)
+        x->blocks[i] = malloc((1u << 20) + (size_t)i * 4096);
+    __atomic_store_n(&x->ready, 1, __ATOMIC_RELEASE);
+    while (!__atomic_load_n(&x->go, __ATOMIC_ACQUIRE))
+        usleep(1000);
+    return NULL;
+}
+
+static void test_mallinfo2_counts_large_blocks_across_threads(void **state)
+{
+    (void)state;
+    size_t base = mallinfo2().hblks;
+    static xt_t x1, x2;
+    pthread_t t;
+
+    x1.go = 1; /* exits once it allocated */
+    assert_int_equal(pthread_create(&t, NULL, xt_thread, &x1), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    for (int i = 0; i < XT_BLOCKS; i++)
+        assert_non_null(x1.blocks[i]);
+    assert_int_equal(mallinfo2().hblks, base + XT_BLOCKS);
+    free(x1.blocks[0]); /* by another thread than the one that allocated it, which exited */
+    assert_int_equal(mallinfo2().hblks, base + XT_BLOCKS - 1);
+    for (int i = 1; i < XT_BLOCKS; i++)
+        free(x1.blocks[i]);
+    assert_int_equal(mallinfo2().hblks, base);
+
+    assert_int_equal(pthread_create(&t, NULL, xt_thread, &x2), 0);
+    while (!__atomic_load_n(&x2.ready, __ATOMIC_ACQUIRE))
+        usleep(1000);
+    assert_int_equal(mallinfo2().hblks, base + XT_BLOCKS); /* in a live thread's record */
+    pid_t pid = fork(); /* the child has no x2 thread, but its blocks */
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int ok = mallinfo2().hblks == base + XT_BLOCKS;
+        for (int i = 0; i < XT_BLOCKS; i++)
+            free(x2.blocks[i]);
+        ok = ok && mallinfo2().hblks == base;
+        _exit(ok ? 0 : 1);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    __atomic_store_n(&x2.go, 1, __ATOMIC_RELEASE);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    for (int i = 0; i < XT_BLOCKS; i++)
+        free(x2.blocks[i]);
+    assert_int_equal(mallinfo2().hblks, base);
+}
+
 /* malloc_stats: hakmem's table and glibc-style totals on stderr (fd 2) */
 static void test_malloc_stats_prints_hakmem_table(void **state)
 {
@@ -299,6 +365,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_malloc_info_shape_and_agreement),
         cmocka_unit_test(test_mallinfo2_tracks_blocks),
+        cmocka_unit_test(test_mallinfo2_counts_large_blocks_across_threads),
         cmocka_unit_test(test_malloc_stats_prints_hakmem_table),
         cmocka_unit_test(test_mallopt_honours_what_maps),
     };
