@@ -43,8 +43,9 @@ typedef struct large_hdr {
 } large_hdr_t;
 _Static_assert(sizeof(large_hdr_t) == 64, "header is one cache line below the block");
 
-/* Statistics: relaxed atomics, any thread. The live bytes are the large cache's
- * (hak_large_cache_live_bytes), whose budget follows them. */
+/* Statistics: the count of live blocks is each thread's own (hak_thread_count_large,
+ * thread.h); the live bytes are the large cache's (hak_large_cache_live_bytes), whose budget
+ * follows them. */
 
 static size_t round_map(size_t n) { return (n + MAP_PAGE - 1) & ~(MAP_PAGE - 1); }
 
