@@ -172,14 +172,15 @@ HAKMEM_API void free(void *ptr)
 /* Usable size of a live block; aborts on a pointer hakmem did not hand out, naming `caller`. */
 static size_t block_usable_size(void *ptr, int *is_large, const char *caller)
 {
-    unsigned class_idx = hak_pm_class(hak_pagemap_get((uintptr_t)ptr));
+    uint64_t pm = hak_pagemap_get((uintptr_t)ptr);
+    unsigned class_idx = hak_pm_class(pm);
     if (class_idx < HAK_NUM_CLASSES) {
         if (!hak_is_block_start(hak_span_offset((uintptr_t)ptr, class_idx), class_idx))
             hak_bad_interior(ptr, class_idx, caller);
         *is_large = 0;
         return hak_class_size(class_idx);
     }
-    if (hak_pm_tag(hak_pagemap_get((uintptr_t)ptr)) == HAK_PM_SAMPLED) {
+    if (hak_pm_tag(pm) == HAK_PM_SAMPLED) {
         *is_large = 0; /* realloc moves it as a small block */
         return hak_sampled_usable_size(ptr, caller);
     }

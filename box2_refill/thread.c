@@ -72,12 +72,13 @@ hak_thread_t *hak_thread_self(void)
 void hak_thread_count_large(int alloc)
 {
     hak_thread_t *t = thread_self;
-    uint64_t *n = !t ? (alloc ? &fallback.large_allocs : &fallback.large_frees)
-                     : (alloc ? &t->large_allocs : &t->large_frees);
-    if (t)
-        __atomic_store_n(n, *n + 1, __ATOMIC_RELAXED);
-    else
-        __atomic_fetch_add(n, 1, __ATOMIC_RELAXED);
+    if (!t) { /* the shared fallback: several threads may count at once */
+        __atomic_fetch_add(alloc ? &fallback.large_allocs : &fallback.large_frees, 1,
+                           __ATOMIC_RELAXED);
+        return;
+    }
+    uint64_t *n = alloc ? &t->large_allocs : &t->large_frees;
+    __atomic_store_n(n, *n + 1, __ATOMIC_RELAXED); /* owner only */
 }
 
 void hak_thread_sum_large(uint64_t *allocs, uint64_t *frees)
