@@ -122,12 +122,15 @@ static inline __attribute__((always_inline)) hak_span_t *span_of(void *block, un
 /* The lowest free blocks of s, up to n, into out[] in address order; the bit of each block
  * carved here for the first time (it carries no free key) set in fresh[] (hak_central_take),
  * `at` being out[0]'s index there. */
-static uint32_t span_take(hak_span_t *s, uint32_t n, void **out, uint64_t *fresh, uint32_t at)
+/* Inlined twice with `debug` a constant (hak_central_take), so that the release build's loop
+ * carries no test of it. */
+static inline __attribute__((always_inline)) uint32_t span_take(hak_span_t *s, uint32_t n,
+                                                                void **out, uint64_t *fresh,
+                                                                uint32_t at, int debug)
 {
     uint32_t size = hak_class_size(s->class_idx), got = 0;
     uint32_t words = (s->capacity + 63) / 64, w = s->first;
     uintptr_t base = hak_span_base(s);
-    int debug = hak_config.debug; /* once: hak_debug_take's call would make gcc reload it */
     for (; w < words && got < n; w++) {
         uint64_t m = s->freemap[w];
         while (m && got < n) {
@@ -173,7 +176,10 @@ uint32_t hak_central_take(unsigned arena, unsigned class_idx, uint32_t want, voi
             cc->spans++;
             partial_push(cc, s);
         }
-        got += span_take(s, want - got, blocks + got, fresh, got);
+        if (HAK_LIKELY(!hak_config.debug))
+            got += span_take(s, want - got, blocks + got, fresh, got, 0);
+        else
+            got += span_take(s, want - got, blocks + got, fresh, got, 1);
         if (s->in_use == s->capacity)
             partial_remove(cc, s);
     }
@@ -201,7 +207,9 @@ static inline __attribute__((always_inline)) void span_put(hak_central_t *cc, ha
         s->first = (uint16_t)(i >> 6);
     uint32_t in_use = s->in_use;
     s->in_use = in_use - 1;
-    if (HAK_UNLIKELY(in_use == s->capacity || in_use == 1)) {
+    /* in_use == capacity (it was full) or in_use == 1 (it is empty now) in one compare: a
+     * block coming back finds in_use between 1 and capacity */
+    if (HAK_UNLIKELY(in_use - 2 >= s->capacity - 2)) {
         if (in_use == 1) { /* all free now */
             if (in_use != s->capacity) /* a span of one block was never on the list */
                 partial_remove(cc, s);
@@ -217,6 +225,27 @@ static inline __attribute__((always_inline)) void span_put(hak_central_t *cc, ha
             partial_append(cc, s);
         }
     }
+}
+
+/* The blocks of blocks[0..n) whose spans are cc's arena's back to them; the others moved to
+ * the front of blocks[], their count returned. Under cc's lock. Inlined twice with `debug` a
+ * constant (hak_central_give). */
+static inline __attribute__((always_inline)) uint32_t put_arena(hak_central_t *cc,
+                                                                unsigned arena,
+                                                                unsigned class_idx,
+                                                                void **blocks, uint32_t n,
+                                                                uint64_t now_ms, int debug)
+{
+    uint64_t magic = hak_classes.divmagic[class_idx];
+    uint32_t rest = 0;
+    for (uint32_t k = 0; k < n; k++) {
+        hak_span_t *s = span_of(blocks[k], class_idx);
+        if (HAK_LIKELY(s->arena == arena))
+            span_put(cc, s, blocks[k], magic, debug, now_ms);
+        else
+            blocks[rest++] = blocks[k];
+    }
+    return rest;
 }
 
 void hak_central_put(unsigned arena, unsigned class_idx, void *const *blocks, uint32_t n,
@@ -362,11 +391,13 @@ void hak_central_give(unsigned class_idx, hak_chain_t ch, uint64_t now_ms, unsig
         left -= n;
         /* The links, outside the locks: read before any block goes back, after which another
          * thread may take it. */
-        for (uint32_t k = 0; k < n; k++) {
+        for (uint32_t k = 0; k + 1 < n; k++) {
             blocks[k] = b;
-            if (k + 1 < n || left) /* never past the tail: its word 0 is not the chain's */
-                b = hak_block_next(b);
+            b = hak_block_next(b);
         }
+        blocks[n - 1] = b;
+        if (left) /* never past the tail: its word 0 is not the chain's */
+            b = hak_block_next(b);
         while (n) { /* one arena per pass; the others move to the front for the next */
             unsigned arena = hak_central_arena_of(blocks[0], class_idx);
             hak_central_t *cc = &hak_central[arena][class_idx];
@@ -385,8 +416,7 @@ void hak_central_give(unsigned class_idx, hak_chain_t ch, uint64_t now_ms, unsig
                     }
                 }
                 hak_chain_t out = {NULL, NULL, 0};
-                for (uint32_t k = 0; k < mine; k++)
-                    hak_chain_append_block(&out, blocks[k]);
+                hak_chain_append_array(&out, blocks, mine); /* mine >= 1: blocks[0]'s arena */
                 if (hak_central_post(arena, class_idx, out)) {
                     n -= mine;
                     memmove(blocks, blocks + mine, n * sizeof blocks[0]);
@@ -394,18 +424,13 @@ void hak_central_give(unsigned class_idx, hak_chain_t ch, uint64_t now_ms, unsig
                 }
                 /* every slot taken: under the lock, as below */
             }
-            uint64_t magic = hak_classes.divmagic[class_idx];
-            int debug = hak_config.debug;
             hak_lock(&cc->lock);
-            for (uint32_t k = 0; k < n; k++) {
-                hak_span_t *s = span_of(blocks[k], class_idx);
-                if (s->arena == arena)
-                    span_put(cc, s, blocks[k], magic, debug, now_ms);
-                else
-                    blocks[rest++] = blocks[k];
-            }
-            if (HAK_UNLIKELY(hak_config.debug))
+            if (HAK_LIKELY(!hak_config.debug)) {
+                rest = put_arena(cc, arena, class_idx, blocks, n, now_ms, 0);
+            } else {
+                rest = put_arena(cc, arena, class_idx, blocks, n, now_ms, 1);
                 hak_central_check(arena, class_idx);
+            }
             hak_unlock(&cc->lock);
             n = rest;
         }

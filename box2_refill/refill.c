@@ -74,13 +74,14 @@ static uint32_t take(unsigned arena, unsigned class_idx, uint32_t want, hak_chai
         if (HAK_UNLIKELY(hak_config.debug))
             hak_central_check(arena, class_idx);
         hak_unlock(&cc->lock);
-        for (uint32_t k = 0; k < got; k++)
-            hak_chain_append_block(&ch, blocks[k]);
+        if (got)
+            hak_chain_append_array(&ch, blocks, got);
         /* Only blocks carved for the first time lack the key (central.h, "Free blocks and
          * the free key"): the others are not written twice. */
+        uint64_t key = hak_free_key; /* once: a store into a block could alias it */
         for (uint32_t w = 0; w < HAK_CENTRAL_BATCH / 64; w++)
             for (uint64_t m = fresh[w]; m; m &= m - 1)
-                ((uint64_t *)blocks[w * 64 + (uint32_t)__builtin_ctzll(m)])[1] = hak_free_key;
+                ((uint64_t *)blocks[w * 64 + (uint32_t)__builtin_ctzll(m)])[1] = key;
         if (got < part)
             break;
     }

@@ -85,6 +85,13 @@ static inline void hak_block_link(void *block, const void *next)
     ((uint64_t *)block)[0] = hak_link_encode(next);
 }
 
+/* hak_block_link with the key the caller read once (a loop of stores into blocks: gcc cannot
+ * tell that they leave hak_link_key alone, and would read it again after each). */
+static inline void hak_block_link_keyed(void *block, const void *next, uint64_t key)
+{
+    ((uint64_t *)block)[0] = (uint64_t)(uintptr_t)next ^ key;
+}
+
 /* Cut the first n blocks (1 <= n <= length) off the list that starts at *head; *head becomes
  * the block after them. Walks n - 1 links. */
 static inline hak_chain_t hak_chain_cut(void **head, uint32_t n)
@@ -115,6 +122,20 @@ static inline void hak_chain_append_block(hak_chain_t *ch, void *block)
         ch->head = block;
     ch->tail = block;
     ch->count++;
+}
+
+/* Append blocks[0..n) to the end of *ch, in that order (n >= 1): one link store a block. */
+static inline void hak_chain_append_array(hak_chain_t *ch, void *const *blocks, uint32_t n)
+{
+    uint64_t key = hak_link_key;
+    if (ch->count)
+        hak_block_link_keyed(ch->tail, blocks[0], key);
+    else
+        ch->head = blocks[0];
+    for (uint32_t k = 0; k + 1 < n; k++)
+        hak_block_link_keyed(blocks[k], blocks[k + 1], key);
+    ch->tail = blocks[n - 1];
+    ch->count += n;
 }
 
 /* Append chain src to the end of *dst. O(1). */
