@@ -386,13 +386,16 @@ static uintptr_t align_up(uintptr_t a, size_t align)
 }
 
 /* The tightest range in state is_purged that serves the request (see hak_large_cache_get),
- * or NULL. A small request takes a range whole: at most `limit` long, starting aligned. */
-static range_t *best_fit(size_t need, size_t align, int small, int is_purged)
+ * or NULL. A small request takes a range whole: at most `limit` long (max_len, when not 0 and
+ * shorter), starting aligned. */
+static range_t *best_fit(size_t need, size_t align, int small, int is_purged, size_t max_len)
 {
     lists_t *l = &lists[is_purged];
     range_t *best = NULL;
     if (small) {
         size_t limit = need * 4 > need + (1u << 20) ? need * 4 : need + (1u << 20);
+        if (max_len && limit > max_len)
+            limit = max_len;
         size_t last = limit / UNIT < BINS - 1 ? limit / UNIT : BINS - 1;
         uint32_t mask = l->mask & ~((1u << (need / UNIT)) - 1) & (uint32_t)((2ull << last) - 1);
         for (; mask; mask &= mask - 1) {
@@ -496,22 +499,24 @@ static size_t reuse_distance(const range_t *r, size_t taken)
     return d;
 }
 
-int hak_large_cache_get(size_t need, size_t align, hak_large_got_t *got)
+/* for_block: a block's malloc (steps 1-3), whose reuse counts toward the budget; else
+ * realloc's growth by copying (step 1 alone), which does not hold the cache up. */
+static int get(size_t need, size_t align, hak_large_got_t *got, int for_block)
 {
     int small = need < HAK_LARGE_SPLIT_MIN, ok = 1;
     hak_lock(&cache_lock);
-    range_t *best = best_fit(need, align, small, 0);
+    range_t *best = best_fit(need, align, small, 0, for_block ? 0 : need + need / 8);
     if (best) { /* a reuse: its distance may raise the peak (target_for) */
-        if (reuses++ % REUSE_SAMPLE == 0) {
+        if (for_block && reuses++ % REUSE_SAMPLE == 0) {
             size_t demand = reuse_distance(best, small ? best->len : need) +
                             __atomic_load_n(&live_now, __ATOMIC_RELAXED);
             reuse_peak = demand > reuse_peak ? demand : reuse_peak;
         }
         cut(best, need, align, small, got);
-    } else if (!purged) {
+    } else if (!purged || !for_block) {
         ok = 0;
     } else if (small || align > UNIT || !take_run(need, got)) {
-        best = best_fit(need, align, small, 1);
+        best = best_fit(need, align, small, 1, 0);
         if (best)
             cut(best, need, align, small, got);
         else
@@ -521,6 +526,16 @@ int hak_large_cache_get(size_t need, size_t align, hak_large_got_t *got)
     if (ok)
         count(&hits);
     return ok;
+}
+
+int hak_large_cache_get(size_t need, size_t align, hak_large_got_t *got)
+{
+    return get(need, align, got, 1);
+}
+
+int hak_large_cache_get_resident(size_t need, size_t align, hak_large_got_t *got)
+{
+    return get(need, align, got, 0);
 }
 
 /* The small bins first, shortest length up (a small range is cut here, unlike for
@@ -538,7 +553,7 @@ int hak_large_cache_take_resident(size_t need, size_t align, hak_large_got_t *go
             break;
         }
     if (!best)
-        best = best_fit(need, align, 0, 0);
+        best = best_fit(need, align, 0, 0, 0);
     if (best)
         cut(best, need, align, 0, got);
     hak_unlock(&cache_lock);

@@ -87,6 +87,12 @@ int hak_large_cache_put(uintptr_t base, size_t len, uint64_t now_ms);
  * the reuse order above (without the move of step 3, which is the caller's); 0 if no range
  * serves it. */
 int hak_large_cache_get(size_t need, size_t align, hak_large_got_t *got);
+/* hak_large_cache_get by step 1 alone, for large.c's realloc (growth by copying, which a
+ * purged range would not spare a fault): a RESIDENT range, whole if small and then at most an
+ * eighth longer than need; 0 if none serves. Not counted as a reuse for the budget: a block
+ * that moves to grow leaves no range behind for the cache to hold between two owners (large.c
+ * unmaps the old one). */
+int hak_large_cache_get_resident(size_t need, size_t align, hak_large_got_t *got);
 /* `need` bytes (a 64 KiB multiple) at a base aligned to `align`, cut from the tightest
  * RESIDENT range that holds them, whatever its size (span.c takes its chunks so); the rest
  * of the range stays cached. 0 if none holds them. */

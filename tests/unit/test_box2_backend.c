@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <malloc.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1214,6 +1215,48 @@ static void test_large_realloc_copies_when_remap_fails(void **state)
     free(q);
 }
 
+/* A block under 2 MiB that cannot grow in place grows into a resident range of the large
+ * cache (copying its bytes), not into fresh memory: its new pages up to the size asked are in
+ * memory before anything writes them (mincore), and its bytes came along. */
+static void test_large_realloc_grows_into_resident_range(void **state)
+{
+    (void)state;
+    malloc_trim(0); /* no cached range: the one put below is the only one */
+    size_t n = 100u << 10, grown = 300u << 10, range = 320u << 10; /* round_map(64 + grown) */
+    unsigned char *p = malloc(n);
+    assert_non_null(p);
+    for (size_t i = 0; i < n; i++)
+        p[i] = (unsigned char)(i * 7);
+    size_t unit = (size_t)1 << HAK_PM_SHIFT;
+    unsigned char *raw = mmap(NULL, range + unit, PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(raw != MAP_FAILED);
+    uintptr_t lo = ((uintptr_t)raw + unit - 1) & ~(uintptr_t)(unit - 1);
+    memset((void *)lo, 1, range); /* resident */
+    assert_true(hak_large_cache_put(lo, range, 0));
+    void *(*real_remap)(void *, size_t, size_t, void *) = hak_os.remap;
+    hak_os.remap = failing_remap; /* no growth in place, no move of the pages */
+    remap_calls = 0;
+    unsigned char *q = realloc(p, grown);
+    hak_os.remap = real_remap;
+    assert_non_null(q);
+    assert_true(remap_calls >= 1); /* it tried to grow in place first */
+    if ((uintptr_t)q < lo || (uintptr_t)q + grown > lo + range)
+        fail_msg("the grown block %p is not in the cached range [%#lx, %#lx)", (void *)q,
+                 (unsigned long)lo, (unsigned long)(lo + range));
+    unsigned char vec[1];
+    uintptr_t tail = ((uintptr_t)q + grown - 1) & ~(uintptr_t)4095;
+    assert_int_equal(mincore((void *)tail, 4096, vec), 0);
+    if (!(vec[0] & 1))
+        fail_msg("the grown block's last page %#lx is not resident before any write",
+                 (unsigned long)tail);
+    for (size_t i = 0; i < n; i++)
+        if (q[i] != (unsigned char)(i * 7))
+            fail_msg("byte %zu lost in the move", i);
+    free(q);
+    malloc_trim(0); /* the rest of the raw mapping around the range stays mapped: harmless */
+}
+
 /* Under RLIMIT_AS, in a child: small blocks until NULL, which must come with ENOMEM; after
  * freeing, allocation works again. */
 static int oom_child(void)
@@ -1300,6 +1343,7 @@ int main(void)
         cmocka_unit_test(test_page_map_knows_only_hakmem_blocks),
         cmocka_unit_test(test_os_failure_gives_enomem_then_recovers),
         cmocka_unit_test(test_large_realloc_copies_when_remap_fails),
+        cmocka_unit_test(test_large_realloc_grows_into_resident_range),
         cmocka_unit_test(test_address_space_limit_enomem_and_recovery),
     };
     return cmocka_run_group_tests_name("box2_backend", tests, NULL, NULL);
