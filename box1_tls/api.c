@@ -125,8 +125,10 @@ static void *realloc_sampling(void *ptr, size_t size)
 {
     if (!ptr)
         return malloc_sampling(size);
-    if (!size || realloc_large_to_large(ptr, size))
+    if (!size)
         return realloc_plain(ptr, size);
+    if (realloc_large_to_large(ptr, size))
+        return hak_large_realloc(ptr, size);
     int is_large;
     size_t old_size = block_usable_size(ptr, &is_large, "realloc");
     if (!realloc_stays(size, old_size, is_large) && hak_sample_due(size))

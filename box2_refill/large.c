@@ -271,7 +271,7 @@ static void *grow_into_resident(large_hdr_t *hdr, void *ptr, size_t size, size_t
     char *user = (char *)got.base + lead;
     large_hdr_t *nh = (large_hdr_t *)(user - sizeof(large_hdr_t));
     memcpy(user, ptr, old_len - lead);
-    size_t used = (lead + size + 4095) & ~(size_t)4095;
+    size_t used = (lead + size + 4095) & ~(size_t)4095; /* whole 4 KiB pages: madvise's unit */
     if (got.len > used)
         hak_os.purge((char *)got.base + used, got.len - used);
     *nh = *hdr;

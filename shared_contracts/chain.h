@@ -80,16 +80,17 @@ static inline void *hak_block_next(const void *block)
     return (void *)(uintptr_t)next;
 }
 
-static inline void hak_block_link(void *block, const void *next)
-{
-    ((uint64_t *)block)[0] = hak_link_encode(next);
-}
-
-/* hak_block_link with the key the caller read once (a loop of stores into blocks: gcc cannot
- * tell that they leave hak_link_key alone, and would read it again after each). */
+/* Store block's link to next, encoded with `key`, the link key the caller read (a loop of
+ * stores into blocks reads it once: gcc cannot tell that the stores leave hak_link_key alone,
+ * and would read it again after each). */
 static inline void hak_block_link_keyed(void *block, const void *next, uint64_t key)
 {
     ((uint64_t *)block)[0] = (uint64_t)(uintptr_t)next ^ key;
+}
+
+static inline void hak_block_link(void *block, const void *next)
+{
+    hak_block_link_keyed(block, next, hak_link_key);
 }
 
 /* Cut the first n blocks (1 <= n <= length) off the list that starts at *head; *head becomes
@@ -110,18 +111,6 @@ static inline void hak_chain_prepend(void **head, hak_chain_t ch)
         return;
     hak_block_link(ch.tail, *head);
     *head = ch.head;
-}
-
-/* Append one block to the chain being built (its word 0 is linked by the next append or by
- * the chain's consumer). */
-static inline void hak_chain_append_block(hak_chain_t *ch, void *block)
-{
-    if (ch->count)
-        hak_block_link(ch->tail, block);
-    else
-        ch->head = block;
-    ch->tail = block;
-    ch->count++;
 }
 
 /* Append blocks[0..n) to the end of *ch, in that order (n >= 1): one link store a block. */

@@ -287,10 +287,9 @@ static void test_idle_bytes_bound_depot_and_mailbox(void **state)
         assert_int_equal(hak_central_take(a, c, 3, blocks[i], NULL), 3);
         hak_unlock(&hak_central[a][c].lock);
         chains[i] = (hak_chain_t){NULL, NULL, 0};
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < 3; k++)
             ((uint64_t *)blocks[i][k])[1] = hak_free_key;
-            hak_chain_append_block(&chains[i], blocks[i][k]);
-        }
+        hak_chain_append_array(&chains[i], blocks[i], 3);
     }
     assert_true(hak_central_post(a, c, chains[0]));
     assert_false(hak_central_post(a, c, chains[1])); /* its one slot is taken */
@@ -319,10 +318,9 @@ static void test_mailbox_posts_collects_and_fills(void **state)
         assert_int_equal(hak_central_take(a, c, PER, blocks[i], NULL), PER);
         hak_unlock(&hak_central[a][c].lock);
         chains[i] = (hak_chain_t){NULL, NULL, 0};
-        for (int k = 0; k < PER; k++) {
+        for (int k = 0; k < PER; k++)
             ((uint64_t *)blocks[i][k])[1] = hak_free_key; /* as every cached block */
-            hak_chain_append_block(&chains[i], blocks[i][k]);
-        }
+        hak_chain_append_array(&chains[i], blocks[i], PER);
     }
     for (unsigned i = 0; i < HAK_MAIL_SLOTS; i++)
         assert_true(hak_central_post(a, c, chains[i]));
