@@ -48,7 +48,17 @@ ALLOCATORS = {
     "jemalloc": (LIBDIR + "/libjemalloc.so.2", {}, "jemalloc (libjemalloc2)"),
     "mimalloc": (LIBDIR + "/libmimalloc.so.2.0", {}, "mimalloc (libmimalloc2.0)"),
     "tcmalloc": (LIBDIR + "/libtcmalloc_minimal.so.4", {}, "tcmalloc (libtcmalloc-minimal4)"),
+    # Not run unless named in --allocators: hakmem with one sampling feature on, each paired
+    # by round against hakmem-fixed in the report (docs/BENCHMARKS.md, "Each feature on").
+    "hakmem-prof": (HAKMEM_SO, {"POOL_ACE": "0", "HAKMEM_PROF": "1",
+                                "HAKMEM_PROF_FILE": "/dev/null"},
+                    "hakmem, fixed counts, the heap profiler on at its default mean"),
+    "hakmem-guard": (HAKMEM_SO, {"POOL_ACE": "0", "HAKMEM_GUARD_SAMPLE": "100000"},
+                     "hakmem, fixed counts, guarded sampling of one allocation in 100,000"),
 }
+DEFAULT_ALLOCATORS = ("hakmem-fixed", "hakmem-ace", "glibc", "jemalloc", "mimalloc", "tcmalloc")
+# hakmem variants reported against hakmem-fixed, paired by round: name -> column label
+VARIANTS = {"hakmem-ace": "ACE", "hakmem-prof": "profiler on", "hakmem-guard": "guarded"}
 PEERS = ("jemalloc", "mimalloc", "tcmalloc")
 
 # name -> (program, default seconds, what it models)
@@ -625,15 +635,15 @@ def pages_lines(summary, markdown):
     return [title, fmt % tuple(head)] + [fmt % tuple(r) for r in rows]
 
 
-def ace_pair_lines(runs, workloads):
-    """Markdown: hakmem-ace against hakmem-fixed per workload, paired by round (the two ran
-    one after the other in each round): median and range of the per-round ratios of ops/s,
-    ops per CPU-second and peak RSS. Empty when either allocator is missing."""
+def variant_pair_lines(runs, workloads, variant):
+    """Markdown: a hakmem variant (VARIANTS) against hakmem-fixed per workload, paired by round
+    (the two ran one after the other in each round): median and range of the per-round ratios
+    of ops/s, ops per CPU-second and peak RSS. Empty when either allocator is missing."""
     by = {(r["workload"], r["allocator"], r["round"]): r for r in runs if r["status"] == "ok"}
     out = []
     for w in workloads:
-        pairs = [(by[(w, "hakmem-ace", k)], by[(w, "hakmem-fixed", k)])
-                 for (ww, a, k) in by if ww == w and a == "hakmem-ace"
+        pairs = [(by[(w, variant, k)], by[(w, "hakmem-fixed", k)])
+                 for (ww, a, k) in by if ww == w and a == variant
                  and (w, "hakmem-fixed", k) in by]
         if not pairs:
             continue
@@ -646,8 +656,9 @@ def ace_pair_lines(runs, workloads):
                                                    ratio("peak_rss_kb")))
     if not out:
         return []
-    return ["| workload | pairs | ops/s ACE / fixed | ops/CPU-s ACE / fixed | peak RSS ACE / fixed |",
-            "|---|---|---|---|---|"] + out
+    label = VARIANTS[variant]
+    return ["| workload | pairs | ops/s %s / fixed | ops/CPU-s %s / fixed | peak RSS %s / fixed |"
+            % (label, label, label), "|---|---|---|---|---|"] + out
 
 
 def glance_lines(summary):
@@ -864,8 +875,9 @@ def main():
     ap = argparse.ArgumentParser(description="hakmem benchmark harness")
     ap.add_argument("--workloads", default=" ".join(WORKLOADS),
                     help="space-separated subset of: %s" % " ".join(WORKLOADS))
-    ap.add_argument("--allocators", default=" ".join(ALLOCATORS),
-                    help="space-separated subset of: %s" % " ".join(ALLOCATORS))
+    ap.add_argument("--allocators", default=" ".join(DEFAULT_ALLOCATORS),
+                    help="space-separated subset of: %s (default: %s)" %
+                    (" ".join(ALLOCATORS), " ".join(DEFAULT_ALLOCATORS)))
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=float, default=0,
                     help="seconds per run of each C workload (default: 1, phase 2.4)")
@@ -976,10 +988,11 @@ def main():
     glance = glance_lines(summary) if not counts else []
     if glance:
         md += ["hakmem at a glance (medians; ratios of medians):", ""] + glance + [""]
-    pairs = ace_pair_lines(runs, workloads) if not counts else []
-    if pairs:
-        md += ["hakmem-ace against hakmem-fixed, paired by round (median and range of the "
-               "per-round ratios):", ""] + pairs + [""]
+    for variant in VARIANTS:
+        pairs = variant_pair_lines(runs, workloads, variant) if not counts else []
+        if pairs:
+            md += ["%s against hakmem-fixed, paired by round (median and range of the "
+                   "per-round ratios):" % variant, ""] + pairs + [""]
     if glance:
         md += ["All allocators:", ""]
     md += table_lines(summary, True)
