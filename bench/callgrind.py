@@ -73,7 +73,7 @@ def per_iter(prog, args, n, env):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--allocators", default=" ".join(harness.ALLOCATORS))
+    ap.add_argument("--allocators", default=" ".join(harness.DEFAULT_ALLOCATORS))
     ap.add_argument("--iters", type=int, default=200000)
     args = ap.parse_args()
     if not shutil.which("valgrind"):

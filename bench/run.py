@@ -49,7 +49,8 @@ ALLOCATORS = {
     "mimalloc": (LIBDIR + "/libmimalloc.so.2.0", {}, "mimalloc (libmimalloc2.0)"),
     "tcmalloc": (LIBDIR + "/libtcmalloc_minimal.so.4", {}, "tcmalloc (libtcmalloc-minimal4)"),
     # Not run unless named in --allocators: hakmem with one sampling feature on, each paired
-    # by round against hakmem-fixed in the report (docs/BENCHMARKS.md, "Each feature on").
+    # by round against hakmem-fixed in the report (docs/BENCHMARKS.md, "Each sampling
+    # feature in make bench").
     "hakmem-prof": (HAKMEM_SO, {"POOL_ACE": "0", "HAKMEM_PROF": "1",
                                 "HAKMEM_PROF_FILE": "/dev/null"},
                     "hakmem, fixed counts, the heap profiler on at its default mean"),

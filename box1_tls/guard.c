@@ -83,14 +83,35 @@ static void put_stack(const char *what, const uintptr_t *frames, uint32_t n)
     hak_write_all(2, line, len);
 }
 
+/* A SIGSEGV that is not a guarded block's goes where it would have gone without hakmem, as
+ * GWP-ASan's handler passes it on: to the previous handler, called from here (ours stays
+ * installed for the next guarded fault), or to the previous disposition. A signal sent by
+ * kill, raise or sigqueue (si_code <= 0) has no faulting instruction that would run again, so
+ * it is raised again under the previous disposition (pending until this handler returns);
+ * before that fix such a signal returned into the program, which went on (Python's
+ * faulthandler._sigsegv() then exited 0). */
+static void pass_on(int sig, siginfo_t *info, void *uctx)
+{
+    int fault = info->si_code > 0; /* the kernel's, for an access: it repeats on return */
+    if (previous.sa_flags & SA_SIGINFO) {
+        previous.sa_sigaction(sig, info, uctx);
+    } else if (previous.sa_handler == SIG_DFL ||
+               (previous.sa_handler == SIG_IGN && fault)) { /* an access fault cannot be
+                                                              * ignored: the kernel kills */
+        signal(SIGSEGV, SIG_DFL);
+        if (!fault)
+            raise(sig);
+    } else if (previous.sa_handler != SIG_IGN) {
+        previous.sa_handler(sig);
+    }
+}
+
 static void on_fault(int sig, siginfo_t *info, void *uctx)
 {
     hak_guard_fault_t f;
     uintptr_t addr = (uintptr_t)info->si_addr;
-    if (!hak_sampled_fault(addr, &f)) {
-        sigaction(SIGSEGV, &previous, NULL); /* not ours: the fault comes again, for it */
-        (void)sig;
-        (void)uctx;
+    if (info->si_code <= 0 || !hak_sampled_fault(addr, &f)) {
+        pass_on(sig, info, uctx);
         return;
     }
     char line[512];

@@ -10,11 +10,17 @@
  *              blocks found guarded, the most lines /proc/self/maps had, and the calls that
  *              failed (a guarded slot splits its mapping: without a bound on live guarded
  *              blocks the process reached vm.max_map_count and every later mapping failed)
+ *   raise      raise(SIGSEGV) with no handler of the program's: it must die of it
+ *   rehandled  a handler of the program's, installed over hakmem's, that prints "rehandled",
+ *              puts hakmem's back and raises SIGSEGV again (Python's faulthandler does so);
+ *              the program raises SIGSEGV: it must die of the second one
+ *   segv       a write to address 16 (no guarded block): it must die of SIGSEGV
  *   ok         100,000 allocations of 0..5000 bytes, each written whole and freed, plus
  *              calloc, realloc and posix_memalign; prints "guarded <n>", the blocks found on a
  *              guarded page (the page 2 of a 64 KiB slot, sample_store.c's layout, whose page
  *              below cannot be read: write(2) from it fails with EFAULT)
  * The error modes must not return (the report aborts); they print "FAIL" if they do. */
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +65,17 @@ static long map_count(void)
 
 static void *nothing(void *arg) { return arg; }
 
+static struct sigaction before_mine; /* hakmem's handler, which "rehandled" replaced */
+
+static void rehandle(int sig)
+{
+    static const char msg[] = "rehandled\n";
+    if (write(1, msg, sizeof msg - 1) < 0)
+        _exit(8);
+    sigaction(SIGSEGV, &before_mine, NULL);
+    raise(sig);
+}
+
 /* A guarded 100-byte block against the lower guard (left) or the upper one. */
 static char *guarded_block(int left)
 {
@@ -89,6 +106,20 @@ int main(int argc, char **argv)
         p = guarded_block(1);
         free((char *)p);
         p[5] = 1;
+    } else if (!strcmp(mode, "raise")) {
+        malloc(100); /* the library has started */
+        raise(SIGSEGV);
+    } else if (!strcmp(mode, "rehandled")) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = rehandle;
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(SIGSEGV, &sa, &before_mine))
+            return 9;
+        raise(SIGSEGV);
+    } else if (!strcmp(mode, "segv")) {
+        p = (volatile char *)16;
+        p[0] = 1;
     } else if (!strcmp(mode, "many")) {
         enum { N = 30000 };
         static char *live[N];

@@ -74,6 +74,35 @@ static void test_use_after_free(void **s)
     expect_report("uaf", "5 byte(s) into the freed 100-byte block at 0x", lines);
 }
 
+/* A SIGSEGV that is not a guarded block's reaches what would have had it without hakmem: here
+ * the default action, so the program dies of SIGSEGV, with no report. Raised by the program
+ * (before the fix hakmem's handler returned into it, and it went on: exit 0), raised again by
+ * a handler of the program's that had replaced hakmem's and put it back (Python's
+ * faulthandler), and an access fault. */
+static void expect_sigsegv(const char *mode, const char *out)
+{
+    const char *env[] = {"HAKMEM_GUARD_SAMPLE=1", NULL};
+    tl_result r;
+    run(mode, env, &r);
+    char st[64];
+    print_message("    %s: %s\n", mode, tl_status_str(&r, st, sizeof st));
+    if (r.timed_out || !WIFSIGNALED(r.status) || WTERMSIG(r.status) != SIGSEGV)
+        fail_msg("prog_guard %s: %s, not SIGSEGV; stderr: %s", mode, st, r.err);
+    if (strstr(r.err, "hakmem:"))
+        fail_msg("prog_guard %s: a report for a fault that is not hakmem's: %s", mode, r.err);
+    if (out && !strstr(r.out, out))
+        fail_msg("prog_guard %s: no '%s' on stdout: %s", mode, out, r.out);
+    tl_result_free(&r);
+}
+
+static void test_other_sigsegv_passes_on(void **s)
+{
+    (void)s;
+    expect_sigsegv("raise", NULL);
+    expect_sigsegv("rehandled", "rehandled");
+    expect_sigsegv("segv", NULL);
+}
+
 static long guarded_count(const char *const env[])
 {
     tl_result r;
@@ -150,6 +179,7 @@ int main(void)
         cmocka_unit_test(test_overflow),
         cmocka_unit_test(test_underflow),
         cmocka_unit_test(test_use_after_free),
+        cmocka_unit_test(test_other_sigsegv_passes_on),
         cmocka_unit_test(test_correct_program_runs),
         cmocka_unit_test(test_one_in_n),
         cmocka_unit_test(test_many_live_blocks_bounded),
