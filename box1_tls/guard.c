@@ -85,11 +85,10 @@ static void put_stack(const char *what, const uintptr_t *frames, uint32_t n)
 
 /* A SIGSEGV that is not a guarded block's goes where it would have gone without hakmem, as
  * GWP-ASan's handler passes it on: to the previous handler, called from here (ours stays
- * installed for the next guarded fault), or to the previous disposition. A signal sent by
- * kill, raise or sigqueue (si_code <= 0) has no faulting instruction that would run again, so
- * it is raised again under the previous disposition (pending until this handler returns);
- * before that fix such a signal returned into the program, which went on (Python's
- * faulthandler._sigsegv() then exited 0). */
+ * installed for the next guarded fault), or to the previous disposition. An access fault
+ * repeats when this handler returns; a signal sent by kill, raise or sigqueue (si_code <= 0)
+ * does not, so under the default action it is raised again (pending until the return):
+ * returning alone would resume the program (Python's faulthandler._sigsegv() exited 0 so). */
 static void pass_on(int sig, siginfo_t *info, void *uctx)
 {
     int fault = info->si_code > 0; /* the kernel's, for an access: it repeats on return */
